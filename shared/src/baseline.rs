@@ -1,0 +1,299 @@
+//! Per-series baselines: what a key usually does, by hour of the day, with its spread, its peaks
+//! and its longest usual silence, learned incrementally minute by minute.
+//!
+//! The model (documented in the README):
+//! - **Rate by hour of day.** For each of the 24 UTC hours, an exponentially weighted mean of the
+//!   per-minute count and of its square (about a week of memory: weight 1/7 per day). The first
+//!   observation of an hour seeds it; hours never observed fall back to the mean of those seen.
+//! - **Spread.** The variance comes from the same moments; counts are modelled as negative
+//!   binomial when overdispersed (bursty keys), Poisson otherwise, with a floor of one event a
+//!   week so that a key never seen still has a finite, tiny rate (the managed service's 0.0001).
+//! - **Peaks.** The largest 1-minute and 5-minute counts of each of the last 7 days: a spike must
+//!   beat the week's peak, so a key's usual bursts never alert.
+//! - **Rhythm.** The longest gap between active minutes on each of the last 7 days: a steady key's
+//!   silence is unusual once it lasts several of its longest usual gaps.
+//! - **Who and how.** Top caller ARNs, user agents and error codes, decayed by 6/7 a day (a
+//!   7-day memory), for the baseline side of attributions.
+//!
+//! Minutes inside an open spike do not teach the baseline (they count as the expected rate), so a
+//! long incident does not become normal while it lasts.
+
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};
+
+use crate::fold::Cell;
+use crate::minute::{MINUTES_PER_DAY, MINUTES_PER_WEEK, Minute, hour_of_day};
+use crate::topk::TopK;
+
+/// Rate floor: one event a week.
+pub const RATE_FLOOR: f64 = 1.0 / MINUTES_PER_WEEK as f64;
+/// Days of per-day rings kept (today plus the 7 before, plus one spare for the baseline window).
+const DAYS_KEPT: i64 = 9;
+/// Weight of a new day in the hour-of-day means.
+const DAILY_WEIGHT: f64 = 1.0 / 7.0;
+
+/// Upper tail probability P(X ≥ x) for a count with the given mean and variance.
+pub fn upper_tail(x: u64, mean: f64, variance: f64) -> f64 {
+    if x == 0 {
+        return 1.0;
+    }
+    let mean = mean.max(RATE_FLOOR);
+    let variance = variance.max(mean);
+    if variance <= mean * 1.05 {
+        return match Poisson::new(mean) {
+            Ok(poisson) => poisson.sf(x - 1),
+            Err(_) => 1.0,
+        };
+    }
+    // Negative binomial with the same mean and variance: r = mean²/(var-mean), p = r/(r+mean).
+    let r = mean * mean / (variance - mean);
+    let p = r / (r + mean);
+    match NegativeBinomial::new(r, p) {
+        Ok(nb) => {
+            let tail = nb.sf(x - 1);
+            if tail.is_finite() {
+                tail.clamp(0.0, 1.0)
+            } else {
+                1.0
+            }
+        }
+        Err(_) => 1.0,
+    }
+}
+
+/// A value per UTC day, for the last few days.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayRing {
+    days: Vec<(i64, u64)>,
+}
+
+impl DayRing {
+    fn slot(&mut self, day: i64) -> &mut u64 {
+        if let Some(i) = self.days.iter().position(|(d, _)| *d == day) {
+            return &mut self.days[i].1;
+        }
+        self.days.retain(|(d, _)| *d > day - DAYS_KEPT);
+        self.days.push((day, 0));
+        let last = self.days.len() - 1;
+        &mut self.days[last].1
+    }
+
+    pub fn add(&mut self, day: i64, value: u64) {
+        *self.slot(day) += value;
+    }
+
+    pub fn raise(&mut self, day: i64, value: u64) {
+        let slot = self.slot(day);
+        *slot = (*slot).max(value);
+    }
+
+    /// Largest value over days in `[from, to]`.
+    pub fn max_in(&self, from: i64, to: i64) -> u64 {
+        self.days
+            .iter()
+            .filter(|(d, _)| (from..=to).contains(d))
+            .map(|(_, v)| *v)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn sum_in(&self, from: i64, to: i64) -> u64 {
+        self.days
+            .iter()
+            .filter(|(d, _)| (from..=to).contains(d))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    pub fn get(&self, day: i64) -> u64 {
+        self.days
+            .iter()
+            .find(|(d, _)| *d == day)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
+    }
+}
+
+/// What a series usually does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Per hour of day: weighted mean of the per-minute count.
+    pub hour_mean: Vec<f64>,
+    /// Per hour of day: weighted mean of the squared per-minute count.
+    pub hour_square: Vec<f64>,
+    /// Per hour of day: hours observed.
+    pub hour_seen: Vec<u32>,
+    /// Events per day (all events, as the contract's baseline average counts them).
+    pub daily_events: DayRing,
+    /// Largest 1-minute count per day (outside spikes).
+    pub daily_peak_1m: DayRing,
+    /// Largest 5-minute count per day (outside spikes).
+    pub daily_peak_5m: DayRing,
+    /// Longest gap between active minutes that ended on each day (outside drops).
+    pub daily_max_gap: DayRing,
+    pub arns: TopK,
+    pub agents: TopK,
+    pub errors: TopK,
+    /// Sums over the hour in progress (learning view: spike minutes replaced by the expected rate).
+    hour_sum: f64,
+    hour_sum_squares: f64,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Self {
+            hour_mean: vec![0.0; 24],
+            hour_square: vec![0.0; 24],
+            hour_seen: vec![0; 24],
+            daily_events: DayRing::default(),
+            daily_peak_1m: DayRing::default(),
+            daily_peak_5m: DayRing::default(),
+            daily_max_gap: DayRing::default(),
+            arns: TopK::default(),
+            agents: TopK::default(),
+            errors: TopK::default(),
+            hour_sum: 0.0,
+            hour_sum_squares: 0.0,
+        }
+    }
+}
+
+/// Expected count of a minute, and its variance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expectation {
+    pub mean: f64,
+    pub variance: f64,
+}
+
+impl Baseline {
+    /// The expected per-minute count at `minute`.
+    pub fn expect(&self, minute: Minute) -> Expectation {
+        let h = hour_of_day(minute);
+        let (mean, square) = if self.hour_seen[h] > 0 {
+            (self.hour_mean[h], self.hour_square[h])
+        } else {
+            let seen: Vec<usize> = (0..24).filter(|&i| self.hour_seen[i] > 0).collect();
+            if seen.is_empty() {
+                (0.0, 0.0)
+            } else {
+                let n = seen.len() as f64;
+                (
+                    seen.iter().map(|&i| self.hour_mean[i]).sum::<f64>() / n,
+                    seen.iter().map(|&i| self.hour_square[i]).sum::<f64>() / n,
+                )
+            }
+        };
+        let mean = mean.max(RATE_FLOOR);
+        Expectation {
+            mean,
+            variance: (square - mean * mean).max(mean),
+        }
+    }
+
+    /// Learns one minute: `learned` is the count to learn (the expected rate inside a spike).
+    pub fn learn_minute(&mut self, learned: f64) {
+        self.hour_sum += learned;
+        self.hour_sum_squares += learned * learned;
+    }
+
+    /// Closes the hour that `last_minute` belongs to: folds its sums into the hour-of-day means.
+    pub fn close_hour(&mut self, last_minute: Minute) {
+        let h = hour_of_day(last_minute);
+        let mean = self.hour_sum / 60.0;
+        let square = self.hour_sum_squares / 60.0;
+        let weight = if self.hour_seen[h] == 0 {
+            1.0
+        } else {
+            DAILY_WEIGHT.max(1.0 / f64::from(self.hour_seen[h] + 1))
+        };
+        self.hour_mean[h] += weight * (mean - self.hour_mean[h]);
+        self.hour_square[h] += weight * (square - self.hour_square[h]);
+        self.hour_seen[h] = self.hour_seen[h].saturating_add(1);
+        self.hour_sum = 0.0;
+        self.hour_sum_squares = 0.0;
+    }
+
+    /// Start of a new UTC day: older attributions weigh less.
+    pub fn close_day(&mut self) {
+        for top in [&mut self.arns, &mut self.agents, &mut self.errors] {
+            top.scale(6.0 / 7.0);
+        }
+    }
+
+    pub fn learn_attributions(&mut self, cell: &Cell) {
+        self.arns.merge(&cell.arns);
+        self.agents.merge(&cell.agents);
+        self.errors.merge(&cell.errors);
+    }
+
+    /// Largest usual 1-minute and 5-minute counts over the 7 days before `minute`'s day and today.
+    pub fn peaks(&self, minute: Minute) -> (u64, u64) {
+        let day = minute.div_euclid(MINUTES_PER_DAY);
+        (
+            self.daily_peak_1m.max_in(day - 7, day),
+            self.daily_peak_5m.max_in(day - 7, day),
+        )
+    }
+
+    /// Longest usual gap over the last 7 days.
+    pub fn longest_gap(&self, minute: Minute) -> u64 {
+        let day = minute.div_euclid(MINUTES_PER_DAY);
+        self.daily_max_gap.max_in(day - 7, day)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails_are_finite_and_ordered() {
+        // Degenerate baselines never make the score NaN or infinite.
+        for (mean, var) in [
+            (0.0, 0.0),
+            (RATE_FLOOR, 0.0),
+            (1e-12, 1e-12),
+            (5.0, 5.0),
+            (5.0, 500.0),
+        ] {
+            for x in [0, 1, 5, 50, 5000] {
+                let p = upper_tail(x, mean, var);
+                assert!(
+                    p.is_finite() && (0.0..=1.0).contains(&p),
+                    "{x} {mean} {var} -> {p}"
+                );
+            }
+        }
+        assert_eq!(upper_tail(0, 3.0, 3.0), 1.0);
+        assert!(upper_tail(14, 0.0001, 0.0001) < 1e-30);
+        assert!(upper_tail(10, 5.0, 5.0) > upper_tail(20, 5.0, 5.0));
+        // Overdispersion makes the same count less surprising.
+        assert!(upper_tail(20, 5.0, 100.0) > upper_tail(20, 5.0, 5.0));
+    }
+
+    #[test]
+    fn hour_means_seed_then_smooth() {
+        let mut b = Baseline::default();
+        for _ in 0..60 {
+            b.learn_minute(2.0);
+        }
+        b.close_hour(13 * 60 + 59);
+        assert_eq!(b.expect(13 * 60).mean, 2.0);
+        // An hour never seen falls back to the mean of those seen.
+        assert_eq!(b.expect(3 * 60).mean, 2.0);
+        for _ in 0..60 {
+            b.learn_minute(0.0);
+        }
+        b.close_hour(MINUTES_PER_DAY + 13 * 60 + 59);
+        let e = b.expect(13 * 60);
+        assert!(e.mean > 0.9 && e.mean < 2.0, "{e:?}");
+        assert!(e.variance >= e.mean);
+    }
+
+    #[test]
+    fn empty_baseline_has_a_floor() {
+        let e = Baseline::default().expect(0);
+        assert_eq!(e.mean, RATE_FLOOR);
+        assert_eq!(e.variance, RATE_FLOOR);
+    }
+}

@@ -1,0 +1,425 @@
+//! The fold: records → per-series, per-minute cells (a [`Delta`]).
+//!
+//! One [`Folder`] folds one log file. Its output, a [`Delta`], is the unit that storage writes
+//! exactly once and that the detector merges: counts per (series, UTC minute of `eventTime`), the
+//! part of them made by AWS services on the user's behalf, and bounded top values of the caller's
+//! ARN, user agent and (call-rate series) error code.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::{Class, ClassifyOptions, Exclusion, classify};
+use crate::minute::{Minute, parse_minute};
+use crate::record::Record;
+use crate::series::SeriesKey;
+use crate::topk::{TOP_REPORTED, TopK};
+
+/// The attribution value for "no error" in call-rate series, as the managed service writes it.
+pub const NO_ERROR: &str = "null";
+
+/// One series' activity in one minute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Events.
+    #[serde(rename = "c")]
+    pub count: u64,
+    /// Of which made by AWS services on the user's behalf.
+    #[serde(rename = "v", default, skip_serializing_if = "is_zero")]
+    pub service: u64,
+    #[serde(rename = "u", default, skip_serializing_if = "TopK::is_empty")]
+    pub arns: TopK,
+    #[serde(rename = "g", default, skip_serializing_if = "TopK::is_empty")]
+    pub agents: TopK,
+    #[serde(rename = "x", default, skip_serializing_if = "TopK::is_empty")]
+    pub errors: TopK,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Cell {
+    pub fn merge(&mut self, other: &Cell) {
+        self.count += other.count;
+        self.service += other.service;
+        self.arns.merge(&other.arns);
+        self.agents.merge(&other.agents);
+        self.errors.merge(&other.errors);
+    }
+}
+
+/// The fold of one log file (or of a part of one): the unit storage writes exactly once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Series in first-seen order; cells refer to them by index.
+    #[serde(rename = "k")]
+    pub series: Vec<SeriesKey>,
+    /// (series index, minute) → cell.
+    #[serde(rename = "m", with = "cells_as_list")]
+    pub cells: BTreeMap<(u32, Minute), Cell>,
+}
+
+mod cells_as_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry(u32, Minute, Cell);
+
+    pub fn serialize<S: Serializer>(
+        cells: &BTreeMap<(u32, Minute), Cell>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(cells.iter().map(|((i, m), c)| Entry(*i, *m, c.clone())))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(u32, Minute), Cell>, D::Error> {
+        let entries = Vec::<Entry>::deserialize(d)?;
+        Ok(entries
+            .into_iter()
+            .map(|Entry(i, m, c)| ((i, m), c))
+            .collect())
+    }
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Total events per series.
+    pub fn totals(&self) -> BTreeMap<&SeriesKey, u64> {
+        let mut totals = BTreeMap::new();
+        for ((i, _), cell) in &self.cells {
+            if let Some(key) = self.series.get(*i as usize) {
+                *totals.entry(key).or_insert(0) += cell.count;
+            }
+        }
+        totals
+    }
+
+    /// Iterates (series, minute, cell).
+    pub fn iter(&self) -> impl Iterator<Item = (&SeriesKey, Minute, &Cell)> {
+        self.cells
+            .iter()
+            .filter_map(|((i, m), c)| Some((self.series.get(*i as usize)?, *m, c)))
+    }
+
+    /// Splits into parts by UTC hour of the minutes (storage partitions deltas by hour).
+    pub fn split_by_hour(&self) -> BTreeMap<Minute, Delta> {
+        let mut parts: BTreeMap<Minute, DeltaBuilder> = BTreeMap::new();
+        for (key, minute, cell) in self.iter() {
+            parts
+                .entry(minute.div_euclid(60) * 60)
+                .or_default()
+                .add(key, minute, cell);
+        }
+        parts
+            .into_iter()
+            .map(|(hour, b)| (hour, b.finish()))
+            .collect()
+    }
+
+    /// Splits into parts of at most `max_cells` cells each, keeping each series' cells together
+    /// where possible. Parts are disjoint, so each can be written once independently.
+    pub fn split_by_cells(&self, max_cells: usize) -> Vec<Delta> {
+        let max_cells = max_cells.max(1);
+        let mut parts = Vec::new();
+        let mut current = DeltaBuilder::default();
+        let mut current_cells = 0;
+        for (key, minute, cell) in self.iter() {
+            if current_cells == max_cells {
+                parts.push(std::mem::take(&mut current).finish());
+                current_cells = 0;
+            }
+            current.add(key, minute, cell);
+            current_cells += 1;
+        }
+        if current_cells > 0 {
+            parts.push(current.finish());
+        }
+        parts
+    }
+}
+
+/// Builds a [`Delta`] from (series, minute, cell) triples.
+#[derive(Debug, Default)]
+pub struct DeltaBuilder {
+    index: HashMap<SeriesKey, u32>,
+    delta: Delta,
+}
+
+impl DeltaBuilder {
+    pub fn add(&mut self, key: &SeriesKey, minute: Minute, cell: &Cell) {
+        let next = self.delta.series.len() as u32;
+        let i = *self.index.entry(key.clone()).or_insert_with(|| {
+            self.delta.series.push(key.clone());
+            next
+        });
+        self.delta.cells.entry((i, minute)).or_default().merge(cell);
+    }
+
+    pub fn merge(&mut self, delta: &Delta) {
+        for (key, minute, cell) in delta.iter() {
+            self.add(key, minute, cell);
+        }
+    }
+
+    pub fn finish(self) -> Delta {
+        self.delta
+    }
+}
+
+/// What a fold saw, beyond its cells.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldStats {
+    pub records: u64,
+    /// Records whose `eventID` was already seen in the same file.
+    pub duplicates: u64,
+    /// Records that are not JSON objects the parser accepts.
+    pub malformed: u64,
+    pub excluded_insight: u64,
+    pub excluded_data: u64,
+    pub excluded_read: u64,
+    pub unusable: u64,
+    /// Records counted in at least one series.
+    pub counted: u64,
+    pub first_minute: Option<Minute>,
+    pub last_minute: Option<Minute>,
+}
+
+impl FoldStats {
+    pub fn merge(&mut self, other: &FoldStats) {
+        self.records += other.records;
+        self.duplicates += other.duplicates;
+        self.malformed += other.malformed;
+        self.excluded_insight += other.excluded_insight;
+        self.excluded_data += other.excluded_data;
+        self.excluded_read += other.excluded_read;
+        self.unusable += other.unusable;
+        self.counted += other.counted;
+        self.first_minute = min_opt(self.first_minute, other.first_minute);
+        self.last_minute = self.last_minute.max(other.last_minute);
+    }
+}
+
+fn min_opt(a: Option<Minute>, b: Option<Minute>) -> Option<Minute> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A fixed-key hasher for the within-file duplicate check (only equality within one run matters).
+#[derive(Default, Clone, Copy)]
+struct FixedState;
+impl BuildHasher for FixedState {
+    type Hasher = std::collections::hash_map::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        std::collections::hash_map::DefaultHasher::new()
+    }
+}
+
+/// Folds the records of one file.
+#[derive(Default)]
+pub struct Folder {
+    options: ClassifyOptions,
+    /// Series index by "account\0region\0source\0name\0error", looked up without allocating.
+    lookup: HashMap<String, u32>,
+    scratch: String,
+    seen_ids: HashSet<u64, FixedState>,
+    delta: Delta,
+    stats: FoldStats,
+}
+
+impl Folder {
+    pub fn new(options: ClassifyOptions) -> Self {
+        Self {
+            options,
+            ..Self::default()
+        }
+    }
+
+    /// Parses and folds one record's JSON text.
+    pub fn add_json(&mut self, json: &[u8]) {
+        match Record::parse(json) {
+            Ok(record) => self.add(&record),
+            Err(_) => {
+                self.stats.records += 1;
+                self.stats.malformed += 1;
+            }
+        }
+    }
+
+    /// Folds one parsed record.
+    pub fn add(&mut self, record: &Record<'_>) {
+        self.stats.records += 1;
+        if let Some(id) = record.event_id.as_deref() {
+            let mut hasher = FixedState.build_hasher();
+            id.hash(&mut hasher);
+            if !self.seen_ids.insert(hasher.finish()) {
+                self.stats.duplicates += 1;
+                return;
+            }
+        }
+        let (call, error_code) = match classify(record, &self.options) {
+            Class::Counted { call, error_code } => (call, error_code),
+            Class::Excluded(why) => {
+                match why {
+                    Exclusion::Insight => self.stats.excluded_insight += 1,
+                    Exclusion::DataEvent => self.stats.excluded_data += 1,
+                    Exclusion::ReadOnly => self.stats.excluded_read += 1,
+                    Exclusion::Unusable => self.stats.unusable += 1,
+                }
+                return;
+            }
+        };
+        let Some(minute) = record.event_time.as_deref().and_then(parse_minute) else {
+            self.stats.unusable += 1;
+            return;
+        };
+        self.stats.counted += 1;
+        self.stats.first_minute = min_opt(self.stats.first_minute, Some(minute));
+        self.stats.last_minute = self.stats.last_minute.max(Some(minute));
+        let service = record.is_aws_service_call();
+        let arn = record.user_arn();
+        let agent = record.user_agent.as_deref();
+        if call {
+            let i = self.series_index(record, None);
+            let cell = self.delta.cells.entry((i, minute)).or_default();
+            add_event(cell, service, arn, agent);
+            cell.errors.add(error_code.unwrap_or(NO_ERROR), 1);
+        }
+        if let Some(code) = error_code {
+            let i = self.series_index(record, Some(code));
+            add_event(
+                self.delta.cells.entry((i, minute)).or_default(),
+                service,
+                arn,
+                agent,
+            );
+        }
+    }
+
+    fn series_index(&mut self, record: &Record<'_>, error_code: Option<&str>) -> u32 {
+        let account = record.account().unwrap_or("unknown");
+        let region = record.aws_region.as_deref().unwrap_or_default();
+        let source = record.event_source.as_deref().unwrap_or_default();
+        let name = record.event_name.as_deref().unwrap_or_default();
+        self.scratch.clear();
+        for part in [account, region, source, name, error_code.unwrap_or("\u{1}")] {
+            self.scratch.push_str(part);
+            self.scratch.push('\0');
+        }
+        if let Some(&i) = self.lookup.get(self.scratch.as_str()) {
+            return i;
+        }
+        let i = self.delta.series.len() as u32;
+        self.delta.series.push(SeriesKey {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            event_source: source.to_owned(),
+            event_name: name.to_owned(),
+            error_code: error_code.map(str::to_owned),
+        });
+        self.lookup.insert(self.scratch.clone(), i);
+        i
+    }
+
+    pub fn stats(&self) -> &FoldStats {
+        &self.stats
+    }
+
+    /// The fold, with each cell's attributions cut to the values that are reported.
+    pub fn finish(mut self) -> (Delta, FoldStats) {
+        for cell in self.delta.cells.values_mut() {
+            cell.arns.truncate(TOP_REPORTED);
+            cell.agents.truncate(TOP_REPORTED);
+            cell.errors.truncate(TOP_REPORTED);
+        }
+        (self.delta, self.stats)
+    }
+}
+
+fn add_event(cell: &mut Cell, service: bool, arn: Option<&str>, agent: Option<&str>) {
+    cell.count += 1;
+    if service {
+        cell.service += 1;
+    }
+    if let Some(arn) = arn {
+        cell.arns.add(arn, 1);
+    }
+    if let Some(agent) = agent {
+        cell.agents.add(agent, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(lines: &[&str]) -> (Delta, FoldStats) {
+        let mut folder = Folder::new(ClassifyOptions::default());
+        for line in lines {
+            folder.add_json(line.as_bytes());
+        }
+        folder.finish()
+    }
+
+    #[test]
+    fn counts_calls_and_errors_per_minute_once_per_event_id() {
+        let write = r#"{"eventID":"1","eventTime":"2026-03-02T14:07:12Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false,"userIdentity":{"arn":"arn:a"},"userAgent":"cli"}"#;
+        let failed = r#"{"eventID":"2","eventTime":"2026-03-02T14:07:59Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false,"errorCode":"Client.InstanceLimitExceeded"}"#;
+        let next_minute = r#"{"eventID":"3","eventTime":"2026-03-02T14:08:00Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false}"#;
+        let (delta, stats) = fold(&[write, write, failed, next_minute, "not json"]);
+        assert_eq!(stats.records, 5);
+        assert_eq!(stats.duplicates, 1);
+        assert_eq!(stats.malformed, 1);
+        assert_eq!(stats.counted, 3);
+        let totals: Vec<(String, u64)> = delta
+            .totals()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(
+            totals,
+            vec![
+                (
+                    "111/us-east-1/ec2.amazonaws.com:RunInstances".to_string(),
+                    3
+                ),
+                (
+                    "111/us-east-1/ec2.amazonaws.com:RunInstances[Client.InstanceLimitExceeded]"
+                        .to_string(),
+                    1
+                ),
+            ]
+        );
+        let first_minute = delta.cells.iter().next().unwrap().1;
+        assert_eq!(first_minute.count, 2);
+        assert_eq!(
+            first_minute.errors.sorted(),
+            vec![("Client.InstanceLimitExceeded", 1), (NO_ERROR, 1)]
+        );
+        assert_eq!(first_minute.arns.sorted(), vec![("arn:a", 1)]);
+    }
+
+    #[test]
+    fn delta_round_trips_and_splits() {
+        let a = r#"{"eventID":"1","eventTime":"2026-03-02T14:59:12Z","eventSource":"s","eventName":"CreateX","awsRegion":"r","readOnly":false}"#;
+        let b = r#"{"eventID":"2","eventTime":"2026-03-02T15:00:12Z","eventSource":"s","eventName":"CreateX","awsRegion":"r","readOnly":false}"#;
+        let (delta, _) = fold(&[a, b]);
+        let json = serde_json::to_string(&delta).unwrap();
+        assert_eq!(serde_json::from_str::<Delta>(&json).unwrap(), delta);
+        assert_eq!(delta.split_by_hour().len(), 2);
+        let parts = delta.split_by_cells(1);
+        assert_eq!(parts.len(), 2);
+        let mut merged = DeltaBuilder::default();
+        parts.iter().for_each(|p| merged.merge(p));
+        assert_eq!(merged.finish(), delta);
+    }
+}

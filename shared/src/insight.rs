@@ -1,0 +1,220 @@
+//! The Insight record, exactly in CloudTrail's format (the contract's §3), and its statistics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::minute::{MINUTES_PER_DAY, Minute, day_start, format_minute};
+use crate::series::{InsightType, SeriesKey};
+
+pub const EVENT_VERSION: &str = "1.09";
+
+/// `Start` or `End`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InsightState {
+    Start,
+    End,
+}
+
+/// One CloudTrail Insight record. Field names and order are the service's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightRecord {
+    pub event_version: String,
+    pub event_time: String,
+    pub aws_region: String,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    pub event_type: String,
+    pub recipient_account_id: String,
+    #[serde(rename = "sharedEventID")]
+    pub shared_event_id: String,
+    pub insight_details: InsightDetails,
+    pub event_category: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightDetails {
+    pub state: InsightState,
+    pub event_source: String,
+    pub event_name: String,
+    pub insight_type: InsightType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    pub source_event_category: String,
+    pub insight_context: InsightContext,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightContext {
+    pub statistics: Statistics,
+    pub attributions: Vec<Attribution>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Statistics {
+    pub baseline: Average,
+    pub insight: Average,
+    pub insight_duration: i64,
+    pub baseline_duration: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Average {
+    pub average: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub attribute: String,
+    pub insight: Vec<AttributionValue>,
+    pub baseline: Vec<AttributionValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionValue {
+    pub value: String,
+    pub average: f64,
+}
+
+impl InsightRecord {
+    pub fn series(&self) -> SeriesKey {
+        SeriesKey {
+            account: self.recipient_account_id.clone(),
+            region: self.aws_region.clone(),
+            event_source: self.insight_details.event_source.clone(),
+            event_name: self.insight_details.event_name.clone(),
+            error_code: self.insight_details.error_code.clone(),
+        }
+    }
+
+    /// The same record with both identifiers blanked, for comparing runs.
+    pub fn without_ids(&self) -> InsightRecord {
+        InsightRecord {
+            event_id: String::new(),
+            shared_event_id: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// `baselineDuration`: minutes from 00:00 UTC seven calendar days before the day the insight
+/// starts, up to its start.
+pub fn baseline_duration(start: Minute) -> i64 {
+    start - (day_start(start) - 7 * MINUTES_PER_DAY)
+}
+
+/// An average as the service reports it: events over minutes (empty minutes count).
+pub fn average(events: u64, minutes: i64) -> f64 {
+    if minutes <= 0 {
+        0.0
+    } else {
+        events as f64 / minutes as f64
+    }
+}
+
+/// Builds a record. The caller supplies statistics and attributions.
+pub struct RecordParts<'a> {
+    pub key: &'a SeriesKey,
+    pub state: InsightState,
+    pub event_time: Minute,
+    pub shared_event_id: &'a str,
+    pub statistics: Statistics,
+    pub attributions: Vec<Attribution>,
+}
+
+pub fn build_record(parts: RecordParts<'_>) -> InsightRecord {
+    InsightRecord {
+        event_version: EVENT_VERSION.to_owned(),
+        event_time: format_minute(parts.event_time),
+        aws_region: parts.key.region.clone(),
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_type: "AwsCloudTrailInsight".to_owned(),
+        recipient_account_id: parts.key.account.clone(),
+        shared_event_id: parts.shared_event_id.to_owned(),
+        insight_details: InsightDetails {
+            state: parts.state,
+            event_source: parts.key.event_source.clone(),
+            event_name: parts.key.event_name.clone(),
+            insight_type: parts.key.insight_type(),
+            error_code: parts.key.error_code.clone(),
+            source_event_category: "Management".to_owned(),
+            insight_context: InsightContext {
+                statistics: parts.statistics,
+                attributions: parts.attributions,
+            },
+        },
+        event_category: "Insight".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::minute::parse_minute;
+
+    #[test]
+    fn published_statistics_are_reproduced() {
+        // The contract's published figure: 861036 events over a 10080-minute baseline.
+        assert!((average(861_036, 10_080) - 85.420_238_095_2).abs() < 1e-9);
+        // An insight starting at 00:00 has exactly seven days of baseline; later starts add the day so far.
+        assert_eq!(
+            baseline_duration(parse_minute("2026-03-02T00:00:00Z").unwrap()),
+            10_080
+        );
+        assert_eq!(
+            baseline_duration(parse_minute("2026-03-02T14:07:00Z").unwrap()),
+            10_080 + 14 * 60 + 7
+        );
+        assert_eq!(average(5, 0), 0.0);
+    }
+
+    #[test]
+    fn record_has_every_field_of_the_contract_example() {
+        let key = SeriesKey {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            event_source: "iam.amazonaws.com".into(),
+            event_name: "CreateAccessKey".into(),
+            error_code: None,
+        };
+        let start = parse_minute("2026-03-02T14:07:00Z").unwrap();
+        let record = build_record(RecordParts {
+            key: &key,
+            state: InsightState::Start,
+            event_time: start,
+            shared_event_id: "s",
+            statistics: Statistics {
+                baseline: Average { average: 0.0001 },
+                insight: Average { average: 14.0 },
+                insight_duration: 1,
+                baseline_duration: baseline_duration(start),
+            },
+            attributions: vec![],
+        });
+        let json = serde_json::to_value(&record).unwrap();
+        let example: serde_json::Value =
+            serde_json::from_str(include_str!("../testdata/insight_example.json")).unwrap();
+        fn paths(v: &serde_json::Value, prefix: String, out: &mut Vec<String>) {
+            if let Some(map) = v.as_object() {
+                for (k, v) in map {
+                    let p = format!("{prefix}/{k}");
+                    out.push(p.clone());
+                    if k != "attributions" {
+                        paths(v, p, out);
+                    }
+                }
+            }
+        }
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        paths(&json, String::new(), &mut ours);
+        paths(&example, String::new(), &mut theirs);
+        for path in &theirs {
+            assert!(ours.contains(path), "missing {path}");
+        }
+        assert_eq!(json["eventTime"], "2026-03-02T14:07:00Z");
+        assert_eq!(json["insightDetails"]["state"], "Start");
+        assert!(json["insightDetails"].get("errorCode").is_none());
+    }
+}

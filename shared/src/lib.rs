@@ -1,0 +1,25 @@
+//! Trailsight's library: CloudTrail records in, Insight records out.
+//!
+//! Domain modules (no AWS): [`record`] (one record, parsed leniently), [`logfile`] (log objects,
+//! streamed with bounded cost), [`s3key`] (CloudTrail's key layout), [`classify`] (what counts),
+//! [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
+//! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`].
+//! Pipelines: [`ingest`] and [`detect`], over the storage traits in [`store`], implemented in
+//! memory by [`memory`] and, with the `aws` feature, on DynamoDB, EventBridge, CloudWatch and S3.
+
+pub mod baseline;
+pub mod classify;
+pub mod config;
+pub mod detect;
+pub mod detector;
+pub mod fold;
+pub mod ingest;
+pub mod insight;
+pub mod logfile;
+pub mod memory;
+pub mod minute;
+pub mod record;
+pub mod s3key;
+pub mod series;
+pub mod store;
+pub mod topk;

@@ -1,0 +1,563 @@
+//! Reading CloudTrail log objects: gzip or plain, `{"Records":[...]}`, a JSON array of records, or
+//! JSON lines, streamed with bounded memory and bounded cost.
+//!
+//! The reader never holds more than one record (plus a read buffer) in memory: a small resumable
+//! scanner finds each record's byte range in the decompressed stream and hands the slice to the
+//! caller, which parses it with borrowed strings ([`crate::record::Record`]). The scanner only
+//! tracks strings and braces, using `memchr` to jump between them, so it costs far less than the
+//! JSON parse that follows; the parse rejects whatever the scanner let through that is not JSON.
+//!
+//! Costs are bounded by [`ReadLimits`]: decompressed bytes, the decompression ratio (a gzip bomb
+//! fails after a few megabytes, not after gigabytes), records per file and bytes per record.
+
+use std::cell::Cell;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+use flate2::read::MultiGzDecoder;
+
+/// Bounds on what one untrusted object may cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadLimits {
+    /// Compressed bytes read from the source, at most.
+    pub max_compressed_bytes: u64,
+    /// Decompressed bytes, at most.
+    pub max_decompressed_bytes: u64,
+    /// Decompressed bytes per compressed byte, at most (checked once past 4 MiB decompressed).
+    pub max_ratio: u64,
+    /// Records per file, at most.
+    pub max_records: u64,
+    /// Bytes of one record, at most.
+    pub max_record_bytes: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_compressed_bytes: 256 << 20,
+            max_decompressed_bytes: 2 << 30,
+            max_ratio: 100,
+            max_records: 5_000_000,
+            max_record_bytes: 4 << 20,
+        }
+    }
+}
+
+/// The layout the object turned out to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// Nothing but whitespace.
+    Empty,
+    /// CloudTrail's `{"Records":[...]}`.
+    RecordsObject,
+    /// A JSON array of records.
+    Array,
+    /// One JSON object per line (or concatenated objects).
+    Lines,
+}
+
+/// What reading an object found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadStats {
+    pub shape: Option<Shape>,
+    pub records: u64,
+    pub compressed_bytes: u64,
+    pub decompressed_bytes: u64,
+}
+
+/// Why an object could not be read. Every variant is final for that object: retrying it gives the
+/// same answer (I/O errors from the source excepted, which the caller classifies).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not JSON (starts with byte 0x{0:02x}); not a CloudTrail log file")]
+    NotJson(u8),
+    #[error("corrupt gzip stream: {0}")]
+    CorruptGzip(String),
+    #[error("truncated: the JSON ends inside a value after {0} bytes")]
+    Truncated(u64),
+    #[error("malformed JSON at byte {0}")]
+    Malformed(u64),
+    #[error("compressed size exceeds the limit of {0} bytes")]
+    CompressedTooLarge(u64),
+    #[error("decompressed size exceeds the limit of {0} bytes")]
+    DecompressedTooLarge(u64),
+    #[error("decompression ratio exceeds {0}:1 (a gzip bomb?)")]
+    RatioTooHigh(u64),
+    #[error("more than {0} records")]
+    TooManyRecords(u64),
+    #[error("a record exceeds {0} bytes")]
+    RecordTooLarge(usize),
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ReadError {
+    /// True when the object is simply not a log file (ignored), rather than a damaged one.
+    pub fn is_not_a_log(&self) -> bool {
+        matches!(self, ReadError::NotJson(_))
+    }
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const CHUNK: usize = 256 << 10;
+/// The ratio limit applies once this much has been inflated (tiny files compress very well).
+const RATIO_GRACE: u64 = 4 << 20;
+
+/// Counts the bytes that pass through, and enforces the compressed-size limit.
+struct CountingReader<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+    limit: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        if self.count.get() > self.limit {
+            return Err(io::Error::other(LimitExceeded));
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+struct LimitExceeded;
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("compressed size limit exceeded")
+    }
+}
+impl std::error::Error for LimitExceeded {}
+
+/// Reads a log object from `source` (gzip or plain) and calls `on_record` with each record's JSON
+/// text, in file order. Returns what was read, or why the object is unreadable.
+pub fn read_records<R, F>(
+    source: R,
+    limits: &ReadLimits,
+    on_record: F,
+) -> Result<ReadStats, ReadError>
+where
+    R: Read,
+    F: FnMut(&[u8]),
+{
+    let compressed = Rc::new(Cell::new(0u64));
+    let mut counted = CountingReader {
+        inner: source,
+        count: Rc::clone(&compressed),
+        limit: limits.max_compressed_bytes,
+    };
+    let mut head = [0u8; 2];
+    let mut head_len = 0;
+    while head_len < 2 {
+        match counted.read(&mut head[head_len..]) {
+            Ok(0) => break,
+            Ok(n) => head_len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(map_io(e, limits)),
+        }
+    }
+    let prefix = io::Cursor::new(head[..head_len].to_vec());
+    if head_len == 2 && head == GZIP_MAGIC {
+        let mut decoder = MultiGzDecoder::new(prefix.chain(&mut counted));
+        let result = scan(&mut decoder, limits, on_record, &|| compressed.get());
+        drop(decoder);
+        finish(result, compressed.get(), limits)
+    } else {
+        let mut plain = prefix.chain(&mut counted);
+        let result = scan(&mut plain, limits, on_record, &|| compressed.get());
+        drop(plain);
+        finish(result, compressed.get(), limits)
+    }
+}
+
+fn finish(
+    result: Result<ReadStats, ReadError>,
+    compressed: u64,
+    limits: &ReadLimits,
+) -> Result<ReadStats, ReadError> {
+    let mut stats = result.map_err(|e| match e {
+        ReadError::Io(io) => map_io(io, limits),
+        other => other,
+    })?;
+    stats.compressed_bytes = compressed;
+    Ok(stats)
+}
+
+fn map_io(error: io::Error, limits: &ReadLimits) -> ReadError {
+    if error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LimitExceeded>())
+    {
+        return ReadError::CompressedTooLarge(limits.max_compressed_bytes);
+    }
+    match error.kind() {
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
+            ReadError::CorruptGzip(error.to_string())
+        }
+        _ => ReadError::Io(error),
+    }
+}
+
+/// Where the scanner is in the JSON structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Between top-level values.
+    Top,
+    /// Inside a top-level array: its elements are records.
+    TopArray,
+    /// At depth 1 of a top-level object, between members.
+    TopObject,
+    /// Inside a key string of the top-level object.
+    TopKey,
+    /// After a top-level key, before its value.
+    TopColon,
+    /// Skipping the value of a top-level member that is not `Records`.
+    SkipValue,
+    /// Inside the `Records` array.
+    RecordsArray,
+    /// Inside a record object.
+    Record,
+}
+
+struct Scanner<'l> {
+    limits: &'l ReadLimits,
+    buf: Vec<u8>,
+    /// Absolute offset (in the stream) of `buf[0]`.
+    base: u64,
+    pos: usize,
+    mode: Mode,
+    /// Mode to return to when a record ends.
+    record_return: Mode,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    record_start: Option<usize>,
+    object_start: Option<usize>,
+    key_start: usize,
+    key_is_records: bool,
+    saw_records_key: bool,
+    skip_depth: u32,
+    skip_started: bool,
+    stats: ReadStats,
+}
+
+fn scan<R, F>(
+    reader: &mut R,
+    limits: &ReadLimits,
+    mut on_record: F,
+    compressed: &dyn Fn() -> u64,
+) -> Result<ReadStats, ReadError>
+where
+    R: Read,
+    F: FnMut(&[u8]),
+{
+    let mut s = Scanner {
+        limits,
+        buf: Vec::with_capacity(CHUNK * 2),
+        base: 0,
+        pos: 0,
+        mode: Mode::Top,
+        record_return: Mode::Top,
+        depth: 0,
+        in_string: false,
+        escaped: false,
+        record_start: None,
+        object_start: None,
+        key_start: 0,
+        key_is_records: false,
+        saw_records_key: false,
+        skip_depth: 0,
+        skip_started: false,
+        stats: ReadStats::default(),
+    };
+    let mut first_byte_seen = false;
+    loop {
+        s.compact();
+        let old_len = s.buf.len();
+        s.buf.resize(old_len + CHUNK, 0);
+        let n = loop {
+            match reader.read(&mut s.buf[old_len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        };
+        s.buf.truncate(old_len + n);
+        s.stats.decompressed_bytes += n as u64;
+        if s.stats.decompressed_bytes > limits.max_decompressed_bytes {
+            return Err(ReadError::DecompressedTooLarge(
+                limits.max_decompressed_bytes,
+            ));
+        }
+        if n == 0 {
+            break;
+        }
+        let inflated = s.stats.decompressed_bytes;
+        if inflated > RATIO_GRACE && inflated > limits.max_ratio.saturating_mul(compressed().max(1))
+        {
+            return Err(ReadError::RatioTooHigh(limits.max_ratio));
+        }
+        if !first_byte_seen {
+            if let Some(&b) = s.buf[old_len..]
+                .iter()
+                .find(|b| !is_space(**b) && **b != 0xEF && **b != 0xBB && **b != 0xBF)
+            {
+                first_byte_seen = true;
+                if b != b'{' && b != b'[' {
+                    return Err(ReadError::NotJson(b));
+                }
+            }
+        }
+        s.run(&mut on_record)?;
+    }
+    if s.mode != Mode::Top || s.in_string {
+        return Err(ReadError::Truncated(s.stats.decompressed_bytes));
+    }
+    if s.stats.shape.is_none() {
+        s.stats.shape = Some(Shape::Empty);
+    }
+    Ok(s.stats)
+}
+
+impl Scanner<'_> {
+    /// Drops consumed bytes from the front of the buffer.
+    fn compact(&mut self) {
+        let keep = [
+            self.record_start,
+            self.object_start,
+            (self.mode == Mode::TopKey).then_some(self.key_start),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.pos);
+        if keep == 0 {
+            return;
+        }
+        self.buf.drain(..keep);
+        self.base += keep as u64;
+        self.pos -= keep;
+        self.record_start = self.record_start.map(|p| p - keep);
+        self.object_start = self.object_start.map(|p| p - keep);
+        self.key_start = self.key_start.saturating_sub(keep);
+    }
+
+    fn at(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    fn emit<F: FnMut(&[u8])>(
+        &mut self,
+        start: usize,
+        end: usize,
+        on_record: &mut F,
+    ) -> Result<(), ReadError> {
+        self.stats.records += 1;
+        if self.stats.records > self.limits.max_records {
+            return Err(ReadError::TooManyRecords(self.limits.max_records));
+        }
+        on_record(&self.buf[start..end]);
+        Ok(())
+    }
+
+    /// Advances over the buffered bytes, emitting every record that completes.
+    fn run<F: FnMut(&[u8])>(&mut self, on_record: &mut F) -> Result<(), ReadError> {
+        while self.pos < self.buf.len() {
+            match self.mode {
+                Mode::Record => self.scan_record(on_record)?,
+                Mode::Top => {
+                    let b = self.buf[self.pos];
+                    match b {
+                        b'{' => {
+                            self.object_start = Some(self.pos);
+                            self.saw_records_key = false;
+                            self.mode = Mode::TopObject;
+                        }
+                        b'[' => {
+                            self.stats.shape.get_or_insert(Shape::Array);
+                            self.mode = Mode::TopArray;
+                        }
+                        b if is_space(b) || b == 0xEF || b == 0xBB || b == 0xBF => {}
+                        _ => return Err(ReadError::Malformed(self.at())),
+                    }
+                    self.pos += 1;
+                }
+                Mode::TopArray | Mode::RecordsArray => {
+                    let b = self.buf[self.pos];
+                    match b {
+                        b'{' => {
+                            self.record_start = Some(self.pos);
+                            self.record_return = self.mode;
+                            self.depth = 1;
+                            self.in_string = false;
+                            self.mode = Mode::Record;
+                        }
+                        b']' => {
+                            self.mode = if self.mode == Mode::TopArray {
+                                Mode::Top
+                            } else {
+                                Mode::TopObject
+                            };
+                        }
+                        b',' => {}
+                        b if is_space(b) => {}
+                        _ => return Err(ReadError::Malformed(self.at())),
+                    }
+                    self.pos += 1;
+                }
+                Mode::TopObject => {
+                    let b = self.buf[self.pos];
+                    match b {
+                        b'"' => {
+                            self.key_start = self.pos + 1;
+                            self.escaped = false;
+                            self.mode = Mode::TopKey;
+                        }
+                        b'}' => {
+                            let start = self.object_start.take().unwrap_or(self.pos);
+                            if self.saw_records_key {
+                                self.stats.shape.get_or_insert(Shape::RecordsObject);
+                            } else {
+                                self.stats.shape.get_or_insert(Shape::Lines);
+                                if self.pos + 1 - start > self.limits.max_record_bytes {
+                                    return Err(ReadError::RecordTooLarge(
+                                        self.limits.max_record_bytes,
+                                    ));
+                                }
+                                self.emit(start, self.pos + 1, on_record)?;
+                            }
+                            self.mode = Mode::Top;
+                        }
+                        b',' => {}
+                        b if is_space(b) => {}
+                        _ => return Err(ReadError::Malformed(self.at())),
+                    }
+                    self.pos += 1;
+                }
+                Mode::TopKey => {
+                    let b = self.buf[self.pos];
+                    if self.escaped {
+                        self.escaped = false;
+                    } else if b == b'\\' {
+                        self.escaped = true;
+                    } else if b == b'"' {
+                        self.key_is_records = &self.buf[self.key_start..self.pos] == b"Records";
+                        self.mode = Mode::TopColon;
+                    }
+                    self.pos += 1;
+                }
+                Mode::TopColon => {
+                    let b = self.buf[self.pos];
+                    match b {
+                        b':' => {}
+                        b if is_space(b) => {}
+                        b'[' if self.key_is_records => {
+                            self.saw_records_key = true;
+                            // Records are emitted one by one: the wrapper need not be kept.
+                            self.object_start = None;
+                            self.mode = Mode::RecordsArray;
+                        }
+                        _ => {
+                            self.mode = Mode::SkipValue;
+                            self.skip_depth = 0;
+                            self.skip_started = false;
+                            self.in_string = false;
+                            continue;
+                        }
+                    }
+                    self.pos += 1;
+                }
+                Mode::SkipValue => {
+                    if self
+                        .object_start
+                        .is_some_and(|start| self.pos - start > self.limits.max_record_bytes)
+                    {
+                        return Err(ReadError::RecordTooLarge(self.limits.max_record_bytes));
+                    }
+                    let b = self.buf[self.pos];
+                    if self.in_string {
+                        if self.escaped {
+                            self.escaped = false;
+                        } else if b == b'\\' {
+                            self.escaped = true;
+                        } else if b == b'"' {
+                            self.in_string = false;
+                        }
+                        self.pos += 1;
+                        continue;
+                    }
+                    match b {
+                        b'"' => self.in_string = true,
+                        b'{' | b'[' => self.skip_depth += 1,
+                        b'}' | b']' if self.skip_depth > 0 => self.skip_depth -= 1,
+                        b',' | b'}' if self.skip_depth == 0 => {
+                            // End of a scalar (or of the object): let TopObject handle this byte.
+                            self.mode = Mode::TopObject;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    self.pos += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inside a record: jump between quotes and braces until the record's closing brace.
+    fn scan_record<F: FnMut(&[u8])>(&mut self, on_record: &mut F) -> Result<(), ReadError> {
+        let start = self.record_start.unwrap_or(self.pos);
+        while self.pos < self.buf.len() {
+            if self.pos - start > self.limits.max_record_bytes {
+                return Err(ReadError::RecordTooLarge(self.limits.max_record_bytes));
+            }
+            let rest = &self.buf[self.pos..];
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                    self.pos += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', rest) {
+                    Some(i) => {
+                        if rest[i] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                        }
+                        self.pos += i + 1;
+                    }
+                    None => self.pos = self.buf.len(),
+                }
+            } else {
+                match memchr::memchr3(b'"', b'{', b'}', rest) {
+                    Some(i) => {
+                        match rest[i] {
+                            b'"' => self.in_string = true,
+                            b'{' => self.depth += 1,
+                            _ => {
+                                self.depth -= 1;
+                                if self.depth == 0 {
+                                    let end = self.pos + i + 1;
+                                    self.pos = end;
+                                    self.record_start = None;
+                                    self.mode = self.record_return;
+                                    return self.emit(start, end, on_record);
+                                }
+                            }
+                        }
+                        self.pos += i + 1;
+                    }
+                    None => self.pos = self.buf.len(),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}

@@ -1,0 +1,132 @@
+//! In-memory storage: the embedded store `trailsight replay` runs on. Not a mock: it keeps the
+//! same exactly-once and versioning rules as the DynamoDB store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::detector::DetectorState;
+use crate::fold::Delta;
+use crate::minute::Minute;
+use crate::store::{
+    DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, StateStore, StoreError, VersionedState,
+    WriteReport,
+};
+
+/// Cells per stored part (the DynamoDB store uses the same split, for its 400 KB item limit).
+pub const CELLS_PER_PART: usize = 2000;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    /// hour → (file, part) → delta.
+    deltas: Mutex<BTreeMap<Minute, BTreeMap<(FileId, usize), Delta>>>,
+    marks: Mutex<HashMap<FileId, FileMark>>,
+    state: Mutex<Option<(DetectorState, u64)>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, StoreError> {
+        m.lock()
+            .map_err(|_| StoreError::Other("memory store lock poisoned".into()))
+    }
+
+    /// Hours holding deltas.
+    pub fn hours(&self) -> Vec<Minute> {
+        self.deltas
+            .lock()
+            .map(|d| d.keys().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Splits a file's delta into its stored parts: by hour, then by size.
+pub fn delta_parts(delta: &Delta) -> Vec<(Minute, usize, Delta)> {
+    let mut parts = Vec::new();
+    for (hour, hour_delta) in delta.split_by_hour() {
+        for (i, part) in hour_delta
+            .split_by_cells(CELLS_PER_PART)
+            .into_iter()
+            .enumerate()
+        {
+            parts.push((hour, i, part));
+        }
+    }
+    parts
+}
+
+#[async_trait]
+impl DeltaWrite for MemoryStore {
+    async fn write_delta(&self, file: &FileId, delta: &Delta) -> Result<WriteReport, StoreError> {
+        let mut report = WriteReport::default();
+        let mut deltas = Self::lock(&self.deltas)?;
+        for (hour, i, part) in delta_parts(delta) {
+            report.requests += 1;
+            let slot = deltas.entry(hour).or_default();
+            let id = (file.clone(), i);
+            if slot.contains_key(&id) {
+                report.parts_existing += 1;
+            } else {
+                slot.insert(id, part);
+                report.parts_written += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[async_trait]
+impl DeltaRead for MemoryStore {
+    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError> {
+        let deltas = Self::lock(&self.deltas)?;
+        Ok(deltas
+            .get(&hour)
+            .map(|parts| parts.values().cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl FileMarks for MemoryStore {
+    async fn file_mark(&self, file: &FileId) -> Result<Option<FileMark>, StoreError> {
+        Ok(Self::lock(&self.marks)?.get(file).cloned())
+    }
+
+    async fn set_file_mark(&self, file: &FileId, mark: &FileMark) -> Result<(), StoreError> {
+        Self::lock(&self.marks)?.insert(file.clone(), mark.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    /// Hands the state out without copying it; `save_state` puts it back. (The embedded mode has
+    /// one detector; a load without a save leaves an empty state at the same version.)
+    async fn load_state(&self) -> Result<VersionedState, StoreError> {
+        let mut slot = Self::lock(&self.state)?;
+        Ok(match slot.take() {
+            Some((state, version)) => {
+                *slot = Some((DetectorState::default(), version));
+                VersionedState { state, version }
+            }
+            None => VersionedState {
+                state: DetectorState::default(),
+                version: 0,
+            },
+        })
+    }
+
+    async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError> {
+        let mut slot = Self::lock(&self.state)?;
+        let current = slot.as_ref().map(|(_, v)| *v).unwrap_or(0);
+        if current != expected {
+            return Err(StoreError::Conflict);
+        }
+        *slot = Some((state.clone(), expected + 1));
+        Ok(expected + 1)
+    }
+}

@@ -1,0 +1,107 @@
+//! Storage, behind small capability traits. The library's pipelines take `&dyn` of exactly what
+//! they use; `crate::memory` implements them in memory (the local mode), `crate::aws::dynamodb`
+//! on one DynamoDB table.
+//!
+//! Layout, whatever the backend:
+//! - **Deltas.** Each log file's fold ([`Delta`]), split by UTC hour of its minutes (and into
+//!   parts when large), is written once per (file, hour, part): the write is conditional on the
+//!   part not existing yet, so duplicates, concurrent deliveries and retries after a crash all
+//!   leave exactly one copy. The detector reads an hour's deltas with one query, never a scan.
+//! - **File markers.** A file whose deltas are all written gets a marker (expiring after a week),
+//!   so a duplicate notification costs one read, not a download.
+//! - **Detector state.** One versioned document; a save succeeds only over the version it read.
+
+use async_trait::async_trait;
+
+use crate::detector::DetectorState;
+use crate::fold::Delta;
+use crate::minute::Minute;
+
+/// A log file's identity: a hash of its bucket and key (hex), stable across deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub String);
+
+impl FileId {
+    pub fn new(bucket: &str, key: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{bucket}\n{key}").as_bytes());
+        FileId(digest.iter().take(12).map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttled or otherwise transient: retrying later may succeed.
+    #[error("storage is throttling or unavailable: {0}")]
+    Transient(String),
+    /// Someone else saved the detector state since it was read.
+    #[error("the detector state changed since it was read (another run is active)")]
+    Conflict,
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("storage request failed: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Transient(_))
+    }
+}
+
+/// What writing a file's delta did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Parts written by this call.
+    pub parts_written: usize,
+    /// Parts found already written (a duplicate or a retry).
+    pub parts_existing: usize,
+    /// Requests sent to storage.
+    pub requests: usize,
+}
+
+/// Whether a file has been fully processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMark {
+    /// All its deltas are written.
+    Done { records: u64 },
+    /// It cannot be read; it will not be retried.
+    Failed { reason: String },
+}
+
+#[async_trait]
+pub trait FileMarks: Send + Sync {
+    async fn file_mark(&self, file: &FileId) -> Result<Option<FileMark>, StoreError>;
+    async fn set_file_mark(&self, file: &FileId, mark: &FileMark) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait DeltaWrite: Send + Sync {
+    /// Writes every part of `delta` that is not already stored for `file`.
+    async fn write_delta(&self, file: &FileId, delta: &Delta) -> Result<WriteReport, StoreError>;
+}
+
+#[async_trait]
+pub trait DeltaRead: Send + Sync {
+    /// Every stored delta part holding minutes of the hour that starts at `hour`.
+    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError>;
+}
+
+/// The detector state and its version (0 when none was ever saved).
+pub struct VersionedState {
+    pub state: DetectorState,
+    pub version: u64,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    async fn load_state(&self) -> Result<VersionedState, StoreError>;
+    /// Saves `state` if the stored version is still `expected`; returns the new version.
+    async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError>;
+}
