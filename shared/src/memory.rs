@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 /// Cells per stored part (the DynamoDB store uses the same split, for its 400 KB item limit).
-pub const CELLS_PER_PART: usize = 2000;
+pub const CELLS_PER_PART: usize = 500;
 
 #[derive(Default)]
 pub struct MemoryStore {

@@ -1,0 +1,110 @@
+//! Test harness: a real moto server (AWS wire protocol: S3, DynamoDB, SQS, SNS, EventBridge,
+//! CloudWatch) started on a free loopback port for one test, killed when the test ends (even when
+//! it fails), and SDK configuration pointing at it.
+//!
+//! moto comes from the project's venv (`make tools` installs the pinned version); set
+//! `MOTO_SERVER` to use another binary.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// A running moto server; killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto on a free port of 127.0.0.1 and waits until it answers.
+    pub fn start() -> Moto {
+        let binary = std::env::var("MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join(".venv/bin/moto_server"));
+        assert!(
+            binary.exists(),
+            "moto_server not found at {}: run `make tools` (or set MOTO_SERVER)",
+            binary.display()
+        );
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// SDK configuration for this server: test credentials, a region, no instance metadata.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config_for(&self.endpoint).await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration for any local endpoint.
+pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
+    set_test_environment();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "trailsight-tests",
+        ))
+        .load()
+        .await
+}
+
+/// The variables the SDK reads, set so it never probes instance metadata or real accounts.
+pub fn set_test_environment() {
+    // SAFETY: tests set the same constant values; no test reads them while another writes others.
+    unsafe {
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_DEFAULT_REGION", "us-east-1");
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
