@@ -56,7 +56,7 @@ pub fn classify<'r>(record: &'r Record<'_>, options: &ClassifyOptions) -> Class<
     {
         return Class::Excluded(Exclusion::Insight);
     }
-    if record.event_time.is_none()
+    if record.time().is_none()
         || record.event_source.is_none()
         || record.event_name.is_none()
         || record.aws_region.is_none()

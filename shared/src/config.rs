@@ -115,6 +115,9 @@ impl ApiFilter {
     }
 
     pub fn admits(&self, key: &SeriesKey) -> bool {
+        if self.allow.is_empty() && self.deny.is_empty() {
+            return true;
+        }
         let api = key.api();
         (self.allow.is_empty() || self.allow.iter().any(|p| p.matches(&api)))
             && !self.deny.iter().any(|p| p.matches(&api))
@@ -155,7 +158,7 @@ impl Default for DetectorConfig {
             warmup_minutes: 24 * 60,
             drop_min_active_days: 2,
             min_gap_minutes: 30,
-            max_steady_gap_minutes: 12 * 60,
+            max_steady_gap_minutes: 120,
             cooldown_minutes: 10,
             max_catchup_minutes: 8 * 24 * 60,
             ignore_aws_service_callers: false,

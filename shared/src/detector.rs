@@ -15,8 +15,9 @@
 //!   and ends after `cooldown_minutes` quiet minutes.
 //! - **Drop** (call rate): a key active on each of the last `drop_min_active_days` days whose
 //!   longest usual gap is at most `max_steady_gap_minutes` falls silent for longer than
-//!   max(`min_gap_minutes`, gap factor × its longest gap). The insight starts at the first silent
-//!   minute and ends when calls resume.
+//!   max(`min_gap_minutes`, gap factor × its longest gap). The insight starts where the silence
+//!   outlasted the longest usual gap (the first missed run of a periodic job) and ends when calls
+//!   resume.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -152,7 +153,11 @@ impl DetectorState {
             if day_begins {
                 state.baseline.close_day();
             }
-            let cell = cells.get(key);
+            let cell = if cells.is_empty() {
+                None
+            } else {
+                cells.get(key)
+            };
             let judged = warm && config.api_filter.admits(key);
             evaluate_series(config, key, state, minute, cell, judged, &mut out);
             if hour_ends {
@@ -188,6 +193,17 @@ fn evaluate_series(
     out: &mut Vec<InsightRecord>,
 ) {
     let x = cell.map(|c| counted(config, c)).unwrap_or(0);
+    if x == 0
+        && state.episode.is_none()
+        && state.recent.back().is_none_or(|(m, _, _)| *m <= minute - 5)
+    {
+        // An idle minute of a quiet key: zero teaches nothing and no spike can open; only a drop can.
+        state.recent.clear();
+        if judged && key.insight_type() == InsightType::ApiCallRateInsight {
+            maybe_open_drop(config, key, state, minute, out);
+        }
+        return;
+    }
     let day = minute.div_euclid(MINUTES_PER_DAY);
     let expected = state.baseline.expect(minute);
     while state
@@ -301,36 +317,58 @@ fn evaluate_series(
                     .raise(day, (minute - last) as u64);
             }
         } else if judged && state.episode.is_none() {
-            if let Some(last) = state.last_active {
-                let steady_days = (1..=config.drop_min_active_days as i64)
-                    .all(|back| state.baseline.daily_events.get(day - back) > 0);
-                let longest = state.baseline.longest_gap(minute) as i64;
-                let old_enough = minute - state.first_seen
-                    >= config.drop_min_active_days as i64 * MINUTES_PER_DAY;
-                let threshold = (config.min_gap_minutes as f64)
-                    .max(sensitivity.gap_factor() * longest as f64)
-                    as i64;
-                if steady_days
-                    && old_enough
-                    && longest > 0
-                    && longest <= config.max_steady_gap_minutes
-                    && minute - last >= threshold
-                {
-                    let start = last + 1;
-                    let episode = new_episode(EpisodeKind::Drop, state, start, minute, x);
-                    out.push(start_record(key, &episode, &Cell::default()));
-                    state.episode = Some(episode);
-                }
-            }
+            maybe_open_drop(config, key, state, minute, out);
         }
     }
 
-    if let Some(cell) = cell {
-        if x > 0 {
-            state.last_active = Some(minute);
-            state.recent.push_back((minute, x, cell.clone()));
-        }
+    if let Some(cell) = cell
+        && x > 0
+    {
+        state.last_active = Some(minute);
+        state.recent.push_back((minute, x, cell.clone()));
     }
+}
+
+/// Opens a drop when a steady key has been silent for longer than its rhythm allows.
+fn maybe_open_drop(
+    config: &DetectorConfig,
+    key: &SeriesKey,
+    state: &mut SeriesState,
+    minute: Minute,
+    out: &mut Vec<InsightRecord>,
+) {
+    let Some(last) = state.last_active else {
+        return;
+    };
+    let silent = minute - last;
+    // A drop needs activity on each of the previous days: two days after the last call, never.
+    let horizon =
+        (last.div_euclid(MINUTES_PER_DAY) + config.drop_min_active_days as i64) * MINUTES_PER_DAY;
+    if silent < config.min_gap_minutes || minute >= horizon {
+        return;
+    }
+    let day = minute.div_euclid(MINUTES_PER_DAY);
+    let longest = state.baseline.longest_gap(minute) as i64;
+    if longest == 0 || longest > config.max_steady_gap_minutes {
+        return;
+    }
+    let threshold = (config.min_gap_minutes as f64)
+        .max(config.sensitivity.gap_factor() * longest as f64) as i64;
+    if silent < threshold
+        || minute - state.first_seen < config.drop_min_active_days as i64 * MINUTES_PER_DAY
+    {
+        return;
+    }
+    if !(1..=config.drop_min_active_days as i64)
+        .all(|back| state.baseline.daily_events.get(day - back) > 0)
+    {
+        return;
+    }
+    // The silence became unusual once it outlasted the longest usual gap: the drop starts there.
+    let start = (last + longest + 1).min(minute);
+    let episode = new_episode(EpisodeKind::Drop, state, start, minute, 0);
+    out.push(start_record(key, &episode, &Cell::default()));
+    state.episode = Some(episode);
 }
 
 fn merge_cell(episode: &mut Episode, cell: &Cell) {

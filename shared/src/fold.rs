@@ -6,7 +6,7 @@
 //! ARN, user agent and (call-rate series) error code.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
@@ -258,13 +258,11 @@ impl Folder {
     /// Folds one parsed record.
     pub fn add(&mut self, record: &Record<'_>) {
         self.stats.records += 1;
-        if let Some(id) = record.event_id.as_deref() {
-            let mut hasher = FixedState.build_hasher();
-            id.hash(&mut hasher);
-            if !self.seen_ids.insert(hasher.finish()) {
-                self.stats.duplicates += 1;
-                return;
-            }
+        if let Some(id) = record.event_id.as_deref()
+            && !self.seen_ids.insert(FixedState.hash_one(id))
+        {
+            self.stats.duplicates += 1;
+            return;
         }
         let (call, error_code) = match classify(record, &self.options) {
             Class::Counted { call, error_code } => (call, error_code),
@@ -278,7 +276,7 @@ impl Folder {
                 return;
             }
         };
-        let Some(minute) = record.event_time.as_deref().and_then(parse_minute) else {
+        let Some(minute) = record.time().and_then(parse_minute) else {
             self.stats.unusable += 1;
             return;
         };

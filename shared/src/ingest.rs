@@ -59,10 +59,10 @@ pub async fn check_marker(
     file: &FileId,
     marks: &dyn FileMarks,
 ) -> Result<Option<IngestOutcome>, StoreError> {
-    Ok(match marks.file_mark(file).await? {
-        Some(_) => Some(IngestOutcome::Duplicate),
-        None => None,
-    })
+    Ok(marks
+        .file_mark(file)
+        .await?
+        .map(|_| IngestOutcome::Duplicate))
 }
 
 /// Stores a fold result (or records the failure) and marks the file.

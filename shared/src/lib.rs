@@ -7,6 +7,8 @@
 //! Pipelines: [`ingest`] and [`detect`], over the storage traits in [`store`], implemented in
 //! memory by [`memory`] and, with the `aws` feature, on DynamoDB, EventBridge, CloudWatch and S3.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod baseline;
 pub mod classify;
 pub mod config;

@@ -299,15 +299,14 @@ where
         {
             return Err(ReadError::RatioTooHigh(limits.max_ratio));
         }
-        if !first_byte_seen {
-            if let Some(&b) = s.buf[old_len..]
+        if !first_byte_seen
+            && let Some(&b) = s.buf[old_len..]
                 .iter()
                 .find(|b| !is_space(**b) && **b != 0xEF && **b != 0xBB && **b != 0xBF)
-            {
-                first_byte_seen = true;
-                if b != b'{' && b != b'[' {
-                    return Err(ReadError::NotJson(b));
-                }
+        {
+            first_byte_seen = true;
+            if b != b'{' && b != b'[' {
+                return Err(ReadError::NotJson(b));
             }
         }
         s.run(&mut on_record)?;
@@ -560,4 +559,160 @@ impl Scanner<'_> {
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn records(input: &[u8]) -> Result<(Vec<String>, ReadStats), ReadError> {
+        let mut out = Vec::new();
+        let stats = read_records(input, &ReadLimits::default(), |r| {
+            out.push(String::from_utf8_lossy(r).into_owned())
+        })?;
+        Ok((out, stats))
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn reads_every_shape() {
+        let wrapped = br#"{"Records":[{"a":1,"b":{"c":"}"}},{"d":"\"{"}]}"#;
+        let (out, stats) = records(wrapped).unwrap();
+        assert_eq!(out, vec![r#"{"a":1,"b":{"c":"}"}}"#, r#"{"d":"\"{"}"#]);
+        assert_eq!(stats.shape, Some(Shape::RecordsObject));
+        let (out, stats) = records(&gzip(wrapped)).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(stats.compressed_bytes < stats.decompressed_bytes + 30);
+
+        let (out, stats) = records(b" [ {\"x\":[1,{\"y\":2}]} , {} ]\n").unwrap();
+        assert_eq!(out, vec![r#"{"x":[1,{"y":2}]}"#, "{}"]);
+        assert_eq!(stats.shape, Some(Shape::Array));
+
+        let (out, stats) = records(b"{\"a\":{\"b\":[1,2]},\"c\":\"x}\"}\n{\"d\":null}\n").unwrap();
+        assert_eq!(
+            out,
+            vec!["{\"a\":{\"b\":[1,2]},\"c\":\"x}\"}", "{\"d\":null}"]
+        );
+        assert_eq!(stats.shape, Some(Shape::Lines));
+
+        let (out, stats) = records(b"  \n").unwrap();
+        assert!(out.is_empty());
+        assert_eq!(stats.shape, Some(Shape::Empty));
+
+        // Other members of the wrapper are skipped, before or after Records.
+        let (out, _) =
+            records(br#"{"meta":{"Records":[1]},"Records":[{"k":1}],"tail":[{"z":2}]}"#).unwrap();
+        assert_eq!(out, vec![r#"{"k":1}"#]);
+        // A digest-like object is a single object without Records: one "record" the fold rejects.
+        let (out, _) =
+            records(br#"{"awsAccountId":"1","digestStartTime":"x","logFiles":[{"s3Object":"k"}]}"#)
+                .unwrap();
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn records_spanning_chunks_are_whole() {
+        let mut data = b"{\"Records\":[".to_vec();
+        let big = format!("{{\"pad\":\"{}\",\"n\":1}}", "x".repeat(CHUNK * 2 + 17));
+        for i in 0..3 {
+            if i > 0 {
+                data.push(b',');
+            }
+            data.extend_from_slice(big.as_bytes());
+        }
+        data.extend_from_slice(b"]}");
+        let (out, _) = records(&gzip(&data)).unwrap();
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|r| r == &big));
+    }
+
+    #[test]
+    fn damage_is_reported_not_panicked() {
+        assert!(matches!(
+            records(b"LICENSE text"),
+            Err(ReadError::NotJson(b'L'))
+        ));
+        assert!(records(b"LICENSE").unwrap_err().is_not_a_log());
+        assert!(matches!(
+            records(br#"{"Records":[{"a":1},{"b""#),
+            Err(ReadError::Truncated(_))
+        ));
+        let full = gzip(br#"{"Records":[{"a":1},{"b":2}]}"#);
+        assert!(matches!(
+            records(&full[..full.len() - 9]),
+            Err(ReadError::CorruptGzip(_) | ReadError::Truncated(_))
+        ));
+        let mut corrupt = full.clone();
+        corrupt[12] ^= 0xff;
+        corrupt[14] ^= 0xff;
+        assert!(records(&corrupt).is_err());
+        assert!(matches!(records(b"[1,2]"), Err(ReadError::Malformed(_))));
+    }
+
+    #[test]
+    fn limits_bound_the_cost() {
+        let bomb = gzip(&vec![b' '; 64 << 20]);
+        let limits = ReadLimits {
+            max_ratio: 100,
+            ..ReadLimits::default()
+        };
+        let err = read_records(&bomb[..], &limits, |_| {}).unwrap_err();
+        assert!(matches!(err, ReadError::RatioTooHigh(100)), "{err}");
+
+        let limits = ReadLimits {
+            max_decompressed_bytes: 1000,
+            ..ReadLimits::default()
+        };
+        let data = format!("[{}]", vec!["{\"a\":1}"; 500].join(","));
+        assert!(matches!(
+            read_records(data.as_bytes(), &limits, |_| {}),
+            Err(ReadError::DecompressedTooLarge(1000))
+        ));
+        let limits = ReadLimits {
+            max_records: 10,
+            ..ReadLimits::default()
+        };
+        assert!(matches!(
+            read_records(data.as_bytes(), &limits, |_| {}),
+            Err(ReadError::TooManyRecords(10))
+        ));
+        let limits = ReadLimits {
+            max_record_bytes: 100,
+            ..ReadLimits::default()
+        };
+        let long = format!("[{{\"a\":\"{}\"}}]", "y".repeat(500));
+        assert!(matches!(
+            read_records(long.as_bytes(), &limits, |_| {}),
+            Err(ReadError::RecordTooLarge(100))
+        ));
+        let limits = ReadLimits {
+            max_compressed_bytes: 10,
+            ..ReadLimits::default()
+        };
+        assert!(matches!(
+            read_records(&gzip(data.as_bytes())[..], &limits, |_| {}),
+            Err(ReadError::CompressedTooLarge(10))
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = read_records(&data[..], &ReadLimits::default(), |r| { let _ = crate::record::Record::parse(r); });
+            let _ = read_records(&gzip(&data)[..], &ReadLimits::default(), |_| {});
+        }
+
+        #[test]
+        fn never_panics_on_json_like_bytes(data in proptest::collection::vec(proptest::sample::select(b"{}[]\",:\\ ab1Records".to_vec()), 0..256)) {
+            let _ = read_records(&data[..], &ReadLimits::default(), |r| { let _ = crate::record::Record::parse(r); });
+        }
+    }
 }

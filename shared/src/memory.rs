@@ -17,10 +17,13 @@ use crate::store::{
 /// Cells per stored part (the DynamoDB store uses the same split, for its 400 KB item limit).
 pub const CELLS_PER_PART: usize = 500;
 
+/// One hour's delta parts, by (file, part number).
+type HourParts = BTreeMap<(FileId, usize), Delta>;
+
 #[derive(Default)]
 pub struct MemoryStore {
     /// hour → (file, part) → delta.
-    deltas: Mutex<BTreeMap<Minute, BTreeMap<(FileId, usize), Delta>>>,
+    deltas: Mutex<BTreeMap<Minute, HourParts>>,
     marks: Mutex<HashMap<FileId, FileMark>>,
     state: Mutex<Option<(DetectorState, u64)>>,
 }
@@ -68,11 +71,12 @@ impl DeltaWrite for MemoryStore {
             report.requests += 1;
             let slot = deltas.entry(hour).or_default();
             let id = (file.clone(), i);
-            if slot.contains_key(&id) {
-                report.parts_existing += 1;
-            } else {
-                slot.insert(id, part);
-                report.parts_written += 1;
+            match slot.entry(id) {
+                std::collections::btree_map::Entry::Occupied(_) => report.parts_existing += 1,
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(part);
+                    report.parts_written += 1;
+                }
             }
         }
         Ok(report)

@@ -17,6 +17,9 @@ pub struct Record<'a> {
     pub event_version: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
     pub event_time: Option<Cow<'a, str>>,
+    /// Log shippers (Logstash, Elastic) sometimes drop `eventTime` and keep only this.
+    #[serde(rename = "@timestamp", borrow, deserialize_with = "text")]
+    pub shipper_timestamp: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
     pub event_source: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "text")]
@@ -61,6 +64,13 @@ impl<'a> Record<'a> {
     /// Parses one record from its JSON text. Unknown fields are ignored.
     pub fn parse(json: &'a [u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(json)
+    }
+
+    /// When the event happened: `eventTime`, else a log shipper's `@timestamp`.
+    pub fn time(&self) -> Option<&str> {
+        self.event_time
+            .as_deref()
+            .or(self.shipper_timestamp.as_deref())
     }
 
     /// The account the record belongs to: `recipientAccountId`, else the caller's account.

@@ -1,0 +1,223 @@
+//! Command-line definitions and dispatch.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use trailsight::classify::ClassifyOptions;
+use trailsight::config::{ApiFilter, DetectorConfig, Sensitivity};
+use trailsight::logfile::ReadLimits;
+
+use crate::local::{delivery_order, discover, fold_files};
+use crate::output::{insights_table, starts, write_insight_files};
+
+/// Exit status when some input files were damaged and skipped.
+pub const EXIT_DAMAGED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "trailsight",
+    version,
+    about = "CloudTrail Insights, self-hosted: find unusual API activity in CloudTrail logs."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the ingest and detect pipeline over log files on disk and print the insights.
+    Replay(ReplayArgs),
+    /// Describe what is in log files (records, span, accounts, top APIs and errors).
+    Summarize(SummarizeArgs),
+    /// Write realistic synthetic CloudTrail logs with labelled anomalies.
+    Simulate(crate::scenario::SimulateArgs),
+    /// Replay simulated scenarios and score the insights against their labels.
+    Eval(crate::scenario::EvalArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Args, Clone)]
+pub struct Analysis {
+    /// How readily insights open: low, medium or high.
+    #[arg(long, default_value = "medium")]
+    sensitivity: Sensitivity,
+    /// Fewest events in a minute (or five) that can open a spike.
+    #[arg(long, default_value_t = DetectorConfig::default().min_calls)]
+    min_calls: u64,
+    /// Minutes after a minute ends before it is judged (late files).
+    #[arg(long, default_value_t = DetectorConfig::default().settle_minutes)]
+    settle_minutes: i64,
+    /// Hours of history before the first insight.
+    #[arg(long, default_value_t = 24)]
+    warmup_hours: i64,
+    /// Do not count calls AWS services make on your behalf.
+    #[arg(long)]
+    ignore_aws_service_callers: bool,
+    /// Only analyse these APIs (comma-separated `eventSource:eventName` patterns, `*` wildcard).
+    #[arg(long, default_value = "")]
+    allow: String,
+    /// Never analyse these APIs (same patterns).
+    #[arg(long, default_value = "")]
+    deny: String,
+    /// Count read-only calls in call-rate analysis too.
+    #[arg(long)]
+    include_read_apis: bool,
+    /// Analyse data events too.
+    #[arg(long)]
+    include_data_events: bool,
+}
+
+impl Analysis {
+    pub fn detector(&self) -> DetectorConfig {
+        DetectorConfig {
+            sensitivity: self.sensitivity,
+            min_calls: self.min_calls,
+            settle_minutes: self.settle_minutes,
+            warmup_minutes: self.warmup_hours * 60,
+            ignore_aws_service_callers: self.ignore_aws_service_callers,
+            api_filter: ApiFilter::parse(&self.allow, &self.deny),
+            ..DetectorConfig::default()
+        }
+    }
+
+    pub fn classify(&self) -> ClassifyOptions {
+        ClassifyOptions {
+            include_read_apis: self.include_read_apis,
+            include_data_events: self.include_data_events,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// Log files or folders (read recursively).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Also write the insights as CloudTrail-Insight files under this folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    analysis: Analysis,
+}
+
+#[derive(Args)]
+struct SummarizeArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Rows per table.
+    #[arg(long, default_value_t = 15)]
+    top: usize,
+    #[arg(long)]
+    include_read_apis: bool,
+    #[arg(long)]
+    include_data_events: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => run_replay(args),
+        Command::Summarize(args) => run_summarize(args),
+        Command::Simulate(args) => crate::scenario::run_simulate(args),
+        Command::Eval(args) => crate::scenario::run_eval(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("trailsight: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn replay_paths(
+    paths: &[PathBuf],
+    analysis: &Analysis,
+) -> anyhow::Result<crate::replay::ReplayReport> {
+    let mut files = fold_files(
+        discover(paths)?,
+        &ReadLimits::default(),
+        analysis.classify(),
+    );
+    delivery_order(&mut files);
+    runtime()?.block_on(crate::replay::replay(files, &analysis.detector()))
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let report = replay_paths(&args.paths, &args.analysis)?;
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            for record in &report.records {
+                serde_json::to_writer(&mut stdout, record)?;
+                stdout.write_all(b"\n")?;
+            }
+        }
+        Format::Table => stdout.write_all(insights_table(&report.records).as_bytes())?,
+    }
+    stdout.flush()?;
+    if let Some(dir) = &args.out {
+        let files = write_insight_files(dir, &report.records)?;
+        eprintln!(
+            "wrote {files} CloudTrail-Insight files under {}",
+            dir.display()
+        );
+    }
+    let f = &report.fold;
+    eprintln!(
+        "replay: {} files read, {} not log files, {} damaged; {} records ({} counted, {} duplicates); {} insights ({} records) in {:.1}s",
+        report.files_read,
+        report.files_not_logs,
+        report.files_damaged.len(),
+        f.records,
+        f.counted,
+        f.duplicates,
+        starts(&report.records),
+        report.records.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if report.files_damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DAMAGED)
+    })
+}
+
+fn run_summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
+    let options = ClassifyOptions {
+        include_read_apis: args.include_read_apis,
+        include_data_events: args.include_data_events,
+    };
+    let files = fold_files(discover(&args.paths)?, &ReadLimits::default(), options);
+    let summary = crate::summarize::summarize(&files);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.to_table(args.top));
+    }
+    Ok(if summary.files_damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DAMAGED)
+    })
+}

@@ -1,0 +1,15 @@
+//! The `trailsight` command: Trailsight's pipeline on log files on disk (replay, summarize,
+//! simulate, eval), and helpers for a deployed table.
+
+mod cli;
+mod eval;
+mod local;
+mod output;
+mod replay;
+mod scenario;
+mod simulate;
+mod summarize;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,903 @@
+//! The storage traits ([`FileMarks`], [`DeltaWrite`], [`DeltaRead`], [`StateStore`]) on one
+//! DynamoDB table, with the same rules as [`crate::memory::MemoryStore`].
+//!
+//! The table (defined once, in `infra/table.json`): partition key `pk` (S), sort key `sk` (S),
+//! TTL attribute `expires_at` (N, epoch seconds), on-demand billing. Items:
+//!
+//! | item | `pk` | `sk` | other attributes |
+//! |---|---|---|---|
+//! | delta part | `D#<YYYY-MM-DDTHH>` (UTC hour of its minutes) | `<file id>#<part>` | `d` (B: gzip JSON of a [`Delta`]), `expires_at` = hour + 35 days |
+//! | file marker | `F#<file id>` | `F` | `status` (`done`/`failed`), `records` (N), `reason` (S, failed only), `expires_at` = now + 7 days |
+//! | state head | `S` | `HEAD` | `version` (N), `chunks` (N), `token` (S) |
+//! | state chunk | `S` | `C#<version, 20 digits>#<token>#<i, 5 digits>` | `d` (B: a slice of the gzip JSON of the [`DetectorState`]) |
+//!
+//! - **Delta parts** are [`delta_parts`] (the memory store's split: by hour, then 500 cells), a
+//!   part whose gzip exceeds 350 KB halved again (`<part>.0`, `<part>.1`, ...; the split depends
+//!   only on the file's content, so every attempt makes the same parts). Each is written with
+//!   `PutItem` conditional on `attribute_not_exists(pk)`: a part already there (a duplicate
+//!   delivery, a concurrent one, a retry after a crash) fails the condition, which counts as
+//!   [`WriteReport::parts_existing`], never as an error. Parts are written 16 at a time.
+//! - **Reads never scan.** The detector reads a key's recent minutes with one `Query` per hour
+//!   (`pk = D#<hour>`, paginated) and its baseline from the state document (one consistent
+//!   `GetItem` of the head, one consistent `Query` of its chunks).
+//! - **Write units per file**: one conditional put per (file, hour, part), one marker put and one
+//!   marker get. A part holds at least one (series, minute) cell of its hour, so a file costs no
+//!   more part writes than the (series, hour) cells it touches, however many records it holds.
+//!   The marker get is eventually consistent (half a read unit): a stale miss costs a download
+//!   and conditional puts that find their parts, never a double count.
+//! - **Detector state** is a versioned document. A save writes the chunks of version
+//!   `expected + 1` under a fresh random token, then moves the head with `UpdateItem` conditional
+//!   on `version = expected` (`attribute_not_exists(pk)` for the first save). A failed condition is
+//!   [`StoreError::Conflict`] and the loser deletes its own chunks; the winner deletes the previous
+//!   version's chunks (known from the head's old values). The token keeps two concurrent savers of
+//!   the same version from overwriting each other's chunks. A save that dies between its chunks
+//!   and its head leaves its chunks behind (unreachable, never read).
+//!
+//! Errors: throttling, 5xx and network faults (after the SDK's own retries, see
+//! [`crate::aws::retry`]) are [`StoreError::Transient`]; anything else is [`StoreError::Other`].
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, ReturnValue, ScalarAttributeType, SseSpecification,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use futures::{StreamExt, stream};
+use serde::Deserialize;
+
+use crate::aws::retry::{describe, is_transient};
+use crate::detector::DetectorState;
+use crate::fold::{Delta, DeltaBuilder};
+use crate::memory::delta_parts;
+use crate::minute::{MINUTES_PER_DAY, Minute, to_datetime};
+use crate::store::{
+    DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, StateStore, StoreError, VersionedState,
+    WriteReport,
+};
+use crate::topk::TopK;
+
+/// The table definition shared with the deployment template.
+pub const TABLE_DEFINITION: &str = include_str!("../../../infra/table.json");
+
+/// Largest binary payload per item (DynamoDB's item limit is 400 KB, keys and names included).
+pub const MAX_ITEM_DATA: usize = 350 * 1024;
+/// Delta parts live this long after their hour (the detector's recent window, with margin).
+pub const DELTA_TTL_DAYS: i64 = 35;
+/// File markers live this long after the file was processed.
+pub const MARKER_TTL_DAYS: i64 = 7;
+/// Conditional puts in flight per file.
+pub const PUTS_IN_FLIGHT: usize = 16;
+/// State chunk writes and deletes in flight.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// A stored part larger than this once decompressed is not ours.
+const MAX_PART_JSON: u64 = 64 << 20;
+/// Attribution values are cut to this length in the (pathological) case of one cell too large
+/// for an item.
+const MAX_VALUE_CHARS: usize = 1024;
+
+const STATE_PK: &str = "S";
+const HEAD_SK: &str = "HEAD";
+
+/// The storage traits on one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn put_part(&self, part: &StoredPart, file: &FileId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(delta_pk(part.hour)))
+            .item("sk", s(format!("{file}#{}", part.label)))
+            .item("d", AttributeValue::B(Blob::new(part.data.clone())))
+            .item(
+                "expires_at",
+                n((part.hour + DELTA_TTL_DAYS * MINUTES_PER_DAY) * 60),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error("writing a delta part", &error)),
+        }
+    }
+
+    async fn get_head(&self) -> Result<Option<Head>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(STATE_PK))
+            .key("sk", s(HEAD_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("reading the detector state head", &e))?
+            .item;
+        item.map(|item| Head::from_item(&item)).transpose()
+    }
+
+    /// The chunks under `prefix`, in order.
+    async fn read_chunks(&self, prefix: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(STATE_PK))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut chunks = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_error("reading the detector state", &e))?;
+            for item in page.items() {
+                let sk = string_attr(item, "sk")?;
+                chunks.push((sk.to_owned(), binary_attr(item, "d")?.to_vec()));
+            }
+        }
+        chunks.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(chunks.into_iter().map(|(_, data)| data).collect())
+    }
+
+    async fn delete_keys(&self, pk: &str, sks: Vec<String>) -> Result<(), StoreError> {
+        let results: Vec<Result<(), StoreError>> = stream::iter(sks)
+            .map(|sk| async move {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| store_error("deleting a detector state chunk", &e))
+            })
+            .buffer_unordered(CHUNKS_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Deletes chunks nobody will read; a failure only leaves garbage behind.
+    async fn delete_chunks_best_effort(&self, version: u64, token: &str, chunks: usize) {
+        let sks = (0..chunks).map(|i| chunk_sk(version, token, i)).collect();
+        if let Err(error) = self.delete_keys(STATE_PK, sks).await {
+            tracing::warn!(version, %error, "Could not delete unused detector state chunks.");
+        }
+    }
+}
+
+/// One item's worth of a file's delta.
+struct StoredPart {
+    hour: Minute,
+    label: String,
+    data: Vec<u8>,
+}
+
+/// The items a delta is stored as: [`delta_parts`], each halved until its gzip fits an item.
+fn stored_parts(delta: &Delta) -> Result<Vec<StoredPart>, StoreError> {
+    let mut parts = Vec::new();
+    for (hour, i, part) in delta_parts(delta) {
+        push_sized(hour, i.to_string(), part, &mut parts)?;
+    }
+    Ok(parts)
+}
+
+fn push_sized(
+    hour: Minute,
+    label: String,
+    part: Delta,
+    out: &mut Vec<StoredPart>,
+) -> Result<(), StoreError> {
+    let data = gzip_json(&part)?;
+    if data.len() <= MAX_ITEM_DATA {
+        out.push(StoredPart { hour, label, data });
+        return Ok(());
+    }
+    if part.cells.len() > 1 {
+        let half = part.cells.len().div_ceil(2);
+        for (j, sub) in part.split_by_cells(half).into_iter().enumerate() {
+            push_sized(hour, format!("{label}.{j}"), sub, out)?;
+        }
+        return Ok(());
+    }
+    // One cell too large for an item: only absurdly long attribution values can do that.
+    let data = gzip_json(&shorten_values(&part))?;
+    if data.len() > MAX_ITEM_DATA {
+        return Err(StoreError::Other(format!(
+            "a delta cell does not fit in an item ({} bytes compressed)",
+            data.len()
+        )));
+    }
+    tracing::warn!(
+        hour = crate::minute::format_minute(hour),
+        "Attribution values cut to {MAX_VALUE_CHARS} characters to fit a delta cell in an item."
+    );
+    out.push(StoredPart { hour, label, data });
+    Ok(())
+}
+
+fn shorten_values(part: &Delta) -> Delta {
+    let shorten = |top: &TopK| {
+        let mut short = TopK::default();
+        for (value, count) in top.sorted() {
+            let cut: String = value.chars().take(MAX_VALUE_CHARS).collect();
+            short.add(&cut, count);
+        }
+        short
+    };
+    let mut builder = DeltaBuilder::default();
+    for (key, minute, cell) in part.iter() {
+        let mut cell = cell.clone();
+        cell.arns = shorten(&cell.arns);
+        cell.agents = shorten(&cell.agents);
+        cell.errors = shorten(&cell.errors);
+        builder.add(key, minute, &cell);
+    }
+    builder.finish()
+}
+
+#[async_trait]
+impl DeltaWrite for DynamoStore {
+    async fn write_delta(&self, file: &FileId, delta: &Delta) -> Result<WriteReport, StoreError> {
+        let parts = stored_parts(delta)?;
+        let mut report = WriteReport {
+            requests: parts.len(),
+            ..WriteReport::default()
+        };
+        let results: Vec<Result<bool, StoreError>> = stream::iter(parts)
+            .map(|part| async move { self.put_part(&part, file).await })
+            .buffer_unordered(PUTS_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(true) => report.parts_written += 1,
+                Ok(false) => report.parts_existing += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        // Every part was attempted: a retry only has the failed ones left to write.
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+}
+
+#[async_trait]
+impl DeltaRead for DynamoStore {
+    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(delta_pk(hour)))
+            .into_paginator()
+            .send();
+        let mut deltas = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| store_error("reading delta parts", &e))?;
+            for item in page.items() {
+                let data = binary_attr(item, "d")?;
+                let mut json = Vec::new();
+                GzDecoder::new(data)
+                    .take(MAX_PART_JSON)
+                    .read_to_end(&mut json)
+                    .map_err(|e| corrupt_part(item, e))?;
+                deltas.push(serde_json::from_slice(&json).map_err(|e| corrupt_part(item, e))?);
+            }
+        }
+        Ok(deltas)
+    }
+}
+
+fn corrupt_part(
+    item: &HashMap<String, AttributeValue>,
+    error: impl std::fmt::Display,
+) -> StoreError {
+    let pk = string_attr(item, "pk").unwrap_or_default();
+    let sk = string_attr(item, "sk").unwrap_or_default();
+    StoreError::Corrupt(format!("delta part {pk} {sk}: {error}"))
+}
+
+#[async_trait]
+impl FileMarks for DynamoStore {
+    async fn file_mark(&self, file: &FileId) -> Result<Option<FileMark>, StoreError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(marker_pk(file)))
+            .key("sk", s("F"))
+            .send()
+            .await
+            .map_err(|e| store_error("reading a file marker", &e))?
+            .item;
+        let Some(item) = item else {
+            return Ok(None);
+        };
+        match string_attr(&item, "status")? {
+            "done" => Ok(Some(FileMark::Done {
+                records: number_attr(&item, "records").unwrap_or(0),
+            })),
+            "failed" => Ok(Some(FileMark::Failed {
+                reason: string_attr(&item, "reason").unwrap_or_default().to_owned(),
+            })),
+            other => Err(StoreError::Corrupt(format!(
+                "file marker {file} has status {other:?}"
+            ))),
+        }
+    }
+
+    async fn set_file_mark(&self, file: &FileId, mark: &FileMark) -> Result<(), StoreError> {
+        let expires = now_seconds() + MARKER_TTL_DAYS * MINUTES_PER_DAY * 60;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(marker_pk(file)))
+            .item("sk", s("F"))
+            .item("expires_at", n(expires));
+        put = match mark {
+            FileMark::Done { records } => {
+                put.item("status", s("done")).item("records", n(*records))
+            }
+            FileMark::Failed { reason } => put
+                .item("status", s("failed"))
+                .item("records", n(0))
+                .item("reason", s(truncate(reason, 2048))),
+        };
+        put.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("writing a file marker", &e))
+    }
+}
+
+/// The state head: which version is current, in how many chunks, under which token.
+#[derive(Debug, Clone, PartialEq)]
+struct Head {
+    version: u64,
+    chunks: usize,
+    token: String,
+}
+
+impl Head {
+    fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Head, StoreError> {
+        let field = |name| {
+            number_attr(item, name).ok_or_else(|| {
+                StoreError::Corrupt(format!("the detector state head has no number {name}"))
+            })
+        };
+        Ok(Head {
+            version: field("version")?,
+            chunks: field("chunks")? as usize,
+            token: string_attr(item, "token")?.to_owned(),
+        })
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStore {
+    async fn load_state(&self) -> Result<VersionedState, StoreError> {
+        // A save that lands between reading the head and its chunks deletes those chunks: read
+        // the new head and try again.
+        let mut last = None;
+        for _ in 0..4 {
+            let Some(head) = self.get_head().await? else {
+                return Ok(VersionedState {
+                    state: DetectorState::default(),
+                    version: 0,
+                });
+            };
+            let chunks = self
+                .read_chunks(&chunk_prefix(head.version, &head.token))
+                .await?;
+            if chunks.len() == head.chunks {
+                let data = chunks.concat();
+                let mut json = Vec::new();
+                GzDecoder::new(data.as_slice())
+                    .read_to_end(&mut json)
+                    .map_err(|e| StoreError::Corrupt(format!("detector state: {e}")))?;
+                let state = serde_json::from_slice(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("detector state: {e}")))?;
+                return Ok(VersionedState {
+                    state,
+                    version: head.version,
+                });
+            }
+            if last.as_ref() == Some(&head) {
+                return Err(StoreError::Corrupt(format!(
+                    "detector state version {} has {} of its {} chunks",
+                    head.version,
+                    chunks.len(),
+                    head.chunks
+                )));
+            }
+            last = Some(head);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(StoreError::Transient(
+            "the detector state kept changing while it was read".into(),
+        ))
+    }
+
+    async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError> {
+        let data = gzip_json(state)?;
+        let version = expected + 1;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let chunks: Vec<Vec<u8>> = data.chunks(MAX_ITEM_DATA).map(<[u8]>::to_vec).collect();
+        let count = chunks.len();
+
+        let written: Vec<Result<(), StoreError>> = stream::iter(chunks.into_iter().enumerate())
+            .map(|(i, chunk)| {
+                let sk = chunk_sk(version, &token, i);
+                async move {
+                    self.client
+                        .put_item()
+                        .table_name(&self.table)
+                        .item("pk", s(STATE_PK))
+                        .item("sk", s(sk))
+                        .item("d", AttributeValue::B(Blob::new(chunk)))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| store_error("writing the detector state", &e))
+                }
+            })
+            .buffer_unordered(CHUNKS_IN_FLIGHT)
+            .collect()
+            .await;
+        if let Some(error) = written.into_iter().find_map(Result::err) {
+            self.delete_chunks_best_effort(version, &token, count).await;
+            return Err(error);
+        }
+
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(STATE_PK))
+            .key("sk", s(HEAD_SK))
+            .update_expression("SET #version = :version, #chunks = :chunks, #token = :token")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#chunks", "chunks")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":version", n(version))
+            .expression_attribute_values(":chunks", n(count))
+            .expression_attribute_values(":token", s(&token))
+            .return_values(ReturnValue::UpdatedOld);
+        let update = if expected == 0 {
+            update.condition_expression("attribute_not_exists(pk)")
+        } else {
+            update
+                .condition_expression("#version = :expected")
+                .expression_attribute_values(":expected", n(expected))
+        };
+        match update.send().await {
+            Ok(output) => {
+                let old = output.attributes.as_ref().map(Head::from_item);
+                if let Some(Ok(old)) = old {
+                    self.delete_chunks_best_effort(old.version, &old.token, old.chunks)
+                        .await;
+                }
+                Ok(version)
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                // The SDK may have retried an update that had in fact succeeded: the head then
+                // carries our token.
+                if self
+                    .get_head()
+                    .await?
+                    .is_some_and(|head| head.token == token)
+                {
+                    return Ok(version);
+                }
+                self.delete_chunks_best_effort(version, &token, count).await;
+                Err(StoreError::Conflict)
+            }
+            // The update may or may not have happened: the chunks stay, in case it did.
+            Err(error) => Err(store_error("updating the detector state head", &error)),
+        }
+    }
+}
+
+/// Creates the table as `infra/table.json` defines it (under `name`), waits until it is active,
+/// then enables its TTL (and point-in-time recovery, when the definition asks). Does nothing that
+/// is already done: safe to run against an existing table.
+pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let definition: TableDefinition = serde_json::from_str(TABLE_DEFINITION)
+        .map_err(|e| StoreError::Other(format!("infra/table.json: {e}")))?;
+    let mut create = client.create_table().table_name(name);
+    for attribute in &definition.attribute_definitions {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&attribute.attribute_name)
+                .attribute_type(ScalarAttributeType::from(attribute.attribute_type.as_str()))
+                .build()
+                .map_err(|e| StoreError::Other(format!("infra/table.json: {e}")))?,
+        );
+    }
+    for key in &definition.key_schema {
+        create = create.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&key.attribute_name)
+                .key_type(KeyType::from(key.key_type.as_str()))
+                .build()
+                .map_err(|e| StoreError::Other(format!("infra/table.json: {e}")))?,
+        );
+    }
+    create = create.billing_mode(BillingMode::from(
+        definition
+            .billing_mode
+            .as_deref()
+            .unwrap_or("PAY_PER_REQUEST"),
+    ));
+    if let Some(sse) = &definition.sse_specification {
+        create = create.sse_specification(SseSpecification::builder().enabled(sse.enabled).build());
+    }
+    match create.send().await {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(error) => return Err(store_error("creating the table", &error)),
+    }
+    wait_until_active(client, name).await?;
+
+    if let Some(attribute) = definition.ttl_attribute() {
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| store_error("reading the table's TTL", &e))?;
+        let status = ttl
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if !matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            let spec = TimeToLiveSpecification::builder()
+                .attribute_name(attribute)
+                .enabled(true)
+                .build()
+                .map_err(|e| StoreError::Other(format!("infra/table.json: {e}")))?;
+            client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(spec)
+                .send()
+                .await
+                .map_err(|e| store_error("enabling the table's TTL", &e))?;
+        }
+    }
+    if definition
+        .point_in_time_recovery_specification
+        .is_some_and(|p| p.point_in_time_recovery_enabled)
+    {
+        let spec = PointInTimeRecoverySpecification::builder()
+            .point_in_time_recovery_enabled(true)
+            .build()
+            .map_err(|e| StoreError::Other(format!("infra/table.json: {e}")))?;
+        client
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(spec)
+            .send()
+            .await
+            .map_err(|e| store_error("enabling point-in-time recovery", &e))?;
+    }
+    Ok(())
+}
+
+async fn wait_until_active(client: &Client, name: &str) -> Result<(), StoreError> {
+    for _ in 0..240 {
+        let table = client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| store_error("describing the table", &e))?;
+        let status = table.table().and_then(|t| t.table_status());
+        if status.is_some_and(|s| s.as_str() == "ACTIVE") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(StoreError::Transient(format!(
+        "table {name} did not become active within a minute"
+    )))
+}
+
+/// `infra/table.json`: CreateTable's input as CloudFormation and the CLI write it, plus the TTL.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TableDefinition {
+    attribute_definitions: Vec<AttributeDef>,
+    key_schema: Vec<KeyDef>,
+    billing_mode: Option<String>,
+    #[serde(rename = "SSESpecification")]
+    sse_specification: Option<SseDef>,
+    time_to_live_specification: Option<TtlDef>,
+    /// A flatter spelling of the TTL attribute, accepted too.
+    time_to_live_attribute: Option<String>,
+    point_in_time_recovery_specification: Option<PitrDef>,
+}
+
+impl TableDefinition {
+    fn ttl_attribute(&self) -> Option<&str> {
+        match &self.time_to_live_specification {
+            Some(spec) if spec.enabled => Some(spec.attribute_name.as_str()),
+            Some(_) => None,
+            None => self.time_to_live_attribute.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AttributeDef {
+    attribute_name: String,
+    attribute_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyDef {
+    attribute_name: String,
+    key_type: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SseDef {
+    enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TtlDef {
+    attribute_name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PitrDef {
+    point_in_time_recovery_enabled: bool,
+}
+
+/// Maps an SDK error to a [`StoreError`]: transient (worth retrying later) or not.
+pub fn store_error<E>(what: &str, error: &SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let message = format!("{what}: {}", describe(error));
+    if is_transient(error) {
+        StoreError::Transient(message)
+    } else {
+        StoreError::Other(message)
+    }
+}
+
+/// `D#2026-03-02T14`: the partition of the deltas of an hour.
+pub fn delta_pk(hour: Minute) -> String {
+    format!("D#{}", to_datetime(hour).format("%Y-%m-%dT%H"))
+}
+
+fn marker_pk(file: &FileId) -> String {
+    format!("F#{file}")
+}
+
+fn chunk_prefix(version: u64, token: &str) -> String {
+    format!("C#{version:020}#{token}#")
+}
+
+fn chunk_sk(version: u64, token: &str, i: usize) -> String {
+    format!("{}{i:05}", chunk_prefix(version, token))
+}
+
+fn gzip_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    serde_json::to_writer(&mut encoder, value)
+        .map_err(|e| StoreError::Other(format!("encoding: {e}")))?;
+    encoder
+        .finish()
+        .map_err(|e| StoreError::Other(format!("compressing: {e}")))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn string_attr<'i>(
+    item: &'i HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<&'i str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(StoreError::Corrupt(format!("item has no string {name}"))),
+    }
+}
+
+fn binary_attr<'i>(
+    item: &'i HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<&'i [u8], StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::B(value)) => Ok(value.as_ref()),
+        _ => Err(StoreError::Corrupt(format!("item has no binary {name}"))),
+    }
+}
+
+fn number_attr(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().ok(),
+        _ => None,
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+fn now_seconds() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::Cell;
+    use crate::minute::parse_minute;
+    use crate::series::SeriesKey;
+
+    fn key(name: &str) -> SeriesKey {
+        SeriesKey {
+            account: "111".into(),
+            region: "us-east-1".into(),
+            event_source: "iam.amazonaws.com".into(),
+            event_name: name.into(),
+            error_code: None,
+        }
+    }
+
+    #[test]
+    fn the_table_definition_parses() {
+        let definition: TableDefinition = serde_json::from_str(TABLE_DEFINITION).unwrap();
+        assert_eq!(definition.ttl_attribute(), Some("expires_at"));
+        let keys: Vec<_> = definition
+            .key_schema
+            .iter()
+            .map(|k| (k.attribute_name.as_str(), k.key_type.as_str()))
+            .collect();
+        assert_eq!(keys, vec![("pk", "HASH"), ("sk", "RANGE")]);
+    }
+
+    #[test]
+    fn keys_name_the_hour_and_sort_chunks_in_order() {
+        let minute = parse_minute("2026-03-02T14:07:00Z").unwrap();
+        assert_eq!(delta_pk(minute.div_euclid(60) * 60), "D#2026-03-02T14");
+        assert!(chunk_sk(9, "t", 2) < chunk_sk(9, "t", 10));
+        assert!(chunk_sk(9, "t", 99) < chunk_sk(10, "t", 0));
+        assert!(chunk_sk(9, "t", 0).starts_with(&chunk_prefix(9, "t")));
+    }
+
+    #[test]
+    fn oversized_parts_are_halved_deterministically() {
+        // Incompressible attribution values: ~90 KB of gzip per cell, so 500 cells need halving.
+        let mut builder = DeltaBuilder::default();
+        let hour = parse_minute("2026-03-02T14:00:00Z").unwrap();
+        let mut seed = 1u64;
+        for i in 0..8 {
+            let mut cell = Cell {
+                count: 1,
+                ..Cell::default()
+            };
+            for _ in 0..5 {
+                let value: String = (0..18_000)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        char::from(b'a' + (seed >> 59) as u8 % 26)
+                    })
+                    .collect();
+                cell.agents.add(&value, 1);
+            }
+            builder.add(&key(&format!("Create{i}")), hour + i, &cell);
+        }
+        let delta = builder.finish();
+        let parts = stored_parts(&delta).unwrap();
+        assert!(parts.len() > 1, "{}", parts.len());
+        assert!(parts.iter().all(|p| p.data.len() <= MAX_ITEM_DATA));
+        assert!(parts.iter().all(|p| p.label.starts_with("0.")));
+        let labels: Vec<_> = parts.iter().map(|p| p.label.clone()).collect();
+        let again: Vec<_> = stored_parts(&delta)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.label)
+            .collect();
+        assert_eq!(labels, again);
+    }
+
+    #[test]
+    fn a_single_huge_cell_is_shortened_to_fit() {
+        let mut cell = Cell {
+            count: 3,
+            ..Cell::default()
+        };
+        let mut seed = 7u64;
+        let value: String = (0..600_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                char::from(b'a' + (seed >> 59) as u8 % 26)
+            })
+            .collect();
+        cell.arns.add(&value, 3);
+        let mut builder = DeltaBuilder::default();
+        builder.add(&key("CreateUser"), 0, &cell);
+        let parts = stored_parts(&builder.finish()).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0].data.len() <= MAX_ITEM_DATA);
+    }
+}

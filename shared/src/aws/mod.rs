@@ -1,0 +1,8 @@
+//! Adapters on AWS (feature `aws`): the storage traits on one DynamoDB table ([`dynamodb`]), log
+//! objects from S3 ([`s3`]), the SDK's retry and timeout settings shared by every client
+//! ([`retry`]), and the backfill of past log files ([`backfill`]).
+
+pub mod backfill;
+pub mod dynamodb;
+pub mod retry;
+pub mod s3;

@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Consistency checks for infra/template.yaml that cfn-lint and checkov cannot know about.
+
+- the DynamoDB table equals infra/table.json (what `trailsight setup` creates);
+- the functions set exactly the environment variables the code reads;
+- both functions run the `bootstrap` that `make build` (mk/infra.mk) puts under build/lambda/<package>/;
+- queue, alarms and dashboard agree with the functions' timeouts and the metric names the code emits;
+- every parameter is documented in docs/DEPLOY.md.
+
+Runs as a script (`python tests/infra/check_template.py`, exit 1 on any failure) or under pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import traceback
+from pathlib import Path
+
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+TABLE_JSON = ROOT / "infra" / "table.json"
+MAKEFILE = ROOT / "mk" / "infra.mk"
+DEPLOY_DOC = ROOT / "docs" / "DEPLOY.md"
+
+# The environment variables each function reads. Change them here, in the code and in the template together.
+ENV = {
+    "IngestFunction": {
+        "TRAILSIGHT_TABLE",
+        "TRAILSIGHT_MAX_COMPRESSED_BYTES",
+        "TRAILSIGHT_MAX_DECOMPRESSED_BYTES",
+        "TRAILSIGHT_MAX_RECORDS",
+        "TRAILSIGHT_INCLUDE_READ_APIS",
+        "TRAILSIGHT_INCLUDE_DATA_EVENTS",
+        "TRAILSIGHT_METRIC_NAMESPACE",
+        "RUST_LOG",
+    },
+    "DetectFunction": {
+        "TRAILSIGHT_TABLE",
+        "TRAILSIGHT_EVENT_BUS",
+        "TRAILSIGHT_EVENT_SOURCE",
+        "TRAILSIGHT_DETAIL_TYPE",
+        "TRAILSIGHT_METRIC_NAMESPACE",
+        "TRAILSIGHT_ARCHIVE_BUCKET",
+        "TRAILSIGHT_ARCHIVE_PREFIX",
+        "TRAILSIGHT_SENSITIVITY",
+        "TRAILSIGHT_MIN_CALLS",
+        "TRAILSIGHT_SETTLE_MINUTES",
+        "TRAILSIGHT_MAX_CATCHUP_MINUTES",
+        "TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS",
+        "TRAILSIGHT_API_ALLOW",
+        "TRAILSIGHT_API_DENY",
+        "RUST_LOG",
+    },
+}
+PACKAGES = {"IngestFunction": "trailsight-ingest", "DetectFunction": "trailsight-detect"}
+SIZING = {  # function: (MemorySize, Timeout)
+    "IngestFunction": (128, 120),
+    "DetectFunction": (256, 300),
+}
+
+# Metrics the functions emit: name -> the dimension names it carries.
+METRICS = {
+    "InsightsStarted": ("InsightType",),
+    "InsightsActive": ("InsightType",),
+    "SeriesEvaluated": (),
+    "DetectorLagMinutes": (),
+    "RunErrors": (),
+    "FilesIngested": ("Function",),
+    "FilesSkipped": ("Function",),
+    "FilesFailed": ("Function",),
+    "RecordsIngested": ("Function",),
+}
+INSIGHT_TYPES = {"ApiCallRateInsight", "ApiErrorRateInsight"}
+DETAIL_TYPE = "AWS Insight via CloudTrail"
+
+
+def load_template() -> dict:
+    template, matches = decode(str(TEMPLATE))
+    assert not matches and template is not None, f"cannot parse {TEMPLATE}: {[str(m) for m in matches]}"
+    return template
+
+
+T = load_template()
+RES = T["Resources"]
+
+
+def resources_of(kind: str) -> dict:
+    return {k: v for k, v in RES.items() if v["Type"] == kind}
+
+
+def props(logical_id: str) -> dict:
+    return RES[logical_id]["Properties"]
+
+
+# ---------------------------------------------------------------- table
+
+
+def test_table_matches_table_json():
+    want = json.loads(TABLE_JSON.read_text())
+    tables = resources_of("AWS::DynamoDB::Table")
+    assert list(tables) == ["Table"], f"expected one table named Table, found {list(tables)}"
+    got = props("Table")
+
+    def attrs(defs):
+        return sorted((d["AttributeName"], d["AttributeType"]) for d in defs)
+
+    def keys(schema):
+        return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+    assert attrs(got["AttributeDefinitions"]) == attrs(want["AttributeDefinitions"])
+    assert keys(got["KeySchema"]) == keys(want["KeySchema"])
+    assert got["BillingMode"] == want["BillingMode"]
+    assert got["TimeToLiveSpecification"] == want["TimeToLiveSpecification"]
+    assert got["PointInTimeRecoverySpecification"] == want["PointInTimeRecoverySpecification"]
+    # CreateTable spells it Enabled; CloudFormation spells it SSEEnabled.
+    assert got["SSESpecification"]["SSEEnabled"] == want["SSESpecification"]["Enabled"] is True
+    extra = set(got) - {
+        "AttributeDefinitions", "KeySchema", "BillingMode", "TimeToLiveSpecification",
+        "PointInTimeRecoverySpecification", "SSESpecification",
+    }
+    assert not extra, f"table properties not mirrored in infra/table.json: {sorted(extra)}"
+
+
+def test_table_is_retained():
+    assert RES["Table"].get("DeletionPolicy") == "Retain"
+    assert RES["Table"].get("UpdateReplacePolicy") == "Retain"
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_functions_are_the_two_expected():
+    assert set(resources_of("AWS::Serverless::Function")) == set(ENV)
+    assert not resources_of("AWS::Lambda::Function"), "define functions as AWS::Serverless::Function"
+
+
+def test_environment_variable_names():
+    for fn, names in ENV.items():
+        got = set(props(fn)["Environment"]["Variables"])
+        assert got <= names, f"{fn} sets undocumented variables {sorted(got - names)}"
+        assert got == names, f"{fn} does not set {sorted(names - got)}"
+
+
+def test_detail_type_matches_rule():
+    assert props("DetectFunction")["Environment"]["Variables"]["TRAILSIGHT_DETAIL_TYPE"] == DETAIL_TYPE
+    assert props("InsightStartedRule")["EventPattern"]["detail-type"] == [DETAIL_TYPE]
+
+
+def test_functions_run_the_built_bootstrap():
+    mk = MAKEFILE.read_text()
+    assert "build/lambda/" in mk and "bootstrap" in mk, "mk/infra.mk no longer writes build/lambda/<fn>/bootstrap"
+    for fn, package in PACKAGES.items():
+        p = props(fn)
+        assert p["Handler"] == "bootstrap"
+        assert p["Runtime"] == "provided.al2023"
+        assert p["Architectures"] == [{"Ref": "Architecture"}]
+        code_uri = p["CodeUri"]
+        assert code_uri == f"../build/lambda/{package}/", f"{fn} CodeUri {code_uri}"
+        assert (TEMPLATE.parent / code_uri).resolve() == ROOT / "build" / "lambda" / package
+        assert package in mk, f"mk/infra.mk does not build {package}"
+        cargo = (ROOT / "functions" / package.removeprefix("trailsight-") / "Cargo.toml").read_text()
+        assert f'name = "{package}"' in cargo, f"no package/bin {package} in functions/*/Cargo.toml"
+
+
+def test_function_sizing_and_concurrency():
+    for fn, (memory, timeout) in SIZING.items():
+        assert (props(fn)["MemorySize"], props(fn)["Timeout"]) == (memory, timeout), fn
+    assert props("DetectFunction")["ReservedConcurrentExecutions"] == 1, "detect must be a single writer"
+    assert props("IngestFunction")["ReservedConcurrentExecutions"] == {"Ref": "IngestReservedConcurrency"}
+    for fn in SIZING:
+        log = props(fn)["LoggingConfig"]
+        assert log["LogFormat"] == "JSON"
+        group = log["LogGroup"]["Ref"]
+        assert RES[group]["Type"] == "AWS::Logs::LogGroup"
+        assert props(group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_queue_and_event_source():
+    sqs = props("IngestFunction")["Events"]["TrailLogFiles"]
+    assert sqs["Type"] == "SQS"
+    ev = sqs["Properties"]
+    assert ev["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert ev["BatchSize"] == 10
+    assert ev["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = props("IngestQueue")
+    need = 6 * SIZING["IngestFunction"][1] + ev.get("MaximumBatchingWindowInSeconds", 0)
+    assert queue["VisibilityTimeout"] >= need, f"visibility {queue['VisibilityTimeout']} < {need}"
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    for q in ("IngestQueue", "IngestDeadLetterQueue"):
+        assert props(q).get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props(q), f"{q} unencrypted"
+
+
+def test_event_source_rejects_aws_prefix():
+    p = T["Parameters"]["EventSource"]
+    pattern = re.compile(p["AllowedPattern"])
+    assert pattern.fullmatch(p["Default"])
+    for bad in ("aws.cloudtrail", "aws.trailsight"):
+        assert not pattern.fullmatch(bad), bad
+    assert pattern.fullmatch("trailsight.prod")
+
+
+def test_parameter_defaults_match_their_patterns():
+    for name, p in T["Parameters"].items():
+        if "AllowedPattern" in p and "Default" in p:
+            assert re.fullmatch(p["AllowedPattern"], str(p["Default"])), name
+        if "AllowedValues" in p and "Default" in p:
+            assert p["Default"] in p["AllowedValues"], name
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _dims(dimensions) -> dict:
+    return {d["Name"]: d["Value"] for d in dimensions or []}
+
+
+def test_alarms_use_emitted_metrics():
+    ns = {"Ref": "MetricNamespace"}
+    alarms = resources_of("AWS::CloudWatch::Alarm")
+    types_alarmed = set()
+    for name, alarm in alarms.items():
+        p = alarm["Properties"]
+        assert p["AlarmActions"] == [{"Ref": "AlertTopic"}], name
+        if p["Namespace"] != ns:
+            assert p["Namespace"] in ("AWS/SQS", "AWS/Lambda"), name
+            continue
+        metric = p["MetricName"]
+        assert metric in METRICS, f"{name}: {metric} is not a metric the functions emit"
+        dims = _dims(p.get("Dimensions"))
+        assert tuple(sorted(dims)) == METRICS[metric], f"{name}: dimensions {dims}"
+        if "Function" in dims:
+            assert dims["Function"] == "ingest", name
+        if "InsightType" in dims:
+            types_alarmed.add(dims["InsightType"])
+    assert types_alarmed == INSIGHT_TYPES
+    lag = props("DetectorLagAlarm")
+    assert lag["TreatMissingData"] == "breaching" and lag["Statistic"] == "Maximum" and lag["Threshold"] == 60
+
+
+def test_dashboard_uses_emitted_metrics():
+    body_template = props("Dashboard")["DashboardBody"]["Fn::Sub"][0]
+    body = json.loads(body_template)
+    seen = set()
+    for widget in body["widgets"]:
+        for row in widget["properties"]["metrics"]:
+            parts = [x for x in row if isinstance(x, str)]
+            namespace, metric, dims = parts[0], parts[1], dict(zip(parts[2::2], parts[3::2]))
+            if namespace != "${MetricNamespace}":
+                continue
+            assert metric in METRICS, f"dashboard: {metric} is not emitted"
+            assert tuple(sorted(dims)) == METRICS[metric], f"dashboard: {metric} {dims}"
+            seen.add(metric)
+    want = {"InsightsStarted", "InsightsActive", "FilesIngested", "RecordsIngested", "FilesFailed",
+            "DetectorLagMinutes", "SeriesEvaluated"}
+    assert want <= seen, f"dashboard lacks {sorted(want - seen)}"
+
+
+# ---------------------------------------------------------------- docs
+
+
+def test_parameters_are_documented():
+    doc = DEPLOY_DOC.read_text()
+    missing = [p for p in T["Parameters"] if f"`{p}`" not in doc]
+    assert not missing, f"docs/DEPLOY.md does not document parameters {missing}"
+
+
+def main() -> int:
+    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - report every failing check, not just the first
+            failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}", file=sys.stderr)
+        else:
+            print(f"ok   {name}")
+    print(f"check_template: {len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
