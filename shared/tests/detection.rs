@@ -1,0 +1,390 @@
+//! Detector behaviour end to end over the in-memory store: golden properties of the records,
+//! equivalence under late and split delivery, schedules that skip or overlap, and the state's
+//! persistence.
+
+use std::collections::BTreeMap;
+
+use trailsight::classify::ClassifyOptions;
+use trailsight::config::DetectorConfig;
+use trailsight::detect::{CollectingPublisher, run_detector};
+use trailsight::detector::DetectorState;
+use trailsight::fold::Folder;
+use trailsight::insight::{InsightRecord, InsightState};
+use trailsight::memory::MemoryStore;
+use trailsight::minute::{Minute, format_minute, parse_minute};
+use trailsight::store::{DeltaWrite, FileId};
+
+/// A small deterministic generator (no dependency needed for tests).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn record(
+    minute: Minute,
+    second: u64,
+    id: u64,
+    source: &str,
+    name: &str,
+    error: Option<&str>,
+    arn: &str,
+) -> String {
+    let time = format_minute(minute).replace(":00Z", &format!(":{second:02}Z"));
+    let error = error
+        .map(|e| format!(r#","errorCode":"{e}""#))
+        .unwrap_or_default();
+    let read_only = trailsight::classify::is_read_only_name(name);
+    format!(
+        r#"{{"eventVersion":"1.08","eventTime":"{time}","eventSource":"{source}","eventName":"{name}","awsRegion":"us-east-1","eventID":"e{id}","readOnly":{read_only},"eventType":"AwsApiCall","managementEvent":true,"eventCategory":"Management","recipientAccountId":"111122223333","userIdentity":{{"type":"AssumedRole","arn":"{arn}"}},"userAgent":"sdk"{error}}}"#
+    )
+}
+
+/// (minute, record JSON) for three days: a steady periodic job, a noisy write API, a burst of
+/// CreateAccessKey on day 3, a throttling storm, and the job stopping for four hours.
+fn scenario() -> Vec<(Minute, String)> {
+    let start = parse_minute("2026-03-02T00:00:00Z").unwrap();
+    let mut rng = Lcg(7);
+    let mut out = Vec::new();
+    let mut id = 0;
+    let mut push = |out: &mut Vec<(Minute, String)>,
+                    m: Minute,
+                    s: &str,
+                    n: &str,
+                    e: Option<&str>,
+                    arn: &str,
+                    rng: &mut Lcg| {
+        id += 1;
+        out.push((m, record(m, rng.below(60), id, s, n, e, arn)));
+    };
+    let gap = (start + 2 * 1440 + 600)..(start + 2 * 1440 + 840);
+    for m in start..start + 3 * 1440 {
+        if m % 10 == 0 && !gap.contains(&m) {
+            push(
+                &mut out,
+                m,
+                "ssm.amazonaws.com",
+                "PutParameter",
+                None,
+                "arn:job",
+                &mut rng,
+            );
+        }
+        if rng.below(4) == 0 {
+            push(
+                &mut out,
+                m,
+                "ec2.amazonaws.com",
+                "CreateTags",
+                None,
+                "arn:ci",
+                &mut rng,
+            );
+        }
+        if rng.below(200) == 0 {
+            push(
+                &mut out,
+                m,
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+                Some("ThrottlingException"),
+                "arn:ci",
+                &mut rng,
+            );
+        }
+    }
+    let burst = start + 2 * 1440 + 14 * 60 + 7;
+    for i in 0..14 {
+        push(
+            &mut out,
+            burst + i / 10,
+            "iam.amazonaws.com",
+            "CreateAccessKey",
+            None,
+            "arn:attacker",
+            &mut rng,
+        );
+    }
+    let storm = start + 2 * 1440 + 20 * 60;
+    for m in storm..storm + 8 {
+        for _ in 0..12 {
+            push(
+                &mut out,
+                m,
+                "ec2.amazonaws.com",
+                "DescribeInstances",
+                Some("ThrottlingException"),
+                "arn:ci",
+                &mut rng,
+            );
+        }
+    }
+    out
+}
+
+/// Delivers records as files: `plan(minute, index)` → delivery minute. Runs the detector at
+/// every delivery minute (and finally at `end`), returns the published records.
+async fn replay(
+    records: &[(Minute, String)],
+    plan: impl Fn(Minute, usize) -> Minute,
+    schedule: impl Fn(Minute) -> bool,
+    end: Minute,
+) -> Vec<InsightRecord> {
+    let mut files: BTreeMap<Minute, Vec<&str>> = BTreeMap::new();
+    for (i, (m, json)) in records.iter().enumerate() {
+        files.entry(plan(*m, i)).or_default().push(json);
+    }
+    let store = MemoryStore::new();
+    let publisher = CollectingPublisher::default();
+    let config = DetectorConfig::default();
+    for (delivered, lines) in files {
+        let mut folder = Folder::new(ClassifyOptions::default());
+        for line in lines {
+            folder.add_json(line.as_bytes());
+        }
+        let (delta, _) = folder.finish();
+        store
+            .write_delta(&FileId(format!("f{delivered}")), &delta)
+            .await
+            .unwrap();
+        if schedule(delivered) {
+            run_detector(&config, delivered, &store, &store, &publisher)
+                .await
+                .unwrap();
+        }
+    }
+    run_detector(&config, end, &store, &store, &publisher)
+        .await
+        .unwrap();
+    let mut out = publisher.records.into_inner().unwrap();
+    out.sort_by_key(|r| {
+        (
+            parse_minute(&r.event_time),
+            r.insight_details.state == InsightState::End,
+            r.series(),
+        )
+    });
+    out
+}
+
+fn without_ids(records: &[InsightRecord]) -> Vec<InsightRecord> {
+    records.iter().map(InsightRecord::without_ids).collect()
+}
+
+fn end_of(records: &[(Minute, String)]) -> Minute {
+    // The data's end, plus the settle delay and a little: no drop for data that merely stops.
+    records.iter().map(|(m, _)| *m).max().unwrap() + 25
+}
+
+#[tokio::test]
+async fn finds_the_burst_the_storm_and_the_gap_with_golden_records() {
+    let records = scenario();
+    let out = replay(
+        &records,
+        |m, _| m - m.rem_euclid(5) + 5,
+        |_| true,
+        end_of(&records),
+    )
+    .await;
+    let starts: Vec<String> = out
+        .iter()
+        .filter(|r| r.insight_details.state == InsightState::Start)
+        .map(|r| {
+            format!(
+                "{} {} {:?}",
+                r.event_time, r.insight_details.event_name, r.insight_details.error_code
+            )
+        })
+        .collect();
+    assert!(
+        starts.contains(&"2026-03-04T14:07:00Z CreateAccessKey None".to_string()),
+        "{starts:?}"
+    );
+    assert!(
+        starts.iter().any(
+            |s| s.contains("DescribeInstances Some(\"ThrottlingException\")")
+                && s.starts_with("2026-03-04T20:0")
+        ),
+        "{starts:?}"
+    );
+    assert!(
+        starts
+            .iter()
+            .any(|s| s.contains("PutParameter") && s.starts_with("2026-03-04T10:")),
+        "{starts:?}"
+    );
+    assert_eq!(
+        starts.len(),
+        3,
+        "no other insight on this scenario: {starts:?}"
+    );
+    // Golden properties: pairs share sharedEventID, End = Start + insightDuration, stats formulas.
+    for start in out
+        .iter()
+        .filter(|r| r.insight_details.state == InsightState::Start)
+    {
+        let end = out
+            .iter()
+            .find(|r| {
+                r.shared_event_id == start.shared_event_id
+                    && r.insight_details.state == InsightState::End
+            })
+            .expect("every Start has its End");
+        assert_ne!(end.event_id, start.event_id);
+        let s = parse_minute(&start.event_time).unwrap();
+        let e = parse_minute(&end.event_time).unwrap();
+        let stats = &end.insight_details.insight_context.statistics;
+        assert_eq!(e, s + stats.insight_duration);
+        assert_eq!(
+            stats.baseline_duration,
+            s - (s - s.rem_euclid(1440) - 7 * 1440)
+        );
+        assert_eq!(
+            start
+                .insight_details
+                .insight_context
+                .statistics
+                .insight_duration,
+            1
+        );
+        let attributions = &start.insight_details.insight_context.attributions;
+        let expected = if start.insight_details.error_code.is_some() {
+            2
+        } else {
+            3
+        };
+        assert_eq!(attributions.len(), expected);
+        for a in attributions {
+            assert!(a.insight.len() <= 5 && a.baseline.len() <= 5);
+            assert!(a.insight.windows(2).all(|w| w[0].average >= w[1].average));
+        }
+    }
+    let burst = out
+        .iter()
+        .find(|r| r.insight_details.event_name == "CreateAccessKey")
+        .unwrap();
+    let stats = &burst.insight_details.insight_context.statistics;
+    assert_eq!(stats.insight.average, 10.0, "first minute of the burst");
+    assert_eq!(
+        stats.baseline.average, 0.0,
+        "a key never seen has a zero baseline"
+    );
+    let top = &burst.insight_details.insight_context.attributions[0].insight[0];
+    assert_eq!((top.value.as_str(), top.average), ("arn:attacker", 10.0));
+    // The baseline average counts the key's events in the window: the periodic job's, exactly.
+    let gap = out
+        .iter()
+        .find(|r| r.insight_details.event_name == "PutParameter")
+        .unwrap();
+    let s = parse_minute(&gap.event_time).unwrap();
+    let day_start = s - s.rem_euclid(1440);
+    let job_events = records
+        .iter()
+        .filter(|(m, json)| *m >= day_start - 7 * 1440 && *m < s && json.contains("PutParameter"))
+        .count() as f64;
+    let baseline = gap
+        .insight_details
+        .insight_context
+        .statistics
+        .baseline
+        .average;
+    assert!(
+        (baseline - job_events / (s - (day_start - 7 * 1440)) as f64).abs() < 1e-12,
+        "{baseline}"
+    );
+}
+
+#[tokio::test]
+async fn late_and_split_delivery_give_the_same_answer() {
+    let records = scenario();
+    let end = end_of(&records);
+    let one_file_per_five_minutes =
+        replay(&records, |m, _| m - m.rem_euclid(5) + 5, |_| true, end).await;
+    // The same minute's records spread over files delivered 1, 8 and 15 minutes later.
+    let spread = replay(&records, |m, i| m + [1, 8, 15][i % 3], |_| true, end).await;
+    assert!(!one_file_per_five_minutes.is_empty());
+    assert_eq!(
+        without_ids(&one_file_per_five_minutes),
+        without_ids(&spread)
+    );
+}
+
+#[tokio::test]
+async fn missed_schedules_are_caught_up_identically() {
+    let records = scenario();
+    let end = end_of(&records);
+    let every_delivery = replay(&records, |m, _| m - m.rem_euclid(5) + 5, |_| true, end).await;
+    // The detector runs only once an hour (and misses most schedules): same records.
+    let hourly = replay(
+        &records,
+        |m, _| m - m.rem_euclid(5) + 5,
+        |d| d % 60 == 0,
+        end,
+    )
+    .await;
+    assert_eq!(without_ids(&every_delivery), without_ids(&hourly));
+}
+
+#[test]
+fn state_survives_a_save_and_load_bit_for_bit() {
+    let records = scenario();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = MemoryStore::new();
+    runtime.block_on(async {
+        let mut folder = Folder::new(ClassifyOptions::default());
+        for (_, json) in &records {
+            folder.add_json(json.as_bytes());
+        }
+        store
+            .write_delta(&FileId("all".into()), &folder.finish().0)
+            .await
+            .unwrap();
+        let publisher = CollectingPublisher::default();
+        run_detector(
+            &DetectorConfig::default(),
+            end_of(&records) - 600,
+            &store,
+            &store,
+            &publisher,
+        )
+        .await
+        .unwrap();
+    });
+    let state: DetectorState = runtime.block_on(async {
+        trailsight::store::StateStore::load_state(&store)
+            .await
+            .unwrap()
+            .state
+    });
+    assert!(!state.series.is_empty());
+    let json = serde_json::to_vec(&state).unwrap();
+    let back: DetectorState = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back, state);
+}
+
+#[tokio::test]
+async fn warm_up_suppresses_early_insights() {
+    // Only the first 20 hours: the burst-like start of every key must not alert during warm-up.
+    let records: Vec<(Minute, String)> = scenario()
+        .into_iter()
+        .filter(|(m, _)| *m < parse_minute("2026-03-02T20:00:00Z").unwrap())
+        .collect();
+    let out = replay(
+        &records,
+        |m, _| m - m.rem_euclid(5) + 5,
+        |_| true,
+        end_of(&records),
+    )
+    .await;
+    assert!(out.is_empty(), "{out:?}");
+}
