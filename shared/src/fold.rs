@@ -255,6 +255,17 @@ impl Folder {
         }
     }
 
+    /// Folds one element of a log object.
+    pub fn add_item(&mut self, item: crate::logfile::Item<'_>) {
+        match item {
+            crate::logfile::Item::Record(record) => self.add(&record),
+            crate::logfile::Item::Malformed => {
+                self.stats.records += 1;
+                self.stats.malformed += 1;
+            }
+        }
+    }
+
     /// Folds one parsed record.
     pub fn add(&mut self, record: &Record<'_>) {
         self.stats.records += 1;

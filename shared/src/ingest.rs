@@ -13,7 +13,7 @@ use std::io::Read;
 
 use crate::classify::ClassifyOptions;
 use crate::fold::{Delta, FoldStats, Folder};
-use crate::logfile::{ReadError, ReadLimits, ReadStats, read_records};
+use crate::logfile::{ReadError, ReadLimits, ReadStats, read_parsed};
 use crate::store::{DeltaWrite, FileId, FileMark, FileMarks, StoreError, WriteReport};
 
 /// A folded object, ready to store.
@@ -31,7 +31,7 @@ pub fn fold_object<R: Read>(
     options: ClassifyOptions,
 ) -> Result<FoldedObject, ReadError> {
     let mut folder = Folder::new(options);
-    let read = read_records(source, limits, |json| folder.add_json(json))?;
+    let read = read_parsed(source, limits, |item| folder.add_item(item))?;
     let (delta, fold) = folder.finish();
     Ok(FoldedObject { delta, fold, read })
 }

@@ -16,6 +16,8 @@ use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
 
+use crate::record::Record;
+
 /// Bounds on what one untrusted object may cost.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReadLimits {
@@ -131,17 +133,74 @@ impl std::fmt::Display for LimitExceeded {
 }
 impl std::error::Error for LimitExceeded {}
 
+/// One element found in a log object.
+// Moved once per record and never stored: boxing the record would allocate per record.
+#[allow(clippy::large_enum_variant)]
+pub enum Item<'a> {
+    /// A record, parsed in place (borrowing the read buffer).
+    Record(Record<'a>),
+    /// An element that is not a record the parser accepts; skipped and counted.
+    Malformed,
+}
+
 /// Reads a log object from `source` (gzip or plain) and calls `on_record` with each record's JSON
 /// text, in file order. Returns what was read, or why the object is unreadable.
 pub fn read_records<R, F>(
     source: R,
     limits: &ReadLimits,
-    on_record: F,
+    mut on_record: F,
 ) -> Result<ReadStats, ReadError>
 where
     R: Read,
     F: FnMut(&[u8]),
 {
+    read_items(source, limits, false, &mut |item| {
+        if let Element::Text(json) = item {
+            on_record(json)
+        }
+    })
+}
+
+/// Reads a log object and calls `on_item` with each record parsed in place: the JSON parser finds
+/// each record's end itself, so the bytes are scanned once (the scanner only handles the wrapper
+/// and records the parser rejects).
+pub fn read_parsed<R, F>(
+    source: R,
+    limits: &ReadLimits,
+    mut on_item: F,
+) -> Result<ReadStats, ReadError>
+where
+    R: Read,
+    F: FnMut(Item<'_>),
+{
+    read_items(source, limits, true, &mut |item| match item {
+        Element::Parsed(record) => on_item(Item::Record(record)),
+        Element::Text(json) => on_item(match Record::parse(json) {
+            Ok(record) => Item::Record(record),
+            Err(_) => Item::Malformed,
+        }),
+        Element::Rejected => on_item(Item::Malformed),
+    })
+}
+
+/// What the scanner hands out internally.
+#[allow(clippy::large_enum_variant)]
+enum Element<'a> {
+    /// A record's JSON text (JSON lines, or arrays when not parsing in place).
+    Text(&'a [u8]),
+    Parsed(Record<'a>),
+    /// An array element the parser rejected.
+    Rejected,
+}
+
+type Sink<'s> = dyn FnMut(Element<'_>) + 's;
+
+fn read_items<R: Read>(
+    source: R,
+    limits: &ReadLimits,
+    parse_in_place: bool,
+    on_element: &mut Sink<'_>,
+) -> Result<ReadStats, ReadError> {
     let compressed = Rc::new(Cell::new(0u64));
     let mut counted = CountingReader {
         inner: source,
@@ -161,12 +220,16 @@ where
     let prefix = io::Cursor::new(head[..head_len].to_vec());
     if head_len == 2 && head == GZIP_MAGIC {
         let mut decoder = MultiGzDecoder::new(prefix.chain(&mut counted));
-        let result = scan(&mut decoder, limits, on_record, &|| compressed.get());
+        let result = scan(&mut decoder, limits, parse_in_place, on_element, &|| {
+            compressed.get()
+        });
         drop(decoder);
         finish(result, compressed.get(), limits)
     } else {
         let mut plain = prefix.chain(&mut counted);
-        let result = scan(&mut plain, limits, on_record, &|| compressed.get());
+        let result = scan(&mut plain, limits, parse_in_place, on_element, &|| {
+            compressed.get()
+        });
         drop(plain);
         finish(result, compressed.get(), limits)
     }
@@ -240,19 +303,20 @@ struct Scanner<'l> {
     saw_records_key: bool,
     skip_depth: u32,
     skip_started: bool,
+    /// Parse array elements in place with serde_json (which finds their end), rather than scan.
+    parse_in_place: bool,
+    /// The record being scanned was rejected by the parser: emit it as such.
+    rejected: bool,
     stats: ReadStats,
 }
 
-fn scan<R, F>(
+fn scan<R: Read>(
     reader: &mut R,
     limits: &ReadLimits,
-    mut on_record: F,
+    parse_in_place: bool,
+    on_record: &mut Sink<'_>,
     compressed: &dyn Fn() -> u64,
-) -> Result<ReadStats, ReadError>
-where
-    R: Read,
-    F: FnMut(&[u8]),
-{
+) -> Result<ReadStats, ReadError> {
     let mut s = Scanner {
         limits,
         buf: Vec::with_capacity(CHUNK * 2),
@@ -270,6 +334,8 @@ where
         saw_records_key: false,
         skip_depth: 0,
         skip_started: false,
+        parse_in_place,
+        rejected: false,
         stats: ReadStats::default(),
     };
     let mut first_byte_seen = false;
@@ -309,7 +375,7 @@ where
                 return Err(ReadError::NotJson(b));
             }
         }
-        s.run(&mut on_record)?;
+        s.run(on_record)?;
     }
     if s.mode != Mode::Top || s.in_string {
         return Err(ReadError::Truncated(s.stats.decompressed_bytes));
@@ -347,22 +413,72 @@ impl Scanner<'_> {
         self.base + self.pos as u64
     }
 
-    fn emit<F: FnMut(&[u8])>(
-        &mut self,
-        start: usize,
-        end: usize,
-        on_record: &mut F,
-    ) -> Result<(), ReadError> {
+    fn count_record(&mut self) -> Result<(), ReadError> {
         self.stats.records += 1;
         if self.stats.records > self.limits.max_records {
             return Err(ReadError::TooManyRecords(self.limits.max_records));
         }
-        on_record(&self.buf[start..end]);
         Ok(())
     }
 
+    fn emit(
+        &mut self,
+        start: usize,
+        end: usize,
+        on_record: &mut Sink<'_>,
+    ) -> Result<(), ReadError> {
+        self.count_record()?;
+        if std::mem::take(&mut self.rejected) {
+            on_record(Element::Rejected);
+        } else {
+            on_record(Element::Text(&self.buf[start..end]));
+        }
+        Ok(())
+    }
+
+    /// Parses the record starting at `pos` in place. `Ok(true)`: done, `pos` is past it.
+    /// `Ok(false)`: the buffer ends inside it; wait for more. Rejected records fall back to the
+    /// scanner, which finds their end.
+    fn parse_record(&mut self, on_record: &mut Sink<'_>) -> Result<bool, ReadError> {
+        let start = self.pos;
+        let mut stream =
+            serde_json::Deserializer::from_slice(&self.buf[start..]).into_iter::<Record>();
+        let parsed = stream.next();
+        let end = start + stream.byte_offset();
+        match parsed.unwrap_or_else(|| Err(serde::de::Error::custom("no value"))) {
+            Ok(record) => {
+                self.stats.records += 1;
+                if self.stats.records > self.limits.max_records {
+                    return Err(ReadError::TooManyRecords(self.limits.max_records));
+                }
+                on_record(Element::Parsed(record));
+                self.pos = end;
+                self.record_start = None;
+                Ok(true)
+            }
+            Err(e) if e.is_eof() => {
+                if self.buf.len() - start > self.limits.max_record_bytes {
+                    return Err(ReadError::RecordTooLarge(self.limits.max_record_bytes));
+                }
+                self.record_start = Some(start);
+                Ok(false)
+            }
+            Err(_) => {
+                self.rejected = true;
+                self.record_start = Some(start);
+                self.record_return = self.mode;
+                self.depth = 1;
+                self.in_string = false;
+                self.escaped = false;
+                self.mode = Mode::Record;
+                self.pos = start + 1;
+                Ok(true)
+            }
+        }
+    }
+
     /// Advances over the buffered bytes, emitting every record that completes.
-    fn run<F: FnMut(&[u8])>(&mut self, on_record: &mut F) -> Result<(), ReadError> {
+    fn run(&mut self, on_record: &mut Sink<'_>) -> Result<(), ReadError> {
         while self.pos < self.buf.len() {
             match self.mode {
                 Mode::Record => self.scan_record(on_record)?,
@@ -386,6 +502,12 @@ impl Scanner<'_> {
                 Mode::TopArray | Mode::RecordsArray => {
                     let b = self.buf[self.pos];
                     match b {
+                        b'{' if self.parse_in_place => {
+                            if !self.parse_record(on_record)? {
+                                return Ok(());
+                            }
+                            continue;
+                        }
                         b'{' => {
                             self.record_start = Some(self.pos);
                             self.record_return = self.mode;
@@ -506,7 +628,7 @@ impl Scanner<'_> {
     }
 
     /// Inside a record: jump between quotes and braces until the record's closing brace.
-    fn scan_record<F: FnMut(&[u8])>(&mut self, on_record: &mut F) -> Result<(), ReadError> {
+    fn scan_record(&mut self, on_record: &mut Sink<'_>) -> Result<(), ReadError> {
         let start = self.record_start.unwrap_or(self.pos);
         while self.pos < self.buf.len() {
             if self.pos - start > self.limits.max_record_bytes {
