@@ -825,7 +825,53 @@ mod tests {
         ));
     }
 
+    /// Records found by the in-place parser: (parsed eventNames, malformed count).
+    fn parsed(input: &[u8]) -> Result<(Vec<String>, usize), ReadError> {
+        let (mut names, mut bad) = (Vec::new(), 0);
+        read_parsed(input, &ReadLimits::default(), |item| match item {
+            Item::Record(r) => names.push(r.event_name.as_deref().unwrap_or("-").to_owned()),
+            Item::Malformed => bad += 1,
+        })?;
+        Ok((names, bad))
+    }
+
+    #[test]
+    fn in_place_parsing_agrees_with_the_scanner() {
+        let wrapped = br#"{"Records":[{"eventName":"A","x":{"y":"}"}},{"eventName":"B\"}"},{"eventName":7},{"eventName":"C"}]}"#;
+        assert_eq!(
+            parsed(wrapped).unwrap(),
+            (vec!["A".into(), "B\"}".into(), "7".into(), "C".into()], 0)
+        );
+        // An element the parser rejects (invalid UTF-8 in a string) is skipped and counted.
+        let mut bad = br#"[{"eventName":"A"},{"eventName":"#.to_vec();
+        bad.extend_from_slice(&[b'"', 0xff, 0xfe, b'"']);
+        bad.extend_from_slice(br#"},{"eventName":"C"}]"#);
+        assert_eq!(parsed(&bad).unwrap(), (vec!["A".into(), "C".into()], 1));
+        let lines = b"{\"eventName\":\"L1\"}\n{\"eventName\":\"L2\"}\n";
+        assert_eq!(parsed(lines).unwrap(), (vec!["L1".into(), "L2".into()], 0));
+        assert!(matches!(
+            parsed(br#"{"Records":[{"eventName":"A"},{"eventNa"#),
+            Err(ReadError::Truncated(_))
+        ));
+        // Records longer than a read chunk are parsed whole.
+        let big = format!(
+            r#"{{"eventName":"Big","pad":"{}"}}"#,
+            "x".repeat(CHUNK * 2 + 3)
+        );
+        let data = format!(r#"{{"Records":[{big},{big},{big}]}}"#);
+        assert_eq!(parsed(&gzip(data.as_bytes())).unwrap().0.len(), 3);
+    }
+
     proptest::proptest! {
+        #[test]
+        fn in_place_parser_never_panics(data in proptest::collection::vec(proptest::sample::select(b"{}[]\",:\\ ab1Records\xff".to_vec()), 0..256)) {
+            let _ = parsed(&data);
+            let mut wrapped = b"{\"Records\":[".to_vec();
+            wrapped.extend_from_slice(&data);
+            let _ = parsed(&wrapped);
+        }
+
+
         #[test]
         fn never_panics_on_arbitrary_bytes(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = read_records(&data[..], &ReadLimits::default(), |r| { let _ = crate::record::Record::parse(r); });
