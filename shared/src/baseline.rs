@@ -131,6 +131,9 @@ pub struct Baseline {
     pub daily_peak_5m: DayRing,
     /// Longest gap between active minutes that ended on each day (outside drops).
     pub daily_max_gap: DayRing,
+    /// Minutes with at least one event, per day (how regular the key is).
+    #[serde(default)]
+    pub daily_active_minutes: DayRing,
     pub arns: TopK,
     pub agents: TopK,
     pub errors: TopK,
@@ -149,6 +152,7 @@ impl Default for Baseline {
             daily_peak_1m: DayRing::default(),
             daily_peak_5m: DayRing::default(),
             daily_max_gap: DayRing::default(),
+            daily_active_minutes: DayRing::default(),
             arns: TopK::default(),
             agents: TopK::default(),
             errors: TopK::default(),
@@ -233,6 +237,32 @@ impl Baseline {
             self.daily_peak_1m.max_in(day - 7, day),
             self.daily_peak_5m.max_in(day - 7, day),
         )
+    }
+
+    /// Expected events from `from` to `to` (inclusive) under the hour-of-day rates.
+    pub fn expected_between(&self, from: Minute, to: Minute) -> f64 {
+        let mut total = 0.0;
+        let mut m = from;
+        while m <= to {
+            let hour_end = (m.div_euclid(60) + 1) * 60 - 1;
+            let end = hour_end.min(to);
+            total += self.expect(m).mean * (end - m + 1) as f64;
+            m = end + 1;
+        }
+        total
+    }
+
+    /// How irregular the key is: its longest usual gap over its average spacing between active
+    /// minutes (≈ 1 for a job that runs every N minutes; large for random, bursty or diurnal keys).
+    pub fn irregularity(&self, minute: Minute, longest_gap: u64) -> f64 {
+        let day = minute.div_euclid(MINUTES_PER_DAY);
+        let days = (day - 7..day)
+            .filter(|d| self.daily_active_minutes.get(*d) > 0)
+            .count()
+            .max(1);
+        let active_per_day =
+            self.daily_active_minutes.sum_in(day - 7, day - 1) as f64 / days as f64;
+        longest_gap as f64 * active_per_day / MINUTES_PER_DAY as f64
     }
 
     /// Longest usual gap over the last 7 days.

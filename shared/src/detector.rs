@@ -34,6 +34,8 @@ use crate::minute::{MINUTES_PER_DAY, Minute};
 use crate::series::{InsightType, SeriesKey};
 use crate::topk::{TOP_REPORTED, TopK};
 
+/// A key is regular when its longest gap is at most this many times its average spacing.
+const MAX_IRREGULARITY: f64 = 2.0;
 /// Tail probability under which a minute keeps an open spike going.
 const CONTINUE_ALPHA: f64 = 1e-3;
 /// Insight records kept in the state for `trailsight insights`.
@@ -231,6 +233,7 @@ fn evaluate_series(
     // Events count toward the contract's baseline average whatever they are.
     if x > 0 {
         state.baseline.daily_events.add(day, x);
+        state.baseline.daily_active_minutes.add(day, 1);
     }
 
     let in_spike = matches!(&state.episode, Some(e) if e.kind == EpisodeKind::Spike);
@@ -349,7 +352,7 @@ fn maybe_open_drop(
     }
     let day = minute.div_euclid(MINUTES_PER_DAY);
     let longest = state.baseline.longest_gap(minute) as i64;
-    if longest == 0 || longest > config.max_steady_gap_minutes {
+    if longest == 0 {
         return;
     }
     let threshold = (config.min_gap_minutes as f64)
@@ -362,6 +365,20 @@ fn maybe_open_drop(
     if !(1..=config.drop_min_active_days as i64)
         .all(|back| state.baseline.daily_events.get(day - back) > 0)
     {
+        return;
+    }
+    // Two ways to be sure the silence is unusual: a regular key (a job every few minutes up to
+    // hourly) missed several runs; or, for any key, so many calls were expected that silence is
+    // as unlikely as a spike must be.
+    let regular = longest <= config.max_steady_gap_minutes
+        && state.baseline.irregularity(minute, longest as u64) <= MAX_IRREGULARITY;
+    // The hour-of-day rates do not know weekends: a quiet Saturday night would look like a drop,
+    // so silence must be far less likely than a spike (alpha squared).
+    let unlikely = || {
+        let expected = state.baseline.expected_between(last + 1, minute);
+        (-expected).exp() < config.sensitivity.alpha().powi(2)
+    };
+    if !regular && !unlikely() {
         return;
     }
     // The silence became unusual once it outlasted the longest usual gap: the drop starts there.

@@ -1,0 +1,24 @@
+# mk/bench.mk: `make bench` — performance measured against floors measured in the same run.
+# Figures go into BENCHMARKS.md (by hand, from out/bench/*.json). Not part of `make test`.
+BENCH_DATA ?= $(OUT)/bench-data
+BENCH_OUT  ?= $(OUT)/bench
+
+.PHONY: bench bench-data
+
+bench-data: cli
+	@test -f $(BENCH_DATA)/labels.json || $(TRAILSIGHT) simulate --out $(BENCH_DATA) --days 9 --seed 1
+
+bench: bench-data
+	@mkdir -p $(BENCH_OUT)
+	$(CARGO) build --release -p trailsight-core --examples
+	@echo "== ingest, single-threaded, vs gzip -dc and our inflate alone (same files, same run)"
+	target/release/examples/ingest_bench $(BENCH_DATA) | tee $(BENCH_OUT)/ingest.json
+	@echo "== the same fold in Python (gzip + json from the standard library)"
+	python3 bench/python_fold.py $(BENCH_DATA) | tee $(BENCH_OUT)/python.json
+	@echo "== peak RSS folding one 100 MB (uncompressed) log file"
+	python3 bench/big_file.py $(BENCH_DATA) $(BENCH_OUT)/big.json.gz 100
+	/usr/bin/time -f '{"max_rss_kb": %M, "seconds": %e}' target/release/trailsight summarize --json $(BENCH_OUT)/big.json.gz 2>&1 >/dev/null | tee $(BENCH_OUT)/rss.json
+	@echo "== detector cost per run (5 one-minute evaluations) for 1k, 10k, 100k series"
+	target/release/examples/detector_bench 1000 10000 100000 | tee $(BENCH_OUT)/detector.json
+	@echo "== replay of the 9-day scenario (two regions, all cores)"
+	/usr/bin/time -f '{"replay_seconds": %e, "max_rss_kb": %M}' $(TRAILSIGHT) replay $(BENCH_DATA) 2>&1 >/dev/null | tail -1 | tee $(BENCH_OUT)/replay.json
