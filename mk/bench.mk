@@ -15,6 +15,8 @@ bench: bench-data
 	target/release/examples/ingest_bench $(BENCH_DATA) | tee $(BENCH_OUT)/ingest.json
 	@echo "== the same fold in Python (gzip + json from the standard library)"
 	python3 bench/python_fold.py $(BENCH_DATA) | tee $(BENCH_OUT)/python.json
+	@echo "== DynamoDB requests and write units per log file (as the store writes them)"
+	target/release/examples/delta_bench $(BENCH_DATA) | tee $(BENCH_OUT)/deltas.json
 	@echo "== peak RSS folding one 100 MB (uncompressed) log file"
 	python3 bench/big_file.py $(BENCH_DATA) $(BENCH_OUT)/big.json.gz 100
 	/usr/bin/time -f '{"max_rss_kb": %M, "seconds": %e}' target/release/trailsight summarize --json $(BENCH_OUT)/big.json.gz 2>&1 >/dev/null | tee $(BENCH_OUT)/rss.json
@@ -22,3 +24,5 @@ bench: bench-data
 	target/release/examples/detector_bench 1000 10000 100000 | tee $(BENCH_OUT)/detector.json
 	@echo "== replay of the 9-day scenario (two regions, all cores)"
 	/usr/bin/time -f '{"replay_seconds": %e, "max_rss_kb": %M}' $(TRAILSIGHT) replay $(BENCH_DATA) 2>&1 >/dev/null | tail -1 | tee $(BENCH_OUT)/replay.json
+	@echo "== monthly cost model from these figures (docs/COST.md)"
+	python3 bench/cost_model.py $(BENCH_OUT) | tee $(BENCH_OUT)/cost.md
