@@ -119,6 +119,7 @@ where
         options: options.classify,
         marks: store,
         deltas: store,
+        budget: None,
     };
     let mut results = stream::iter(keys)
         .map(|key| async move {
@@ -274,6 +275,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The backfill's future can run on any tokio worker (the CLI spawns it).
+    #[test]
+    fn the_backfill_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .build();
+        let s3 = Client::from_conf(config);
+        let store = crate::memory::MemoryStore::new();
+        let limits = ReadLimits::default();
+        let future = backfill(
+            &s3,
+            "bucket",
+            "",
+            1,
+            0,
+            &store,
+            &limits,
+            BackfillOptions::default(),
+            &|_, _| {},
+        );
+        assert_send(&future);
+    }
 
     #[test]
     fn prefixes_and_segments() {

@@ -8,6 +8,8 @@
 //! - throttling (`SlowDown`), 5xx, timeouts, a connection lost mid-body: transient;
 //! - anything else (access denied, no such bucket): not transient, but not the object's fault
 //!   either, so callers let the notification be retried (and dead-lettered) rather than drop it.
+//!   (S3 answers `AccessDenied`, not `NoSuchKey`, for a missing key when the caller may not list
+//!   the bucket: without `s3:ListBucket`, a deleted object is retried until it is dead-lettered.)
 
 use aws_sdk_s3::Client;
 
@@ -59,28 +61,28 @@ pub async fn get_object_bytes(
     key: &str,
     max_compressed_bytes: u64,
 ) -> Result<Vec<u8>, ObjectError> {
-    let failure = |reason: String, transient: bool| {
-        let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        if transient {
-            ObjectError::Transient {
-                bucket,
-                key,
-                reason,
-            }
-        } else {
-            ObjectError::Other {
-                bucket,
-                key,
-                reason,
-            }
-        }
-    };
-    let too_large = |size: u64| ObjectError::TooLarge {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        size,
-        limit: max_compressed_bytes,
-    };
+    let object = open_object(client, bucket, key, max_compressed_bytes).await?;
+    object.collect().await
+}
+
+/// An object whose headers have arrived and whose body has not been read yet.
+pub struct OpenObject {
+    bucket: String,
+    key: String,
+    /// The `ContentLength` S3 declared, if any.
+    pub declared: Option<u64>,
+    limit: u64,
+    body: aws_sdk_s3::primitives::ByteStream,
+}
+
+/// Sends the `GetObject` and checks the declared length against the limit. Dropping the result
+/// closes the connection without reading the body.
+pub async fn open_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    max_compressed_bytes: u64,
+) -> Result<OpenObject, ObjectError> {
     let output = match client.get_object().bucket(bucket).key(key).send().await {
         Ok(output) => output,
         Err(error) => {
@@ -90,37 +92,101 @@ pub async fn get_object_bytes(
                     key: key.to_owned(),
                 });
             }
-            return Err(failure(describe(&error), is_transient(&error)));
+            return Err(failure(bucket, key, describe(&error), is_transient(&error)));
         }
     };
     let declared = output.content_length().and_then(|n| u64::try_from(n).ok());
     if let Some(size) = declared
         && size > max_compressed_bytes
     {
-        // Dropping the body closes the connection without reading it.
-        return Err(too_large(size));
+        return Err(ObjectError::TooLarge {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size,
+            limit: max_compressed_bytes,
+        });
     }
-    let mut body = output.body;
-    let capacity = declared.unwrap_or(0).min(max_compressed_bytes);
-    let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-    loop {
-        match body.try_next().await {
-            Ok(Some(chunk)) => {
-                if (bytes.len() + chunk.len()) as u64 > max_compressed_bytes {
-                    return Err(too_large((bytes.len() + chunk.len()) as u64));
+    Ok(OpenObject {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        declared,
+        limit: max_compressed_bytes,
+        body: output.body,
+    })
+}
+
+impl OpenObject {
+    /// Reads the body, enforcing the limit as it goes.
+    pub async fn collect(mut self) -> Result<Vec<u8>, ObjectError> {
+        let capacity = self.declared.unwrap_or(0).min(self.limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+        loop {
+            match self.body.try_next().await {
+                Ok(Some(chunk)) => {
+                    let size = (bytes.len() + chunk.len()) as u64;
+                    if size > self.limit {
+                        return Err(ObjectError::TooLarge {
+                            bucket: self.bucket,
+                            key: self.key,
+                            size,
+                            limit: self.limit,
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
                 }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(error) => {
-                return Err(failure(
-                    format!("the body broke off after {} bytes: {error}", bytes.len()),
-                    true,
-                ));
+                Ok(None) => return Ok(bytes),
+                Err(error) => {
+                    let reason = format!("the body broke off after {} bytes: {error}", bytes.len());
+                    return Err(failure(&self.bucket, &self.key, reason, true));
+                }
             }
         }
     }
-    Ok(bytes)
+}
+
+fn failure(bucket: &str, key: &str, reason: String, transient: bool) -> ObjectError {
+    let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    if transient {
+        ObjectError::Transient {
+            bucket,
+            key,
+            reason,
+        }
+    } else {
+        ObjectError::Other {
+            bucket,
+            key,
+            reason,
+        }
+    }
+}
+
+/// Bounds the memory that objects in flight hold: an object reserves twice its compressed size
+/// (its bytes, and about as much again for its fold; see the README's measurements) from the
+/// budget, once its length is known and until its fold is done. An object larger than the whole
+/// budget waits until it can have all of it, so it runs alone.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    semaphore: tokio::sync::Semaphore,
+    /// In KiB, the semaphore's unit.
+    capacity: u32,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: u64) -> MemoryBudget {
+        let capacity = u32::try_from((bytes >> 10).max(1)).unwrap_or(u32::MAX >> 4);
+        MemoryBudget {
+            semaphore: tokio::sync::Semaphore::new(capacity as usize),
+            capacity,
+        }
+    }
+
+    async fn reserve(&self, compressed_bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let wanted = (compressed_bytes.saturating_mul(2) >> 10).max(1);
+        let kib = u32::try_from(wanted).unwrap_or(u32::MAX).min(self.capacity);
+        // The semaphore is never closed; a failure would only mean no bound.
+        self.semaphore.acquire_many(kib).await.ok()
+    }
 }
 
 /// Why one S3 object could not be ingested now.
@@ -162,6 +228,8 @@ pub struct ObjectIngest<'a> {
     pub options: ClassifyOptions,
     pub marks: &'a dyn FileMarks,
     pub deltas: &'a dyn DeltaWrite,
+    /// Bounds the memory of the objects in flight, when several run at once.
+    pub budget: Option<&'a MemoryBudget>,
 }
 
 impl ObjectIngest<'_> {
@@ -177,10 +245,23 @@ impl ObjectIngest<'_> {
         if let Some(done) = check_marker(&file, self.marks).await? {
             return Ok(done);
         }
-        let folded = match get_object_bytes(self.s3, bucket, key, self.limits.max_compressed_bytes)
-            .await
-        {
-            Ok(bytes) => self.fold(bucket, key, bytes).await?,
+        let limit = self.limits.max_compressed_bytes;
+        let folded = match open_object(self.s3, bucket, key, limit).await {
+            Ok(object) => {
+                let reservation = match self.budget {
+                    Some(budget) => budget.reserve(object.declared.unwrap_or(limit)).await,
+                    None => None,
+                };
+                let folded = match object.collect().await {
+                    Ok(bytes) => self.fold(bucket, key, bytes).await?,
+                    Err(ObjectError::TooLarge { limit, .. }) => {
+                        Err(ReadError::CompressedTooLarge(limit))
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                drop(reservation);
+                folded
+            }
             Err(ObjectError::TooLarge { limit, .. }) => Err(ReadError::CompressedTooLarge(limit)),
             Err(error) => return Err(error.into()),
         };
@@ -201,5 +282,27 @@ impl ObjectIngest<'_> {
                 key: key.to_owned(),
                 reason: e.to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_budget_holds_back_objects_that_do_not_fit() {
+        let budget = MemoryBudget::new(1 << 20);
+        let first = budget.reserve(300 << 10).await;
+        let second = budget.reserve(200 << 10).await;
+        assert!(first.is_some() && second.is_some());
+        // 600 + 400 KiB reserved: another 100 KB (200 KiB reserved) must wait.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), budget.reserve(100 << 10));
+        assert!(waiting.await.is_err());
+        drop(first);
+        assert!(budget.reserve(100 << 10).await.is_some());
+        // Larger than the whole budget: gets all of it, once it is free.
+        drop(second);
+        assert!(budget.reserve(10 << 20).await.is_some());
     }
 }

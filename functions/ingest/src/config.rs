@@ -1,0 +1,165 @@
+//! The function's settings, read once from its environment (names as in `infra/template.yaml`).
+//! AWS endpoints, region and credentials come from the SDK's own variables (`AWS_ENDPOINT_URL`...).
+
+use trailsight::classify::ClassifyOptions;
+use trailsight::logfile::ReadLimits;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `TRAILSIGHT_TABLE` (required).
+    pub table: String,
+    /// `TRAILSIGHT_MAX_COMPRESSED_BYTES`, `TRAILSIGHT_MAX_DECOMPRESSED_BYTES`,
+    /// `TRAILSIGHT_MAX_RECORDS`; the library's defaults otherwise.
+    pub limits: ReadLimits,
+    /// `TRAILSIGHT_INCLUDE_READ_APIS`, `TRAILSIGHT_INCLUDE_DATA_EVENTS` (`true`/`false`).
+    pub classify: ClassifyOptions,
+    /// `TRAILSIGHT_METRIC_NAMESPACE`, default `Trailsight`.
+    pub metric_namespace: String,
+    /// Memory that objects in flight may hold: half of `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (which
+    /// Lambda sets, in MB; 128 when absent).
+    pub memory_budget_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set: it must name the DynamoDB table (see infra/template.yaml)")]
+    Missing(&'static str),
+    #[error("{name}={value:?} is not valid: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+pub const DEFAULT_NAMESPACE: &str = "Trailsight";
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let table = get("TRAILSIGHT_TABLE").ok_or(ConfigError::Missing("TRAILSIGHT_TABLE"))?;
+        let defaults = ReadLimits::default();
+        let number =
+            |name: &'static str, default: u64| match get(name) {
+                None => Ok(default),
+                Some(value) => value.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(
+                    ConfigError::Invalid {
+                        name,
+                        value,
+                        expected: "a positive whole number",
+                    },
+                ),
+            };
+        let flag = |name: &'static str| match get(name) {
+            None => Ok(false),
+            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    value,
+                    expected: "true or false",
+                }),
+            },
+        };
+        let limits = ReadLimits {
+            max_compressed_bytes: number(
+                "TRAILSIGHT_MAX_COMPRESSED_BYTES",
+                defaults.max_compressed_bytes,
+            )?,
+            max_decompressed_bytes: number(
+                "TRAILSIGHT_MAX_DECOMPRESSED_BYTES",
+                defaults.max_decompressed_bytes,
+            )?,
+            max_records: number("TRAILSIGHT_MAX_RECORDS", defaults.max_records)?,
+            ..defaults
+        };
+        Ok(Config {
+            table,
+            limits,
+            classify: ClassifyOptions {
+                include_read_apis: flag("TRAILSIGHT_INCLUDE_READ_APIS")?,
+                include_data_events: flag("TRAILSIGHT_INCLUDE_DATA_EVENTS")?,
+            },
+            metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            memory_budget_bytes: number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)? << 19,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_table_is_required() {
+        assert_eq!(config(&[]), Err(ConfigError::Missing("TRAILSIGHT_TABLE")));
+        assert!(config(&[("TRAILSIGHT_TABLE", " ")]).is_err());
+        let message = config(&[]).unwrap_err().to_string();
+        assert!(message.contains("TRAILSIGHT_TABLE is not set"), "{message}");
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = config(&[("TRAILSIGHT_TABLE", "t")]).unwrap();
+        assert_eq!(c.metric_namespace, "Trailsight");
+        assert_eq!(c.limits, ReadLimits::default());
+        assert_eq!(c.classify, ClassifyOptions::default());
+        assert_eq!(c.memory_budget_bytes, 64 << 20);
+        let c = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_MAX_COMPRESSED_BYTES", "52428800"),
+            ("TRAILSIGHT_MAX_DECOMPRESSED_BYTES", "536870912"),
+            ("TRAILSIGHT_MAX_RECORDS", "500000"),
+            ("TRAILSIGHT_INCLUDE_READ_APIS", "true"),
+            ("TRAILSIGHT_INCLUDE_DATA_EVENTS", "False"),
+            ("TRAILSIGHT_METRIC_NAMESPACE", "Custom/NS"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.max_compressed_bytes, 52_428_800);
+        assert_eq!(c.limits.max_decompressed_bytes, 536_870_912);
+        assert_eq!(c.limits.max_records, 500_000);
+        assert!(c.classify.include_read_apis);
+        assert!(!c.classify.include_data_events);
+        assert_eq!(c.metric_namespace, "Custom/NS");
+        assert_eq!(c.memory_budget_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_MAX_RECORDS", "lots"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("TRAILSIGHT_MAX_RECORDS") && e.contains("lots"),
+            "{e}"
+        );
+        assert!(
+            config(&[
+                ("TRAILSIGHT_TABLE", "t"),
+                ("TRAILSIGHT_INCLUDE_READ_APIS", "maybe")
+            ])
+            .is_err()
+        );
+        assert!(config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_MAX_RECORDS", "0")]).is_err());
+    }
+}

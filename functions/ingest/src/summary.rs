@@ -1,0 +1,175 @@
+//! What one invocation did: its counters, written once as a summary log line and once as a
+//! CloudWatch embedded-metric-format (EMF) line. Metrics are per invocation, never per file or
+//! per record, and carry one dimension (`Function=ingest`), so they cost four custom metrics.
+
+use serde_json::{Value, json};
+use trailsight::ingest::IngestOutcome;
+
+/// Counters of one invocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Notifications (SQS messages, SNS records, or the event itself).
+    pub messages: usize,
+    /// Files folded and stored.
+    pub files: usize,
+    /// Records in the files stored.
+    pub records: u64,
+    /// Of which counted in a series.
+    pub counted: u64,
+    /// (series, minute) cells in the files stored.
+    pub cells: usize,
+    pub parts_written: usize,
+    /// Parts found already written (a retry completing an earlier attempt).
+    pub parts_existing: usize,
+    /// Files already processed.
+    pub duplicates: usize,
+    /// Keys or objects that are not log files.
+    pub skipped: usize,
+    /// Notifications that name nothing to ingest (S3's test event, other event types).
+    pub ignored: usize,
+    /// Files that cannot be read (recorded, not retried) or are gone.
+    pub failed: usize,
+    /// Files left for a retry (throttling, storage or S3 unavailable).
+    pub retried: usize,
+    /// Notifications reported back for a retry.
+    pub messages_retried: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, outcome: &IngestOutcome) {
+        match outcome {
+            IngestOutcome::Stored {
+                records,
+                counted,
+                cells,
+                write,
+            } => {
+                self.files += 1;
+                self.records += records;
+                self.counted += counted;
+                self.cells += cells;
+                self.parts_written += write.parts_written;
+                self.parts_existing += write.parts_existing;
+            }
+            IngestOutcome::Duplicate => self.duplicates += 1,
+            IngestOutcome::NotALog { .. } => self.skipped += 1,
+            IngestOutcome::Failed { .. } => self.failed += 1,
+        }
+    }
+
+    /// The summary log line.
+    pub fn log(&self) {
+        tracing::info!(
+            messages = self.messages,
+            files = self.files,
+            records = self.records,
+            counted = self.counted,
+            cells = self.cells,
+            parts_written = self.parts_written,
+            parts_existing = self.parts_existing,
+            duplicates = self.duplicates,
+            skipped = self.skipped,
+            ignored = self.ignored,
+            failed = self.failed,
+            retried = self.retried,
+            messages_retried = self.messages_retried,
+            "Invocation done."
+        );
+    }
+
+    /// One EMF document: `FilesIngested`, `FilesSkipped` (duplicates and non-logs),
+    /// `FilesFailed`, `RecordsIngested`, under `namespace` with `Function=ingest`.
+    pub fn emf(&self, namespace: &str, timestamp_ms: i64) -> Value {
+        let metrics: Vec<Value> = [
+            "FilesIngested",
+            "FilesSkipped",
+            "FilesFailed",
+            "RecordsIngested",
+        ]
+        .iter()
+        .map(|name| json!({"Name": name, "Unit": "Count"}))
+        .collect();
+        json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["Function"]],
+                    "Metrics": metrics,
+                }],
+            },
+            "Function": "ingest",
+            "FilesIngested": self.files,
+            "FilesSkipped": self.duplicates + self.skipped,
+            "FilesFailed": self.failed,
+            "RecordsIngested": self.records,
+        })
+    }
+
+    /// Writes the EMF line to stdout, where Lambda's log capture (and CloudWatch's EMF
+    /// extraction) finds it; not through `tracing`, whose JSON would nest it.
+    pub fn emit_metrics(&self, namespace: &str) {
+        let now = now_ms();
+        println!("{}", self.emf(namespace, now));
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trailsight::store::WriteReport;
+
+    #[test]
+    fn emf_has_the_four_metrics_under_one_dimension() {
+        let mut summary = Summary::default();
+        summary.add(&IngestOutcome::Stored {
+            records: 10,
+            counted: 7,
+            cells: 3,
+            write: WriteReport {
+                parts_written: 1,
+                parts_existing: 0,
+                requests: 1,
+            },
+        });
+        summary.add(&IngestOutcome::Duplicate);
+        summary.add(&IngestOutcome::NotALog {
+            reason: "digest".into(),
+        });
+        summary.add(&IngestOutcome::Failed {
+            reason: "corrupt".into(),
+        });
+        let emf = summary.emf("Trailsight", 1_700_000_000_000);
+        let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Trailsight");
+        assert_eq!(directive["Dimensions"], json!([["Function"]]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "FilesIngested",
+                "FilesSkipped",
+                "FilesFailed",
+                "RecordsIngested"
+            ]
+        );
+        assert_eq!(emf["Function"], "ingest");
+        assert_eq!(emf["FilesIngested"], 1);
+        assert_eq!(emf["FilesSkipped"], 2);
+        assert_eq!(emf["FilesFailed"], 1);
+        assert_eq!(emf["RecordsIngested"], 10);
+        assert_eq!(emf["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+}

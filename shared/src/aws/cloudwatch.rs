@@ -1,0 +1,334 @@
+//! The detect run's metrics, in CloudWatch: a small fixed set per run, in one `PutMetricData`
+//! call. Custom metrics cost about $0.30 a month per name and dimension combination (the
+//! contract's §6), so the set is fixed and never grows with the number of APIs:
+//!
+//! | metric | dimensions | value |
+//! |---|---|---|
+//! | `InsightsStarted` | `InsightType` (both types, zeros included) | Start records published by the run |
+//! | `InsightsActive` | `InsightType` (both types, zeros included) | insights open after the run |
+//! | `SeriesEvaluated` | none | series the detector keeps |
+//! | `DetectorLagMinutes` | none | minutes between the evaluation time and the last minute evaluated |
+//! | `RunErrors` | none | 1 when the run failed, else 0 |
+//!
+//! Seven combinations in all; the alarms and dashboard of `infra/template.yaml` read these names.
+//! A failed run sends `RunErrors` alone (its other figures are unknown); a run that lost the
+//! race for the detector state to an overlapping run sends `RunErrors` 0 alone (the winner sends
+//! the rest). Sending zeros keeps the alarms' `InsightType` series continuous.
+//!
+//! The client is pinned to aws-sdk-cloudwatch 1.99.0, the last release speaking the awsJson
+//! protocol (later ones speak RPCv2-CBOR, which moto does not serve); see docs/DECISIONS.md.
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+
+use crate::aws::retry::{describe, retry_config, timeout_config};
+use crate::detect::RunReport;
+use crate::insight::InsightState;
+use crate::series::InsightType;
+
+/// The namespace when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "Trailsight";
+pub const INSIGHTS_STARTED: &str = "InsightsStarted";
+pub const INSIGHTS_ACTIVE: &str = "InsightsActive";
+pub const SERIES_EVALUATED: &str = "SeriesEvaluated";
+pub const DETECTOR_LAG_MINUTES: &str = "DetectorLagMinutes";
+pub const RUN_ERRORS: &str = "RunErrors";
+/// The dimension of the per-type metrics.
+pub const INSIGHT_TYPE: &str = "InsightType";
+
+/// A metric's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    /// Minutes have no CloudWatch unit.
+    None,
+}
+
+/// One value to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Datum {
+    pub name: &'static str,
+    /// (name, value), for the per-type metrics.
+    pub dimension: Option<(&'static str, &'static str)>,
+    pub value: f64,
+    pub unit: Unit,
+}
+
+/// What one run tells CloudWatch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunMetrics {
+    /// Start records published, per type (`None`: the run did not get that far).
+    pub started: Option<[u64; 2]>,
+    /// Insights open after the run, per type.
+    pub active: Option<[u64; 2]>,
+    pub series_evaluated: Option<u64>,
+    pub lag_minutes: Option<i64>,
+    pub run_errors: u64,
+}
+
+fn type_index(t: InsightType) -> usize {
+    match t {
+        InsightType::ApiCallRateInsight => 0,
+        InsightType::ApiErrorRateInsight => 1,
+    }
+}
+
+impl RunMetrics {
+    /// The metrics of a run that completed.
+    pub fn from_report(report: &RunReport) -> Self {
+        let mut started = [0u64; 2];
+        for record in &report.published {
+            if record.insight_details.state == InsightState::Start {
+                started[type_index(record.insight_details.insight_type)] += 1;
+            }
+        }
+        let mut active = [0u64; 2];
+        for (t, n) in &report.open {
+            active[type_index(*t)] += *n as u64;
+        }
+        Self {
+            started: Some(started),
+            active: Some(active),
+            series_evaluated: Some(report.series as u64),
+            lag_minutes: Some(report.lag_minutes),
+            run_errors: 0,
+        }
+    }
+
+    /// A run that failed: `RunErrors` 1 and nothing else.
+    pub fn failed() -> Self {
+        Self {
+            run_errors: 1,
+            ..Self::default()
+        }
+    }
+
+    /// A run that found another run had saved first: `RunErrors` 0 and nothing else.
+    pub fn superseded() -> Self {
+        Self::default()
+    }
+
+    /// The values to send, in a fixed order.
+    pub fn datums(&self) -> Vec<Datum> {
+        let mut out = Vec::new();
+        for (name, values) in [
+            (INSIGHTS_STARTED, self.started),
+            (INSIGHTS_ACTIVE, self.active),
+        ] {
+            if let Some(values) = values {
+                for t in InsightType::ALL {
+                    out.push(Datum {
+                        name,
+                        dimension: Some((INSIGHT_TYPE, t.as_str())),
+                        value: values[type_index(t)] as f64,
+                        unit: Unit::Count,
+                    });
+                }
+            }
+        }
+        if let Some(series) = self.series_evaluated {
+            out.push(Datum {
+                name: SERIES_EVALUATED,
+                dimension: None,
+                value: series as f64,
+                unit: Unit::Count,
+            });
+        }
+        if let Some(lag) = self.lag_minutes {
+            out.push(Datum {
+                name: DETECTOR_LAG_MINUTES,
+                dimension: None,
+                value: lag as f64,
+                unit: Unit::None,
+            });
+        }
+        out.push(Datum {
+            name: RUN_ERRORS,
+            dimension: None,
+            value: self.run_errors as f64,
+            unit: Unit::Count,
+        });
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("sending metrics to CloudWatch namespace {namespace} failed: {reason}")]
+pub struct MetricsError {
+    pub namespace: String,
+    pub reason: String,
+}
+
+/// Where a run's metrics go (CloudWatch; anything else in tests).
+#[async_trait]
+pub trait MetricsPublish: Send + Sync {
+    async fn put_run_metrics(&self, metrics: &RunMetrics) -> Result<(), MetricsError>;
+}
+
+/// A CloudWatch client with our retry and timeout settings, whatever `sdk` carries.
+pub fn cloudwatch_client(sdk: &SdkConfig) -> Client {
+    let config = aws_sdk_cloudwatch::config::Builder::from(sdk)
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .build();
+    Client::from_conf(config)
+}
+
+/// Run metrics in a CloudWatch namespace, one `PutMetricData` per run.
+#[derive(Debug, Clone)]
+pub struct CloudWatchMetrics {
+    client: Client,
+    namespace: String,
+}
+
+impl CloudWatchMetrics {
+    pub fn new(client: Client, namespace: impl Into<String>) -> Self {
+        Self {
+            client,
+            namespace: namespace.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+}
+
+fn to_sdk(datum: &Datum) -> MetricDatum {
+    let builder = MetricDatum::builder()
+        .metric_name(datum.name)
+        .value(datum.value)
+        .unit(match datum.unit {
+            Unit::Count => StandardUnit::Count,
+            Unit::None => StandardUnit::None,
+        });
+    match datum.dimension {
+        Some((name, value)) => {
+            builder.dimensions(Dimension::builder().name(name).value(value).build())
+        }
+        None => builder,
+    }
+    .build()
+}
+
+#[async_trait]
+impl MetricsPublish for CloudWatchMetrics {
+    async fn put_run_metrics(&self, metrics: &RunMetrics) -> Result<(), MetricsError> {
+        let data: Vec<MetricDatum> = metrics.datums().iter().map(to_sdk).collect();
+        self.client
+            .put_metric_data()
+            .namespace(&self.namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| MetricsError {
+                namespace: self.namespace.clone(),
+                reason: describe(&error),
+            })
+    }
+}
+
+/// Keeps the metrics in memory (tests, local runs).
+#[derive(Debug, Default)]
+pub struct CollectingMetrics {
+    pub runs: std::sync::Mutex<Vec<RunMetrics>>,
+}
+
+#[async_trait]
+impl MetricsPublish for CollectingMetrics {
+    async fn put_run_metrics(&self, metrics: &RunMetrics) -> Result<(), MetricsError> {
+        self.runs
+            .lock()
+            .map_err(|_| MetricsError {
+                namespace: "memory".into(),
+                reason: "lock poisoned".into(),
+            })?
+            .push(metrics.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insight::{
+        Average, InsightRecord, InsightState, RecordParts, Statistics, build_record,
+    };
+    use crate::series::SeriesKey;
+
+    fn record(error: Option<&str>, state: InsightState) -> InsightRecord {
+        build_record(RecordParts {
+            key: &SeriesKey {
+                account: "1".into(),
+                region: "r".into(),
+                event_source: "iam.amazonaws.com".into(),
+                event_name: "CreateUser".into(),
+                error_code: error.map(str::to_owned),
+            },
+            state,
+            event_time: 0,
+            shared_event_id: "s",
+            statistics: Statistics {
+                baseline: Average { average: 0.0 },
+                insight: Average { average: 1.0 },
+                insight_duration: 1,
+                baseline_duration: 10080,
+            },
+            attributions: vec![],
+        })
+    }
+
+    #[test]
+    fn a_completed_run_sends_the_fixed_set() {
+        let mut report = RunReport {
+            series: 42,
+            lag_minutes: 23,
+            published: vec![
+                record(None, InsightState::Start),
+                record(None, InsightState::Start),
+                record(None, InsightState::End),
+                record(Some("AccessDenied"), InsightState::End),
+            ],
+            ..RunReport::default()
+        };
+        report.open.insert(InsightType::ApiErrorRateInsight, 3);
+        let datums = RunMetrics::from_report(&report).datums();
+        let flat: Vec<(&str, Option<&str>, f64)> = datums
+            .iter()
+            .map(|d| (d.name, d.dimension.map(|(_, v)| v), d.value))
+            .collect();
+        assert_eq!(
+            flat,
+            vec![
+                ("InsightsStarted", Some("ApiCallRateInsight"), 2.0),
+                ("InsightsStarted", Some("ApiErrorRateInsight"), 0.0),
+                ("InsightsActive", Some("ApiCallRateInsight"), 0.0),
+                ("InsightsActive", Some("ApiErrorRateInsight"), 3.0),
+                ("SeriesEvaluated", None, 42.0),
+                ("DetectorLagMinutes", None, 23.0),
+                ("RunErrors", None, 0.0),
+            ]
+        );
+        assert!(
+            datums
+                .iter()
+                .filter_map(|d| d.dimension)
+                .all(|(name, _)| name == "InsightType")
+        );
+    }
+
+    #[test]
+    fn failed_and_superseded_runs_send_run_errors_alone() {
+        let failed = RunMetrics::failed().datums();
+        assert_eq!(failed.len(), 1);
+        assert_eq!((failed[0].name, failed[0].value), ("RunErrors", 1.0));
+        let superseded = RunMetrics::superseded().datums();
+        assert_eq!(
+            (superseded.len(), superseded[0].name, superseded[0].value),
+            (1, "RunErrors", 0.0)
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Insight records to EventBridge (the contract's §4): one event per record, the record as its
+//! `detail`, under our own source (sources starting with `aws.` are reserved: PutEvents would
+//! answer HTTP 200 and fail every entry with `NotAuthorizedForSourceException`) and, by default,
+//! the service's detail-type, so a user's rule needs only its source changed.
+//!
+//! PutEvents takes at most [`MAX_ENTRIES_PER_CALL`] entries and [`MAX_REQUEST_BYTES`] per call,
+//! and reports failures per entry in an HTTP 200 answer (`FailedEntryCount`, an `ErrorCode` on
+//! each failed entry). The SDK retries whole calls that fail (throttling, 5xx, network, see
+//! [`crate::aws::retry`]); this module retries the failed entries of a call that succeeded, with
+//! exponential backoff, when their error is transient (`InternalFailure`, throttling). What still
+//! failed after the last attempt is reported by index, so the detect pipeline keeps exactly those
+//! records in its outbox for the next run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::aws::retry::{describe, retry_config, timeout_config};
+use crate::detect::{InsightPublish, PublishError};
+use crate::insight::InsightRecord;
+
+/// The service's detail-type for Insight events.
+pub const DEFAULT_DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
+/// Our default event source.
+pub const DEFAULT_SOURCE: &str = "trailsight";
+/// The account's default event bus.
+pub const DEFAULT_BUS: &str = "default";
+/// Entries per PutEvents call (EventBridge's limit).
+pub const MAX_ENTRIES_PER_CALL: usize = 10;
+/// Bytes per PutEvents call, and so per entry (EventBridge's limit, as it counts them).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// Attempts per entry, the first included, when its failure is transient.
+pub const ENTRY_ATTEMPTS: u32 = 4;
+/// Wait before the first retry of failed entries; it doubles for each further attempt.
+pub const ENTRY_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Entry error codes worth another attempt.
+const TRANSIENT_ENTRY_CODES: [&str; 4] = [
+    "InternalFailure",
+    "InternalException",
+    "ThrottlingException",
+    "ServiceUnavailable",
+];
+
+/// Why a source cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "event source {0:?} starts with \"aws.\", a prefix reserved for AWS services: PutEvents would reject every insight (NotAuthorizedForSourceException). Use a source of your own, such as \"trailsight\""
+    )]
+    Reserved(String),
+    #[error("the event source is empty: set it (the default is \"trailsight\")")]
+    Empty,
+    #[error("event source {0:?} is longer than EventBridge's 256 characters")]
+    TooLong(String),
+    #[error("the detail-type is empty: set it (the default is {DEFAULT_DETAIL_TYPE:?})")]
+    EmptyDetailType,
+}
+
+/// Checks that `source` can be published under: not empty, at most 256 characters, and not in
+/// AWS's reserved `aws.` namespace (in any letter case).
+pub fn validate_source(source: &str) -> Result<(), SourceError> {
+    if source.trim().is_empty() {
+        return Err(SourceError::Empty);
+    }
+    if source.len() > 256 {
+        return Err(SourceError::TooLong(source.to_owned()));
+    }
+    if source.to_ascii_lowercase().starts_with("aws.") {
+        return Err(SourceError::Reserved(source.to_owned()));
+    }
+    Ok(())
+}
+
+/// An EventBridge client with our retry and timeout settings, whatever `sdk` carries.
+pub fn eventbridge_client(sdk: &SdkConfig) -> Client {
+    let config = aws_sdk_eventbridge::config::Builder::from(sdk)
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .build();
+    Client::from_conf(config)
+}
+
+/// An entry's size as EventBridge counts it against its limits: the UTF-8 bytes of its source,
+/// detail-type and detail (plus 14 for a time, counted whether or not one is set, and the bus
+/// name, which the service does not count: a margin).
+pub fn entry_size(bus: &str, source: &str, detail_type: &str, detail: &str) -> usize {
+    14 + bus.len() + source.len() + detail_type.len() + detail.len()
+}
+
+/// Splits entries (by their sizes) into calls of at most [`MAX_ENTRIES_PER_CALL`] entries and
+/// [`MAX_REQUEST_BYTES`] bytes, in order. An entry larger than the limit on its own is left out
+/// (it cannot be sent); the caller reports it.
+pub fn batches(sizes: &[usize]) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        if size > MAX_REQUEST_BYTES {
+            continue;
+        }
+        if current.len() == MAX_ENTRIES_PER_CALL || bytes + size > MAX_REQUEST_BYTES {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(i);
+        bytes += size;
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Publishes Insight records as events on one bus.
+#[derive(Debug, Clone)]
+pub struct EventBridgePublisher {
+    client: Client,
+    bus: String,
+    source: String,
+    detail_type: String,
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl EventBridgePublisher {
+    /// A publisher on `bus` (a name or an ARN) under `source`; refuses a source AWS reserves.
+    pub fn new(
+        client: Client,
+        bus: impl Into<String>,
+        source: impl Into<String>,
+        detail_type: impl Into<String>,
+    ) -> Result<Self, SourceError> {
+        let source = source.into();
+        let detail_type = detail_type.into();
+        validate_source(&source)?;
+        if detail_type.trim().is_empty() {
+            return Err(SourceError::EmptyDetailType);
+        }
+        Ok(Self {
+            client,
+            bus: bus.into(),
+            source,
+            detail_type,
+            attempts: ENTRY_ATTEMPTS,
+            backoff: ENTRY_BACKOFF,
+        })
+    }
+
+    /// Sets the attempts per failed entry (at least one) and the first backoff.
+    pub fn with_entry_retries(mut self, attempts: u32, first_backoff: Duration) -> Self {
+        self.attempts = attempts.max(1);
+        self.backoff = first_backoff;
+        self
+    }
+
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn detail_type(&self) -> &str {
+        &self.detail_type
+    }
+
+    fn entry(&self, detail: &str) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(&self.source)
+            .detail_type(&self.detail_type)
+            .detail(detail)
+            .build()
+    }
+
+    /// Sends one call's entries, retrying the failed ones; returns those that still failed,
+    /// with the reason.
+    async fn put_batch(&self, batch: &[usize], details: &[String]) -> Vec<(usize, String)> {
+        let mut failed = Vec::new();
+        let mut pending: Vec<usize> = batch.to_vec();
+        let mut reason = String::new();
+        for attempt in 0..self.attempts {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                let wait = self.backoff * 2u32.saturating_pow(attempt - 1);
+                tracing::warn!(
+                    entries = pending.len(),
+                    attempt = attempt + 1,
+                    wait_ms = wait.as_millis() as u64,
+                    reason,
+                    "Retrying insight events EventBridge did not accept."
+                );
+                tokio::time::sleep(wait).await;
+            }
+            let entries: Vec<PutEventsRequestEntry> =
+                pending.iter().map(|&i| self.entry(&details[i])).collect();
+            let output = match self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(error) => {
+                    // The SDK has already retried what was worth retrying.
+                    let reason = format!("PutEvents failed: {}", describe(&error));
+                    failed.extend(pending.drain(..).map(|i| (i, reason.clone())));
+                    return failed;
+                }
+            };
+            if output.failed_entry_count() == 0 {
+                pending.clear();
+                break;
+            }
+            let results = output.entries();
+            let mut retry = Vec::new();
+            for (k, &i) in pending.iter().enumerate() {
+                match results.get(k) {
+                    Some(result) => {
+                        let Some(code) = result.error_code() else {
+                            continue;
+                        };
+                        let why =
+                            format!("{code}: {}", result.error_message().unwrap_or("no message"));
+                        if TRANSIENT_ENTRY_CODES.contains(&code) {
+                            retry.push(i);
+                            reason = why;
+                        } else {
+                            failed.push((i, why));
+                        }
+                    }
+                    // An answer shorter than the request says nothing of this entry: try again.
+                    None => {
+                        retry.push(i);
+                        reason = "no result for the entry in PutEvents' answer".into();
+                    }
+                }
+            }
+            pending = retry;
+        }
+        failed.extend(pending.into_iter().map(|i| {
+            (
+                i,
+                format!("{reason} (after {} attempts)", self.attempts.max(1)),
+            )
+        }));
+        failed
+    }
+}
+
+#[async_trait]
+impl InsightPublish for EventBridgePublisher {
+    async fn publish(&self, records: &[InsightRecord]) -> Result<(), (Vec<usize>, PublishError)> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut failed: BTreeMap<usize, String> = BTreeMap::new();
+        let mut details = Vec::with_capacity(records.len());
+        let mut sizes = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            let detail = match serde_json::to_string(record) {
+                Ok(detail) => detail,
+                Err(error) => {
+                    failed.insert(i, format!("encoding the record: {error}"));
+                    String::new()
+                }
+            };
+            let size = entry_size(&self.bus, &self.source, &self.detail_type, &detail);
+            if size > MAX_REQUEST_BYTES {
+                failed.insert(
+                    i,
+                    format!(
+                        "the event is {size} bytes, over EventBridge's {MAX_REQUEST_BYTES}-byte entry limit"
+                    ),
+                );
+            }
+            // Left out of every batch.
+            sizes.push(if failed.contains_key(&i) {
+                usize::MAX
+            } else {
+                size
+            });
+            details.push(detail);
+        }
+        for batch in batches(&sizes) {
+            failed.extend(self.put_batch(&batch, &details).await);
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let indices: Vec<usize> = failed.keys().copied().collect();
+        let reason = failed.values().next().cloned().unwrap_or_default();
+        let error = if indices.len() == records.len() {
+            PublishError::Failed(format!(
+                "EventBridge accepted none of {} insight events on bus {}: {reason}",
+                records.len(),
+                self.bus
+            ))
+        } else {
+            PublishError::Partial {
+                failed: indices.len(),
+                total: records.len(),
+                reason: format!("EventBridge bus {}: {reason}", self.bus),
+            }
+        };
+        Err((indices, error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_sources_are_refused() {
+        assert!(validate_source("trailsight").is_ok());
+        assert!(validate_source("com.example.security").is_ok());
+        for bad in ["aws.cloudtrail", "AWS.events", "aws."] {
+            let error = validate_source(bad).unwrap_err();
+            assert_eq!(error, SourceError::Reserved(bad.into()));
+            assert!(error.to_string().contains("reserved"), "{error}");
+        }
+        // "awsome" is not in the aws. namespace.
+        assert!(validate_source("awsome").is_ok());
+        assert_eq!(validate_source(" "), Err(SourceError::Empty));
+        assert!(validate_source(&"x".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn calls_hold_at_most_ten_entries_and_256_kb() {
+        let sizes = vec![1000; 25];
+        let calls = batches(&sizes);
+        assert_eq!(
+            calls.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![10, 10, 5]
+        );
+        assert_eq!(calls.concat(), (0..25).collect::<Vec<_>>());
+
+        let big = MAX_REQUEST_BYTES / 2;
+        let calls = batches(&[big, big, 1, big + 1, MAX_REQUEST_BYTES + 1, 5]);
+        // The oversized entry (index 4) is left out; no call exceeds the limit.
+        assert_eq!(calls, vec![vec![0, 1], vec![2, 3, 5]]);
+        for call in &calls {
+            let bytes: usize = call.iter().map(|&i| [big, big, 1, big + 1, 0, 5][i]).sum();
+            assert!(bytes <= MAX_REQUEST_BYTES);
+        }
+        assert!(batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn entry_size_counts_every_field() {
+        assert_eq!(
+            entry_size("default", "trailsight", "t", "{}"),
+            14 + 7 + 10 + 1 + 2
+        );
+    }
+}
