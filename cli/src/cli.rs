@@ -36,6 +36,12 @@ enum Command {
     Simulate(crate::scenario::SimulateArgs),
     /// Replay simulated scenarios and score the insights against their labels.
     Eval(crate::scenario::EvalArgs),
+    /// Create the DynamoDB table (and, for local use, a bucket and a queue of insight events).
+    Setup(crate::aws_commands::SetupArgs),
+    /// Ingest the log files a trail delivered in the last days into the table.
+    Backfill(crate::aws_commands::BackfillArgs),
+    /// Show the open and recent insights the detect function keeps in the table.
+    Insights(crate::aws_commands::InsightsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -133,6 +139,9 @@ pub fn main() -> ExitCode {
         Command::Summarize(args) => run_summarize(args),
         Command::Simulate(args) => crate::scenario::run_simulate(args),
         Command::Eval(args) => crate::scenario::run_eval(args),
+        Command::Setup(args) => crate::aws_commands::run_setup(args),
+        Command::Backfill(args) => crate::aws_commands::run_backfill(args),
+        Command::Insights(args) => crate::aws_commands::run_insights(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,299 @@
+//! The function's settings, read once from its environment (names as in `infra/template.yaml`),
+//! checked at start-up so a bad value stops the function before its first run, with a message
+//! naming the variable. Empty values count as unset (the template passes optional parameters as
+//! empty strings). AWS endpoints, region and credentials come from the SDK's own variables
+//! (`AWS_ENDPOINT_URL`...).
+
+use trailsight::aws::cloudwatch::DEFAULT_NAMESPACE;
+use trailsight::aws::eventbridge::{
+    DEFAULT_BUS, DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, SourceError, validate_source,
+};
+use trailsight::config::{ApiFilter, DetectorConfig, Sensitivity};
+
+/// Where archived Insight files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archive {
+    /// `TRAILSIGHT_ARCHIVE_BUCKET`.
+    pub bucket: String,
+    /// `TRAILSIGHT_ARCHIVE_PREFIX`, without slashes at either end.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `TRAILSIGHT_TABLE` (required).
+    pub table: String,
+    /// `TRAILSIGHT_EVENT_BUS`, default `default`.
+    pub event_bus: String,
+    /// `TRAILSIGHT_EVENT_SOURCE`, default `trailsight`; `aws.` sources are refused.
+    pub event_source: String,
+    /// `TRAILSIGHT_DETAIL_TYPE`, default `AWS Insight via CloudTrail`.
+    pub detail_type: String,
+    /// `TRAILSIGHT_METRIC_NAMESPACE`, default `Trailsight`.
+    pub metric_namespace: String,
+    /// `TRAILSIGHT_ARCHIVE_BUCKET` and `TRAILSIGHT_ARCHIVE_PREFIX`; no archive without a bucket.
+    pub archive: Option<Archive>,
+    /// `TRAILSIGHT_SENSITIVITY`, `TRAILSIGHT_MIN_CALLS`, `TRAILSIGHT_SETTLE_MINUTES`,
+    /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
+    /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`; [`DetectorConfig::default`] otherwise.
+    pub detector: DetectorConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set: it must name the DynamoDB table (see infra/template.yaml)")]
+    Missing(&'static str),
+    #[error("{name}={value:?} is not valid: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("TRAILSIGHT_EVENT_SOURCE: {0}")]
+    Source(SourceError),
+    #[error(
+        "TRAILSIGHT_ARCHIVE_PREFIX is set ({0:?}) but TRAILSIGHT_ARCHIVE_BUCKET is not: set the bucket, or clear the prefix"
+    )]
+    PrefixWithoutBucket(String),
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let table = get("TRAILSIGHT_TABLE").ok_or(ConfigError::Missing("TRAILSIGHT_TABLE"))?;
+        let event_source = get("TRAILSIGHT_EVENT_SOURCE").unwrap_or_else(|| DEFAULT_SOURCE.into());
+        validate_source(&event_source).map_err(ConfigError::Source)?;
+
+        let defaults = DetectorConfig::default();
+        let integer =
+            |name: &'static str, default: i64, min: i64, expected: &'static str| match get(name) {
+                None => Ok(default),
+                Some(value) => {
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= min)
+                        .ok_or(ConfigError::Invalid {
+                            name,
+                            value,
+                            expected,
+                        })
+                }
+            };
+        let min_calls = integer(
+            "TRAILSIGHT_MIN_CALLS",
+            defaults.min_calls as i64,
+            1,
+            "a positive whole number",
+        )? as u64;
+        let settle_minutes = integer(
+            "TRAILSIGHT_SETTLE_MINUTES",
+            defaults.settle_minutes,
+            0,
+            "a whole number of minutes, 0 or more",
+        )?;
+        let max_catchup_minutes = integer(
+            "TRAILSIGHT_MAX_CATCHUP_MINUTES",
+            defaults.max_catchup_minutes,
+            1,
+            "a positive whole number of minutes",
+        )?;
+        let sensitivity = match get("TRAILSIGHT_SENSITIVITY") {
+            None => defaults.sensitivity,
+            Some(value) => value
+                .parse::<Sensitivity>()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "TRAILSIGHT_SENSITIVITY",
+                    value,
+                    expected: "low, medium or high",
+                })?,
+        };
+        let ignore_aws_service_callers = match get("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS") {
+            None => defaults.ignore_aws_service_callers,
+            Some(value) => match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS",
+                        value,
+                        expected: "true or false",
+                    });
+                }
+            },
+        };
+        let api_filter = ApiFilter::parse(
+            &get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
+            &get("TRAILSIGHT_API_DENY").unwrap_or_default(),
+        );
+
+        let prefix = get("TRAILSIGHT_ARCHIVE_PREFIX")
+            .map(|p| p.trim_matches('/').to_owned())
+            .unwrap_or_default();
+        let archive = match get("TRAILSIGHT_ARCHIVE_BUCKET") {
+            Some(bucket) => Some(Archive { bucket, prefix }),
+            None if !prefix.is_empty() => return Err(ConfigError::PrefixWithoutBucket(prefix)),
+            None => None,
+        };
+
+        Ok(Config {
+            table,
+            event_bus: get("TRAILSIGHT_EVENT_BUS").unwrap_or_else(|| DEFAULT_BUS.into()),
+            event_source,
+            detail_type: get("TRAILSIGHT_DETAIL_TYPE")
+                .unwrap_or_else(|| DEFAULT_DETAIL_TYPE.into()),
+            metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            archive,
+            detector: DetectorConfig {
+                sensitivity,
+                min_calls,
+                settle_minutes,
+                max_catchup_minutes,
+                ignore_aws_service_callers,
+                api_filter,
+                ..defaults
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn the_table_is_required() {
+        assert_eq!(config(&[]), Err(ConfigError::Missing("TRAILSIGHT_TABLE")));
+        assert!(config(&[("TRAILSIGHT_TABLE", "  ")]).is_err());
+        let message = config(&[]).unwrap_err().to_string();
+        assert!(message.contains("TRAILSIGHT_TABLE is not set"), "{message}");
+    }
+
+    #[test]
+    fn defaults_are_the_libraries() {
+        let c = config(&[("TRAILSIGHT_TABLE", "t")]).unwrap();
+        assert_eq!(c.table, "t");
+        assert_eq!(c.event_bus, "default");
+        assert_eq!(c.event_source, "trailsight");
+        assert_eq!(c.detail_type, "AWS Insight via CloudTrail");
+        assert_eq!(c.metric_namespace, "Trailsight");
+        assert_eq!(c.archive, None);
+        assert_eq!(c.detector, DetectorConfig::default());
+        // The template passes unset parameters as empty strings.
+        let empty = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_ARCHIVE_BUCKET", ""),
+            ("TRAILSIGHT_ARCHIVE_PREFIX", ""),
+            ("TRAILSIGHT_API_ALLOW", ""),
+            ("TRAILSIGHT_API_DENY", ""),
+        ])
+        .unwrap();
+        assert_eq!(empty, c);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_EVENT_BUS", "security"),
+            ("TRAILSIGHT_EVENT_SOURCE", "com.example.trailsight"),
+            ("TRAILSIGHT_DETAIL_TYPE", "Insight"),
+            ("TRAILSIGHT_METRIC_NAMESPACE", "Sec/Trailsight"),
+            ("TRAILSIGHT_ARCHIVE_BUCKET", "archive-bucket"),
+            ("TRAILSIGHT_ARCHIVE_PREFIX", "insights"),
+            ("TRAILSIGHT_SENSITIVITY", "High"),
+            ("TRAILSIGHT_MIN_CALLS", "10"),
+            ("TRAILSIGHT_SETTLE_MINUTES", "0"),
+            ("TRAILSIGHT_MAX_CATCHUP_MINUTES", "1440"),
+            ("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS", "true"),
+            ("TRAILSIGHT_API_ALLOW", "iam.amazonaws.com:*"),
+            ("TRAILSIGHT_API_DENY", "kms.amazonaws.com:Decrypt, *:Get*"),
+        ])
+        .unwrap();
+        assert_eq!(c.event_bus, "security");
+        assert_eq!(c.event_source, "com.example.trailsight");
+        assert_eq!(c.detail_type, "Insight");
+        assert_eq!(c.metric_namespace, "Sec/Trailsight");
+        assert_eq!(
+            c.archive,
+            Some(Archive {
+                bucket: "archive-bucket".into(),
+                prefix: "insights".into()
+            })
+        );
+        let d = &c.detector;
+        assert_eq!(d.sensitivity, Sensitivity::High);
+        assert_eq!(
+            (d.min_calls, d.settle_minutes, d.max_catchup_minutes),
+            (10, 0, 1440)
+        );
+        assert!(d.ignore_aws_service_callers);
+        assert_eq!(
+            d.api_filter,
+            ApiFilter::parse("iam.amazonaws.com:*", "kms.amazonaws.com:Decrypt,*:Get*")
+        );
+        assert_eq!(d.warmup_minutes, DetectorConfig::default().warmup_minutes);
+    }
+
+    #[test]
+    fn reserved_sources_stop_the_function() {
+        let error = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_EVENT_SOURCE", "aws.cloudtrail"),
+        ])
+        .unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Source(SourceError::Reserved(_))
+        ));
+        let message = error.to_string();
+        assert!(
+            message.contains("TRAILSIGHT_EVENT_SOURCE") && message.contains("aws."),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (name, value) in [
+            ("TRAILSIGHT_MIN_CALLS", "0"),
+            ("TRAILSIGHT_MIN_CALLS", "ten"),
+            ("TRAILSIGHT_SETTLE_MINUTES", "-1"),
+            ("TRAILSIGHT_MAX_CATCHUP_MINUTES", "0"),
+            ("TRAILSIGHT_SENSITIVITY", "extreme"),
+            ("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS", "maybe"),
+        ] {
+            let message = config(&[("TRAILSIGHT_TABLE", "t"), (name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains(name) && message.contains(value),
+                "{message}"
+            );
+        }
+        let error = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_ARCHIVE_PREFIX", "p"),
+        ]);
+        assert_eq!(error, Err(ConfigError::PrefixWithoutBucket("p".into())));
+    }
+}

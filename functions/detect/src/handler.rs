@@ -1,0 +1,433 @@
+//! One invocation: a scheduled event → one detect run ([`trailsight::detect::run_detector`]) →
+//! its metrics and its summary log line.
+//!
+//! - The evaluation time is the event's `time` (EventBridge's schedule time), floored to the
+//!   minute, so a late or retried invocation judges the minutes its schedule meant. An event
+//!   without a `time` (a manual test invocation) runs at the current time.
+//! - Another run saved the detector state first ([`StoreError::Conflict`]): this run publishes
+//!   nothing, logs it and succeeds; the other run owns the minutes.
+//! - Publishing failed for some records: the pipeline has kept them in the state's outbox for the
+//!   next run; the invocation fails loudly (`Trailsight.PublishFailed`) so the Lambda `Errors`
+//!   metric and its alarm see it.
+//! - Storage failed: the invocation fails (`Trailsight.Retryable` when throttled or unavailable);
+//!   the next scheduled run catches up from the last saved state.
+//!
+//! Metrics are sent once per invocation, whatever happened ([`RunMetrics`]); a failure to send
+//! them is logged, never fatal.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lambda_runtime::Diagnostic;
+use serde::Serialize;
+use serde_json::Value;
+use trailsight::aws::archive::{PublishThenArchive, S3Archive};
+use trailsight::aws::cloudwatch::{
+    CloudWatchMetrics, MetricsPublish, RunMetrics, cloudwatch_client,
+};
+use trailsight::aws::dynamodb::DynamoStore;
+use trailsight::aws::eventbridge::{EventBridgePublisher, SourceError, eventbridge_client};
+use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::config::DetectorConfig;
+use trailsight::detect::{DetectError, InsightPublish, PublishError, RunReport, run_detector};
+use trailsight::insight::InsightState;
+use trailsight::minute::{Minute, format_minute, parse_minute};
+use trailsight::series::InsightType;
+use trailsight::store::{DeltaRead, StateStore, StoreError};
+
+use crate::config::Config;
+
+/// The function: settings and clients, built once per container.
+pub struct Detect {
+    config: DetectorConfig,
+    deltas: Arc<dyn DeltaRead>,
+    states: Arc<dyn StateStore>,
+    publisher: Arc<dyn InsightPublish>,
+    metrics: Arc<dyn MetricsPublish>,
+}
+
+/// Why an invocation fails.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("the event's time {0:?} is not an RFC 3339 timestamp")]
+    BadEvent(String),
+    #[error("detect run at {at} failed: {error}")]
+    Store { at: String, error: StoreError },
+    #[error(
+        "detect run at {at}: {error}; the records are kept in the detector state's outbox and the next run publishes them again"
+    )]
+    Publish { at: String, error: PublishError },
+}
+
+impl HandlerError {
+    /// The Lambda error type, so that alarms and retries can tell a fault from bad input.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            HandlerError::BadEvent(_) => "Trailsight.BadEvent",
+            HandlerError::Store { error, .. } if error.is_retryable() => "Trailsight.Retryable",
+            HandlerError::Store { .. } => "Trailsight.StoreError",
+            HandlerError::Publish { .. } => "Trailsight.PublishFailed",
+        }
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: error.error_type().to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// What a run did: the invocation's response and its log line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The evaluation time (the event's, floored to the minute).
+    pub evaluation_time: String,
+    /// `completed`, or `superseded` when another run saved the state first.
+    pub outcome: &'static str,
+    pub first_minute: Option<String>,
+    pub last_minute: Option<String>,
+    pub minutes: i64,
+    pub series: usize,
+    pub published: usize,
+    pub started: usize,
+    pub ended: usize,
+    pub open_call_rate: usize,
+    pub open_error_rate: usize,
+    pub lag_minutes: i64,
+    pub late_cells: u64,
+}
+
+impl RunSummary {
+    fn completed(now: Minute, report: &RunReport) -> Self {
+        let count = |state| {
+            report
+                .published
+                .iter()
+                .filter(|r| r.insight_details.state == state)
+                .count()
+        };
+        let open = |t| report.open.get(&t).copied().unwrap_or(0);
+        RunSummary {
+            evaluation_time: format_minute(now),
+            outcome: "completed",
+            first_minute: report.evaluated.map(|(from, _)| format_minute(from)),
+            last_minute: report.evaluated.map(|(_, to)| format_minute(to)),
+            minutes: report.minutes,
+            series: report.series,
+            published: report.published.len(),
+            started: count(InsightState::Start),
+            ended: count(InsightState::End),
+            open_call_rate: open(InsightType::ApiCallRateInsight),
+            open_error_rate: open(InsightType::ApiErrorRateInsight),
+            lag_minutes: report.lag_minutes,
+            late_cells: report.late_cells,
+        }
+    }
+
+    fn superseded(now: Minute) -> Self {
+        RunSummary {
+            evaluation_time: format_minute(now),
+            outcome: "superseded",
+            ..RunSummary::default()
+        }
+    }
+
+    /// The summary log line.
+    pub fn log(&self) {
+        tracing::info!(
+            evaluation_time = self.evaluation_time,
+            outcome = self.outcome,
+            first_minute = self.first_minute,
+            last_minute = self.last_minute,
+            minutes = self.minutes,
+            series = self.series,
+            published = self.published,
+            started = self.started,
+            ended = self.ended,
+            open_call_rate = self.open_call_rate,
+            open_error_rate = self.open_error_rate,
+            lag_minutes = self.lag_minutes,
+            late_cells = self.late_cells,
+            "Detect run done."
+        );
+    }
+}
+
+/// The evaluation time an event asks for: its `time`, floored to the minute; `None` when it has
+/// none.
+pub fn evaluation_time(event: &Value) -> Result<Option<Minute>, HandlerError> {
+    match event.get("time") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => parse_minute(text)
+            .map(Some)
+            .ok_or_else(|| HandlerError::BadEvent(text.clone())),
+        Some(other) => Err(HandlerError::BadEvent(other.to_string())),
+    }
+}
+
+fn now_minute() -> Minute {
+    chrono::Utc::now().timestamp().div_euclid(60)
+}
+
+impl Detect {
+    /// The function on DynamoDB, EventBridge (then the S3 archive, when configured) and
+    /// CloudWatch, with the SDK settings of [`trailsight::aws::retry`].
+    pub fn new(config: &Config, sdk: &SdkConfig) -> Result<Detect, SourceError> {
+        let store = Arc::new(DynamoStore::new(dynamodb_client(sdk), &config.table));
+        let events: Arc<dyn InsightPublish> = Arc::new(EventBridgePublisher::new(
+            eventbridge_client(sdk),
+            &config.event_bus,
+            &config.event_source,
+            &config.detail_type,
+        )?);
+        let archive = config.archive.as_ref().map(|a| {
+            Arc::new(S3Archive::new(s3_client(sdk), &a.bucket, &a.prefix))
+                as Arc<dyn InsightPublish>
+        });
+        let metrics = Arc::new(CloudWatchMetrics::new(
+            cloudwatch_client(sdk),
+            &config.metric_namespace,
+        ));
+        Ok(Detect::with_parts(
+            config.detector.clone(),
+            store.clone(),
+            store,
+            Arc::new(PublishThenArchive::new(events, archive)),
+            metrics,
+        ))
+    }
+
+    /// The function on any storage, publisher and metrics (tests inject faults through these).
+    pub fn with_parts(
+        config: DetectorConfig,
+        deltas: Arc<dyn DeltaRead>,
+        states: Arc<dyn StateStore>,
+        publisher: Arc<dyn InsightPublish>,
+        metrics: Arc<dyn MetricsPublish>,
+    ) -> Detect {
+        Detect {
+            config,
+            deltas,
+            states,
+            publisher,
+            metrics,
+        }
+    }
+
+    /// The Lambda entry point.
+    pub async fn handle(&self, event: Value) -> Result<RunSummary, HandlerError> {
+        let now = match evaluation_time(&event) {
+            Ok(Some(now)) => now,
+            Ok(None) => {
+                let now = now_minute();
+                tracing::warn!(
+                    evaluation_time = format_minute(now),
+                    "The event has no time (not a scheduled event?): evaluating at the current time."
+                );
+                now
+            }
+            Err(error) => {
+                tracing::error!(%error, "Bad event.");
+                return Err(error);
+            }
+        };
+        self.run(now).await
+    }
+
+    /// One run at `now`, its metrics and its log line.
+    pub async fn run(&self, now: Minute) -> Result<RunSummary, HandlerError> {
+        let result = run_detector(
+            &self.config,
+            now,
+            self.deltas.as_ref(),
+            self.states.as_ref(),
+            self.publisher.as_ref(),
+        )
+        .await;
+        let at = format_minute(now);
+        let (metrics, outcome) = match result {
+            Ok(report) => (
+                RunMetrics::from_report(&report),
+                Ok(RunSummary::completed(now, &report)),
+            ),
+            Err(DetectError::Store(StoreError::Conflict)) => {
+                tracing::info!(
+                    evaluation_time = at,
+                    "Another detect run saved the detector state first; this run publishes nothing."
+                );
+                (RunMetrics::superseded(), Ok(RunSummary::superseded(now)))
+            }
+            Err(DetectError::Store(error)) => {
+                (RunMetrics::failed(), Err(HandlerError::Store { at, error }))
+            }
+            Err(DetectError::Publish(error)) => (
+                RunMetrics::failed(),
+                Err(HandlerError::Publish { at, error }),
+            ),
+        };
+        if let Err(error) = self.metrics.put_run_metrics(&metrics).await {
+            tracing::warn!(%error, "Run metrics not sent.");
+        }
+        match &outcome {
+            Ok(summary) => summary.log(),
+            Err(error) => tracing::error!(
+                error_type = error.error_type(),
+                %error,
+                "Detect run failed."
+            ),
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+    use trailsight::aws::cloudwatch::CollectingMetrics;
+    use trailsight::detect::CollectingPublisher;
+    use trailsight::detector::DetectorState;
+    use trailsight::insight::InsightRecord;
+    use trailsight::memory::MemoryStore;
+    use trailsight::store::VersionedState;
+
+    const SCHEDULED: &[u8] = include_bytes!("../testdata/scheduled-event.json");
+
+    #[test]
+    fn scheduled_events_round_trip_and_give_their_minute() {
+        let event: CloudWatchEvent = serde_json::from_slice(SCHEDULED).unwrap();
+        assert_eq!(event.detail_type.as_deref(), Some("Scheduled Event"));
+        let value = serde_json::to_value(&event).unwrap();
+        let minute = evaluation_time(&value).unwrap().unwrap();
+        assert_eq!(format_minute(minute), "2026-03-02T14:07:00Z");
+        let raw: Value = serde_json::from_slice(SCHEDULED).unwrap();
+        assert_eq!(evaluation_time(&raw).unwrap(), Some(minute));
+        assert_eq!(evaluation_time(&serde_json::json!({})).unwrap(), None);
+        let bad = evaluation_time(&serde_json::json!({"time": "yesterday"})).unwrap_err();
+        assert_eq!(bad.error_type(), "Trailsight.BadEvent");
+        assert!(evaluation_time(&serde_json::json!({"time": 5})).is_err());
+    }
+
+    fn detect(
+        store: Arc<MemoryStore>,
+        publisher: Arc<dyn InsightPublish>,
+        metrics: Arc<CollectingMetrics>,
+    ) -> Detect {
+        Detect::with_parts(
+            DetectorConfig::default(),
+            store.clone(),
+            store,
+            publisher,
+            metrics,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_run_reports_its_minutes_and_sends_metrics() {
+        let store = Arc::new(MemoryStore::new());
+        let metrics = Arc::new(CollectingMetrics::default());
+        let detect = detect(
+            store,
+            Arc::new(CollectingPublisher::default()),
+            metrics.clone(),
+        );
+        let event: Value = serde_json::from_slice(SCHEDULED).unwrap();
+        let summary = detect.handle(event).await.unwrap();
+        assert_eq!(summary.outcome, "completed");
+        assert_eq!(summary.evaluation_time, "2026-03-02T14:07:00Z");
+        // The first run evaluates up to the settle delay before the evaluation time.
+        assert_eq!(summary.last_minute.as_deref(), Some("2026-03-02T13:47:00Z"));
+        assert_eq!(summary.lag_minutes, 20);
+        let runs = metrics.runs.lock().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].lag_minutes, Some(20));
+        assert_eq!(runs[0].run_errors, 0);
+    }
+
+    /// A state store whose saves always lose the race.
+    struct AlwaysConflict;
+
+    #[async_trait]
+    impl StateStore for AlwaysConflict {
+        async fn load_state(&self) -> Result<VersionedState, StoreError> {
+            Ok(VersionedState {
+                state: DetectorState::default(),
+                version: 3,
+            })
+        }
+        async fn save_state(&self, _: &DetectorState, _: u64) -> Result<u64, StoreError> {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_not_a_failure() {
+        let metrics = Arc::new(CollectingMetrics::default());
+        let detect = Detect::with_parts(
+            DetectorConfig::default(),
+            Arc::new(MemoryStore::new()),
+            Arc::new(AlwaysConflict),
+            Arc::new(CollectingPublisher::default()),
+            metrics.clone(),
+        );
+        let summary = detect.run(30_000_000).await.unwrap();
+        assert_eq!(summary.outcome, "superseded");
+        assert_eq!(summary.published, 0);
+        assert_eq!(metrics.runs.lock().unwrap()[0], RunMetrics::superseded());
+    }
+
+    /// A publisher that accepts nothing.
+    struct Down;
+
+    #[async_trait]
+    impl InsightPublish for Down {
+        async fn publish(
+            &self,
+            records: &[InsightRecord],
+        ) -> Result<(), (Vec<usize>, PublishError)> {
+            Err((
+                (0..records.len()).collect(),
+                PublishError::Failed("down".into()),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn publish_failures_fail_the_invocation_and_keep_the_outbox() {
+        let store = Arc::new(MemoryStore::new());
+        let mut state = DetectorState::default();
+        let pending = trailsight::insight::build_record(trailsight::insight::RecordParts {
+            key: &trailsight::series::SeriesKey {
+                account: "1".into(),
+                region: "r".into(),
+                event_source: "iam.amazonaws.com".into(),
+                event_name: "CreateUser".into(),
+                error_code: None,
+            },
+            state: InsightState::Start,
+            event_time: 0,
+            shared_event_id: "s",
+            statistics: trailsight::insight::Statistics {
+                baseline: trailsight::insight::Average { average: 0.0 },
+                insight: trailsight::insight::Average { average: 9.0 },
+                insight_duration: 1,
+                baseline_duration: 10080,
+            },
+            attributions: vec![],
+        });
+        state.outbox.push(pending.clone());
+        store.save_state(&state, 0).await.unwrap();
+        let metrics = Arc::new(CollectingMetrics::default());
+        let detect = detect(store.clone(), Arc::new(Down), metrics.clone());
+        let error = detect.run(30_000_000).await.unwrap_err();
+        assert_eq!(error.error_type(), "Trailsight.PublishFailed");
+        assert!(error.to_string().contains("outbox"), "{error}");
+        assert_eq!(metrics.runs.lock().unwrap()[0], RunMetrics::failed());
+        let kept = store.load_state().await.unwrap().state.outbox;
+        assert_eq!(kept, vec![pending]);
+    }
+}

@@ -1,0 +1,518 @@
+#!/usr/bin/env python3
+"""End to end: the two Lambda binaries, as deployed, on a local AWS (moto) and Lambda's runtime
+API (`cargo lambda watch`), fed a folder of CloudTrail log files; the insights they publish to
+EventBridge, captured through a rule -> SQS queue, written as JSON lines.
+
+    run_e2e.py --data DIR --out FILE [--step 15m] [--release]
+
+DIR holds log files in CloudTrail's S3 layout (`AWSLogs/<account>/CloudTrail/<region>/...`, as
+`trailsight simulate` writes them); its files become the objects of a bucket, under the same keys.
+
+Phases (each one timed):
+ 1. build: `cargo lambda build` of trailsight-ingest and trailsight-detect, `cargo build` of the
+    trailsight CLI;
+ 2. moto on a free loopback port; `trailsight setup` creates the table (infra/table.json), the
+    bucket and the queue with its EventBridge rule (source `trailsight`, default bus);
+ 3. upload: DIR's files to the bucket;
+ 4. `cargo lambda watch --only-lambda-apis` serves the runtime API; two ingest bootstraps (so
+    invocations really run concurrently) and one detect bootstrap poll it, with the functions'
+    environment (TRAILSIGHT_TABLE, AWS_ENDPOINT_URL, test credentials, no instance metadata);
+ 5. ingest: every object's S3 notification, wrapped in SQS records, at most 10 per invocation,
+    POSTed to the runtime API's invoke endpoint (what `cargo lambda invoke` does); every batch is
+    delivered twice, by four threads, so duplicates often run at the same time; messages reported
+    in `batchItemFailures` are redelivered, as SQS would;
+ 6. detect: scheduled events from the first delivery minute to the last, every STEP, and one at
+    exactly the last delivery minute (where `trailsight replay` runs its last evaluation);
+ 7. capture: the queue's events; their `detail` records, deduplicated by eventID, sorted like
+    replay's output (eventTime, Start before End, key), one JSON line each, to FILE. The archive
+    files the detect function wrote to the bucket must hold the same records.
+
+Everything started here is stopped on exit, whatever happens. Tools come from the project's venv
+(.venv/bin first on PATH: cargo-lambda, moto_server, boto3). Environment: CARGO_TARGET_DIR.
+"""
+
+import argparse
+import calendar
+import concurrent.futures
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+TABLE = "trailsight-e2e"
+BUCKET = "trailsight-e2e-trail"
+QUEUE = "trailsight-e2e-insights"
+REGION = "us-east-1"
+LOG_NAME = re.compile(r"^(\d+)_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json(\.gz)?$")
+
+PROCESSES = []
+TIMINGS = []
+WORK = None
+
+
+def log(message):
+    print(message, flush=True)
+
+
+class Phase:
+    """Times a phase and prints it."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        log(f"==> {self.name}")
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        elapsed = time.monotonic() - self.start
+        TIMINGS.append((self.name, elapsed))
+        log(f"    {self.name}: {elapsed:.1f}s")
+        return False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, what, process, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"error: {what} exited (status {process.returncode}) before listening on {port}")
+            time.sleep(0.1)
+    raise SystemExit(f"error: {what} is not listening on port {port} after {seconds}s")
+
+
+def start(args, log_path, env=None, cwd=ROOT):
+    handle = open(log_path, "wb")
+    process = subprocess.Popen(
+        args, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+    )
+    PROCESSES.append((process, log_path))
+    return process
+
+
+def stop_all():
+    for process, _ in reversed(PROCESSES):
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for process, _ in PROCESSES:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+
+
+def show_logs():
+    for _, path in PROCESSES:
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()[-30:]
+        except OSError:
+            continue
+        if lines:
+            print(f"--- {Path(path).name} (last lines)", file=sys.stderr)
+            print("\n".join(lines), file=sys.stderr)
+
+
+def parse_step(text):
+    match = re.fullmatch(r"(\d+)([mh]?)", text.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected minutes such as 15m, 5 or 1h")
+    return int(match.group(1)) * (60 if match.group(2) == "h" else 1)
+
+
+def run(args, env=None, what=None):
+    result = subprocess.run(args, cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"error: {what or args[0]} failed (status {result.returncode})")
+
+
+def delivery_minute(key):
+    """The delivery time in a CloudTrail log file's name, as epoch minutes; None otherwise."""
+    match = LOG_NAME.match(key.rsplit("/", 1)[-1])
+    if not match or "/CloudTrail/" not in "/" + key:
+        return None
+    stamp = time.strptime(match.group(3), "%Y%m%dT%H%MZ")
+    return calendar.timegm(stamp) // 60
+
+
+def iso_minute(minute, seconds=0):
+    return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60)) + f"{seconds:02d}Z"
+
+
+def s3_record(key, size, minute):
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": iso_minute(minute) if minute is not None else "1970-01-01T00:00:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:regionalDeliverySession"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+        "responseElements": {"x-amz-request-id": uuid.uuid4().hex[:16].upper()},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "trailsight",
+            "bucket": {
+                "name": BUCKET,
+                "ownerIdentity": {"principalId": "EXAMPLE"},
+                "arn": f"arn:aws:s3:::{BUCKET}",
+            },
+            "object": {
+                # S3 notifications URL-encode keys, with '+' for spaces.
+                "key": urllib.parse.quote_plus(key, safe="/"),
+                "size": size,
+                "eTag": hashlib.md5(key.encode()).hexdigest(),
+                "sequencer": uuid.uuid4().hex[:18].upper(),
+            },
+        },
+    }
+
+
+def sqs_record(body):
+    text = json.dumps(body)
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": uuid.uuid4().hex,
+        "body": text,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(time.time() * 1000)),
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+        },
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:trailsight-ingest",
+        "awsRegion": REGION,
+    }
+
+
+class Invoker:
+    """POSTs events to the runtime API's invoke endpoint, as `cargo lambda invoke` does."""
+
+    def __init__(self, port, processes):
+        self.base = f"http://127.0.0.1:{port}/2015-03-31/functions"
+        self.processes = processes
+
+    def check(self):
+        """Fails at once if a function's process died (an invocation would wait for it forever)."""
+        for process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"a function bootstrap exited with status {process.returncode}")
+
+    def invoke(self, function, event, timeout=300):
+        self.check()
+        request = urllib.request.Request(
+            f"{self.base}/{function}/invocations",
+            data=json.dumps(event).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def sort_key(record):
+    details = record["insightDetails"]
+    error = details.get("errorCode")
+    return (
+        record["eventTime"],
+        details["state"] == "End",
+        record["recipientAccountId"],
+        record["awsRegion"],
+        details["eventSource"],
+        details["eventName"],
+        error is not None,
+        error or "",
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--step", default="15m", type=parse_step, help="detect schedule (15m)")
+    parser.add_argument("--release", action="store_true", help="build with --release")
+    parser.add_argument("--ingest-instances", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="ingest delivery threads")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"error: {args.data} is not a folder")
+    for tool in ("cargo-lambda", "moto_server", "python"):
+        if not (VENV_BIN / tool).exists():
+            raise SystemExit(f"error: {VENV_BIN / tool} is missing: run 'make tools' first")
+    import boto3  # from moto's dependencies in the venv
+
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    profile = "release" if args.release else "debug"
+    base_env = dict(os.environ)
+    base_env["PATH"] = f"{VENV_BIN}:{base_env.get('PATH', '')}"
+    global WORK
+    work = WORK = Path(tempfile.mkdtemp(prefix="trailsight-e2e-"))
+    total_start = time.monotonic()
+
+    files = sorted(p for p in args.data.rglob("*") if p.is_file())
+    objects = []
+    for path in files:
+        key = path.relative_to(args.data).as_posix()
+        objects.append((key, path, delivery_minute(key)))
+    deliveries = sorted(m for _, _, m in objects if m is not None)
+    if not deliveries:
+        raise SystemExit(f"error: no CloudTrail log files (by name) under {args.data}")
+    first, last = deliveries[0], deliveries[-1]
+    log(f"{len(objects)} files, {len(deliveries)} log files delivered {iso_minute(first)} .. {iso_minute(last)}")
+
+    with Phase("build"):
+        flags = ["--release"] if args.release else []
+        run(
+            ["cargo", "lambda", "build", "--quiet", "--package", "trailsight-ingest",
+             "--package", "trailsight-detect", *flags],
+            env=base_env, what="cargo lambda build",
+        )
+        run(["cargo", "build", "--quiet", "-p", "trailsight-cli", *flags], env=base_env, what="cargo build")
+        bootstraps = {name: target / "lambda" / name / "bootstrap" for name in ("trailsight-ingest", "trailsight-detect")}
+        for name, path in bootstraps.items():
+            if not path.exists():
+                raise SystemExit(f"error: {path} was not built")
+        cli = target / profile / "trailsight"
+
+    moto_port = free_port()
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    aws_env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    env = {k: v for k, v in base_env.items() if k != "AWS_PROFILE"}
+    env.update(aws_env)
+    os.environ.update(aws_env)
+    os.environ.pop("AWS_PROFILE", None)
+
+    with Phase("moto and trailsight setup"):
+        moto = start([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)], work / "moto.log")
+        wait_for_port(moto_port, "moto", moto)
+        run([str(cli), "setup", "--table", TABLE, "--bucket", BUCKET, "--queue", QUEUE], env=env, what="trailsight setup")
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        sqs = boto3.client("sqs", endpoint_url=endpoint)
+        queue_url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+
+    with Phase("upload"):
+        def upload(item):
+            key, path, _ = item
+            s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(upload, objects))
+        log(f"    {len(objects)} objects in s3://{BUCKET}")
+
+    with Phase("runtime API and function bootstraps"):
+        rt_port = free_port()
+        watch = start(
+            ["cargo", "lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1",
+             "--invoke-port", str(rt_port)],
+            work / "watch.log", env=base_env,
+        )
+        wait_for_port(rt_port, "cargo lambda watch", watch)
+        function_env = dict(env)
+        function_env.update({
+            "AWS_LAMBDA_FUNCTION_VERSION": "1",
+            "AWS_LAMBDA_LOG_FORMAT": "JSON",
+            "AWS_LAMBDA_LOG_LEVEL": "INFO",
+            "TRAILSIGHT_TABLE": TABLE,
+        })
+        instances = [("trailsight-ingest", i) for i in range(max(1, args.ingest_instances))]
+        instances.append(("trailsight-detect", 0))
+        functions = []
+        for name, i in instances:
+            e = dict(function_env)
+            e["AWS_LAMBDA_FUNCTION_NAME"] = name
+            e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "256"
+            # The function's own route of the runtime API: invocations of `name` go to it alone.
+            e["AWS_LAMBDA_RUNTIME_API"] = f"http://127.0.0.1:{rt_port}/.rt/{name}"
+            if name == "trailsight-detect":
+                # The archive in the trail's own bucket: ingest must never read it.
+                e["TRAILSIGHT_ARCHIVE_BUCKET"] = BUCKET
+            functions.append(start([str(bootstraps[name])], work / f"{name}-{i}.log", env=e))
+        invoker = Invoker(rt_port, functions)
+        time.sleep(0.5)
+        invoker.check()
+
+    with Phase("ingest (every notification twice, concurrently)"):
+        ordered = sorted(objects, key=lambda o: (o[2] if o[2] is not None else -1, o[0]))
+        notifications = [
+            sqs_record({"Records": [s3_record(key, path.stat().st_size, minute)]})
+            for key, path, minute in ordered
+        ]
+        batches = [notifications[i:i + 10] for i in range(0, len(notifications), 10)]
+        # Each batch twice: the copy right behind it, so the two often run at once.
+        deliveries_list = [b for batch in batches for b in (batch, batch)]
+        counters = {"invocations": 0, "redelivered": 0, "bytes": 0}
+        lock = threading.Lock()
+
+        def deliver(batch):
+            pending = batch
+            for _ in range(5):
+                fresh = [dict(m, messageId=str(uuid.uuid4())) for m in pending]
+                status, body = invoker.invoke("trailsight-ingest", {"Records": fresh})
+                with lock:
+                    counters["invocations"] += 1
+                if status != 200:
+                    raise RuntimeError(f"ingest invocation failed: HTTP {status}: {body[:500]!r}")
+                failed = {f["itemIdentifier"] for f in json.loads(body).get("batchItemFailures", [])}
+                if not failed:
+                    return
+                with lock:
+                    counters["redelivered"] += len(failed)
+                pending = [m for m, f in zip(pending, fresh) if f["messageId"] in failed]
+                time.sleep(0.5)
+            raise RuntimeError(f"{len(pending)} notifications still failing after 5 deliveries")
+
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.threads)) as pool:
+            for future in concurrent.futures.as_completed([pool.submit(deliver, b) for b in deliveries_list]):
+                future.result()
+        log(f"    {len(notifications)} notifications in {len(batches)} batches, delivered twice: "
+            f"{counters['invocations']} invocations, {counters['redelivered']} messages redelivered")
+
+    with Phase("detect (scheduled events)"):
+        times = list(range(first, last, args.step))
+        times.append(last)
+        published = 0
+        for n, minute in enumerate(times):
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": iso_minute(minute, 0),
+                "region": REGION,
+                "resources": [f"arn:aws:events:{REGION}:123456789012:rule/trailsight-detect-tick"],
+                "detail": {},
+            }
+            status, body = invoker.invoke("trailsight-detect", event)
+            if status != 200:
+                raise RuntimeError(f"detect at {event['time']} failed: HTTP {status}: {body[:500]!r}")
+            summary = json.loads(body)
+            published += summary.get("published", 0)
+            if (n + 1) % 100 == 0 or n + 1 == len(times):
+                log(f"    {n + 1}/{len(times)} runs, at {event['time']}: {summary.get('series')} series, "
+                    f"{published} records published, lag {summary.get('lag_minutes')} min")
+
+    with Phase("capture"):
+        events, empty = [], 0
+        while empty < 2:
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                empty += 1
+                continue
+            empty = 0
+            for message in messages:
+                events.append(json.loads(message["Body"]))
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        records, seen, duplicates = [], set(), 0
+        for event in events:
+            if event.get("source") != "trailsight" or event.get("detail-type") != "AWS Insight via CloudTrail":
+                raise RuntimeError(f"unexpected event {event.get('source')!r} {event.get('detail-type')!r}")
+            record = event["detail"]
+            if record["eventID"] in seen:
+                duplicates += 1
+                continue
+            seen.add(record["eventID"])
+            records.append(record)
+        records.sort(key=sort_key)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.out, "w") as out:
+            for record in records:
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        log(f"    {len(events)} events, {len(records)} records ({duplicates} repeats of an eventID) -> {args.out}")
+        if published != len(events):
+            raise RuntimeError(f"detect reported {published} records published, the queue got {len(events)}")
+
+        archived = {}
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=BUCKET, Prefix="AWSLogs/"):
+            for item in page.get("Contents", []):
+                if "/CloudTrail-Insight/" in item["Key"]:
+                    body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+                    for record in json.loads(gzip.decompress(body))["Records"]:
+                        archived[record["eventID"]] = record
+        if set(archived) != seen:
+            raise RuntimeError(f"the archive holds {len(archived)} records, EventBridge got {len(seen)}")
+        log(f"    archive: the same {len(archived)} records in s3://{BUCKET}/AWSLogs/*/CloudTrail-Insight/")
+
+    # The CLI's view of the state the functions left.
+    run([str(cli), "insights", "--table", TABLE, "--since", "1d", "--open"], env=env, what="trailsight insights")
+
+    total = time.monotonic() - total_start
+    log("timings: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS) + f"; total {total:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    status = 1
+    try:
+        status = main()
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)
+            status = 1
+        else:
+            status = exit_.code or 0
+    except Exception as error:  # noqa: BLE001 - report, show the logs, clean up
+        print(f"error: {error}", file=sys.stderr)
+        status = 1
+    finally:
+        if status != 0:
+            show_logs()
+        stop_all()
+        if WORK:
+            shutil.rmtree(WORK, ignore_errors=True)
+    sys.exit(status)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The e2e run (tests/e2e/run_e2e.py: the Lambda binaries on moto and `cargo lambda watch`) on a
+# small simulated scenario must publish exactly what `trailsight replay` prints for the same files,
+# apart from eventID and sharedEventID (random per run). Both sides use the detector's defaults.
+#
+#   tests/e2e/test_e2e.sh        (needs `make tools`; part of `make test`)
+#
+# Environment: CARGO_TARGET_DIR (default <repo>/target).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PYTHON="$ROOT/.venv/bin/python"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+[ -x "$PYTHON" ] || { echo "error: $PYTHON is missing: run 'make tools' first" >&2; exit 1; }
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+step() { echo "==> $*"; }
+
+step "cargo build -p trailsight-cli"
+(cd "$ROOT" && cargo build --quiet -p trailsight-cli)
+TRAILSIGHT="$TARGET_DIR/debug/trailsight"
+
+# Three days of one region: the burst on day 2 and the gap on day 3 give insights of both
+# directions, after the detector's default 24-hour warm-up.
+step "trailsight simulate (3 days, us-east-1, iam-burst@1d6h, maintenance-gap@2d2h)"
+"$TRAILSIGHT" simulate --out "$WORK/data" --days 3 --regions us-east-1 \
+  --inject iam-burst@1d6h --inject maintenance-gap@2d2h
+
+step "trailsight replay"
+"$TRAILSIGHT" replay "$WORK/data" >"$WORK/replay.jsonl"
+
+step "run_e2e.py"
+"$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/e2e.jsonl" --step 15m
+
+step "comparing the published records with replay's"
+"$PYTHON" - "$WORK/replay.jsonl" "$WORK/e2e.jsonl" <<'PY'
+import json, sys, uuid
+
+def load(path):
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+def without_ids(records):
+    return [{k: v for k, v in r.items() if k not in ("eventID", "sharedEventID")} for r in records]
+
+replay, e2e = load(sys.argv[1]), load(sys.argv[2])
+starts = [r for r in e2e if r["insightDetails"]["state"] == "Start"]
+if not starts or len(starts) == len(e2e):
+    sys.exit(f"FAIL: the scenario should give Start and End records, got {len(e2e)} records")
+if without_ids(e2e) != without_ids(replay):
+    for i, (a, b) in enumerate(zip(without_ids(replay), without_ids(e2e))):
+        if a != b:
+            print(f"first difference at record {i}:\n  replay {json.dumps(a)}\n  e2e    {json.dumps(b)}")
+            break
+    sys.exit(f"FAIL: e2e published {len(e2e)} records, replay printed {len(replay)}; they differ")
+# Identifiers: UUIDs, each eventID once, each insight's Start and End sharing one sharedEventID.
+ids = [r["eventID"] for r in e2e]
+if len(set(ids)) != len(ids):
+    sys.exit("FAIL: an eventID repeats")
+pairs = {}
+for r in e2e:
+    uuid.UUID(r["eventID"]), uuid.UUID(r["sharedEventID"])
+    pairs.setdefault(r["sharedEventID"], []).append(r["insightDetails"]["state"])
+if any(states not in (["Start"], ["Start", "End"]) for states in pairs.values()):
+    sys.exit(f"FAIL: Start/End records do not pair by sharedEventID: {pairs}")
+print(f"    ok: {len(e2e)} records ({len(starts)} insights), identical to replay apart from identifiers")
+PY
+step "test_e2e: passed"

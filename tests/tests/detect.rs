@@ -1,0 +1,881 @@
+//! The detect pipeline on moto, through the real SDK clients: counters written as deltas through
+//! `DynamoStore` (folded from hand-made CloudTrail records), the detector state in DynamoDB,
+//! insights published to EventBridge and captured by a rule → SQS queue, archived to S3, run
+//! metrics in CloudWatch. Checked: overlapping runs publish each record once; a run that dies
+//! after publishing is completed by the next with the same identifiers; EventBridge's partial
+//! failures are retried; a missed schedule catches up to exactly what running every minute
+//! gives; the metric names and dimensions the template's alarms read; the archive's key layout.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use trailsight::aws::archive::plan_files;
+use trailsight::aws::cloudwatch::{
+    CloudWatchMetrics, MetricsPublish, RunMetrics, cloudwatch_client,
+};
+use trailsight::aws::dynamodb::{DynamoStore, create_table};
+use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
+use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::classify::ClassifyOptions;
+use trailsight::config::DetectorConfig;
+use trailsight::detect::{
+    CollectingPublisher, DetectError, InsightPublish, PublishError, RunReport, run_detector,
+};
+use trailsight::fold::{Delta, Folder};
+use trailsight::insight::{InsightRecord, InsightState};
+use trailsight::memory::MemoryStore;
+use trailsight::minute::{Minute, format_minute, parse_minute};
+use trailsight::s3key::{KeyKind, classify_key};
+use trailsight::series::InsightType;
+use trailsight::store::{DeltaWrite, FileId, StateStore, StoreError};
+use trailsight_detect::config::Config;
+use trailsight_detect::handler::Detect;
+use trailsight_integration::{Moto, sdk_config_for, workspace_root};
+
+const TABLE: &str = "trailsight-detect-test";
+const SOURCE: &str = "trailsight";
+const DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
+const ACCOUNT: &str = "111122223333";
+const REGION: &str = "us-east-1";
+
+// ---------------------------------------------------------------------------------------------
+// The scenario: six hours of one account and region, with four spikes after a one-hour warm-up.
+
+/// Minute 0 of the scenario.
+fn base() -> Minute {
+    parse_minute("2026-03-02T00:00:00Z").expect("base minute")
+}
+
+/// Last minute with activity.
+const SCENARIO_MINUTES: i64 = 6 * 60;
+
+/// The detector settings of these tests: the defaults, with a one-hour warm-up.
+fn detector_config() -> DetectorConfig {
+    DetectorConfig {
+        warmup_minutes: 60,
+        ..DetectorConfig::default()
+    }
+}
+
+/// A run time after which every minute of the scenario has been evaluated.
+fn end_time() -> Minute {
+    base() + SCENARIO_MINUTES + detector_config().settle_minutes + 15
+}
+
+fn record(minute: Minute, n: usize, source: &str, name: &str, error: Option<&str>) -> Value {
+    let t = trailsight::minute::to_datetime(minute);
+    let mut r = json!({
+        "eventVersion": "1.08",
+        "eventTime": format!("{}:{:02}Z", t.format("%Y-%m-%dT%H:%M"), n % 60),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": REGION,
+        "recipientAccountId": ACCOUNT,
+        "eventID": format!("{minute}-{name}-{n}"),
+        "readOnly": false,
+        "managementEvent": true,
+        "eventCategory": "Management",
+        "eventType": "AwsApiCall",
+        "userIdentity": {
+            "type": "IAMUser",
+            "accountId": ACCOUNT,
+            "arn": if name == "CreateTags" {
+                format!("arn:aws:iam::{ACCOUNT}:user/ops")
+            } else {
+                format!("arn:aws:iam::{ACCOUNT}:user/intruder")
+            },
+        },
+        "userAgent": "aws-cli/2.15.0",
+    });
+    if let Some(code) = error {
+        r["errorCode"] = json!(code);
+        r["errorMessage"] = json!("denied");
+    }
+    r
+}
+
+/// The scenario's records, by minute.
+fn scenario_records() -> Vec<(Minute, Value)> {
+    let b = base();
+    let mut out = Vec::new();
+    for m in 0..SCENARIO_MINUTES {
+        // Background: two tagging calls a minute, all along.
+        for n in 0..2 {
+            out.push((
+                b + m,
+                record(b + m, n, "ec2.amazonaws.com", "CreateTags", None),
+            ));
+        }
+        let burst: &[(i64, usize, &str, &str, Option<&str>)] = &[
+            (120, 30, "iam.amazonaws.com", "CreateAccessKey", None),
+            (121, 25, "iam.amazonaws.com", "CreateAccessKey", None),
+            (
+                200,
+                20,
+                "iam.amazonaws.com",
+                "DeleteUser",
+                Some("AccessDenied"),
+            ),
+            (300, 50, "iam.amazonaws.com", "CreateUser", None),
+            (302, 40, "iam.amazonaws.com", "CreateUser", None),
+        ];
+        for &(at, count, source, name, error) in burst {
+            if m == at {
+                for n in 0..count {
+                    out.push((b + m, record(b + m, n, source, name, error)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The scenario as "log files": one per quarter hour of its records, folded.
+fn scenario_files() -> Vec<(FileId, Delta)> {
+    let mut by_file: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for (minute, record) in scenario_records() {
+        by_file
+            .entry(minute.div_euclid(15))
+            .or_default()
+            .push(record);
+    }
+    by_file
+        .into_iter()
+        .map(|(slot, records)| {
+            let mut folder = Folder::new(ClassifyOptions::default());
+            for r in &records {
+                folder.add_json(r.to_string().as_bytes());
+            }
+            let (delta, stats) = folder.finish();
+            assert_eq!(stats.counted, records.len() as u64, "every record counts");
+            (FileId::new("trail", &format!("file-{slot}")), delta)
+        })
+        .collect()
+}
+
+async fn write_scenario(store: &dyn DeltaWrite) {
+    for (file, delta) in scenario_files() {
+        store.write_delta(&file, &delta).await.expect("write delta");
+    }
+}
+
+/// What running the detector every minute on the in-memory store gives: the reference.
+async fn every_minute_reference(from: Minute, to: Minute) -> Vec<InsightRecord> {
+    let store = MemoryStore::new();
+    write_scenario(&store).await;
+    let publisher = CollectingPublisher::default();
+    for now in from..=to {
+        run_detector(&detector_config(), now, &store, &store, &publisher)
+            .await
+            .expect("memory run");
+    }
+    publisher.records.into_inner().expect("records")
+}
+
+/// Records without their identifiers, sorted: what two runs must agree on.
+fn comparable(records: &[InsightRecord]) -> Vec<String> {
+    let mut out: Vec<String> = records
+        .iter()
+        .map(|r| serde_json::to_string(&r.without_ids()).expect("json"))
+        .collect();
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness: moto with the table, a bucket, and a rule forwarding our events to a queue.
+
+struct Env {
+    moto: Moto,
+    sdk: aws_config::SdkConfig,
+    store: Arc<DynamoStore>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    s3: aws_sdk_s3::Client,
+}
+
+const ARCHIVE_BUCKET: &str = "trailsight-archive";
+
+impl Env {
+    async fn start() -> Env {
+        let moto = Moto::start();
+        let sdk = moto.sdk_config().await;
+        let ddb = dynamodb_client(&sdk);
+        create_table(&ddb, TABLE).await.expect("create table");
+        let store = Arc::new(DynamoStore::new(ddb, TABLE));
+
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("insights")
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .expect("queue url")
+            .to_owned();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn")
+            .clone();
+        let events = eventbridge_client(&sdk);
+        events
+            .put_rule()
+            .name("trailsight-insights")
+            .event_bus_name("default")
+            .event_pattern(json!({ "source": [SOURCE] }).to_string())
+            .send()
+            .await
+            .expect("put rule");
+        events
+            .put_targets()
+            .rule("trailsight-insights")
+            .event_bus_name("default")
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("put targets");
+
+        let s3 = s3_client(&sdk);
+        s3.create_bucket()
+            .bucket(ARCHIVE_BUCKET)
+            .send()
+            .await
+            .expect("create bucket");
+        Env {
+            moto,
+            sdk,
+            store,
+            sqs,
+            queue_url,
+            s3,
+        }
+    }
+
+    fn publisher(&self) -> EventBridgePublisher {
+        self.publisher_at(&self.sdk)
+    }
+
+    fn publisher_at(&self, sdk: &aws_config::SdkConfig) -> EventBridgePublisher {
+        EventBridgePublisher::new(eventbridge_client(sdk), "default", SOURCE, DETAIL_TYPE)
+            .expect("publisher")
+            .with_entry_retries(4, Duration::from_millis(20))
+    }
+
+    /// Every event the rule delivered since the last call, as (event, record).
+    async fn drain(&self) -> Vec<(Value, InsightRecord)> {
+        let mut out = Vec::new();
+        let mut empty_polls = 0;
+        while empty_polls < 2 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages();
+            if messages.is_empty() {
+                empty_polls += 1;
+                continue;
+            }
+            for message in messages {
+                let event: Value =
+                    serde_json::from_str(message.body().expect("body")).expect("event JSON");
+                let record: InsightRecord =
+                    serde_json::from_value(event["detail"].clone()).expect("detail is a record");
+                out.push((event, record));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(message.receipt_handle().expect("handle"))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        out
+    }
+
+    async fn drain_records(&self) -> Vec<InsightRecord> {
+        self.drain().await.into_iter().map(|(_, r)| r).collect()
+    }
+
+    async fn archive_keys(&self) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(ARCHIVE_BUCKET)
+            .send()
+            .await
+            .expect("list");
+        listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Each record's (sharedEventID, state) once, or the duplicates.
+fn assert_each_once(records: &[InsightRecord]) {
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for r in records {
+        *seen
+            .entry((
+                r.shared_event_id.clone(),
+                format!("{:?}", r.insight_details.state),
+            ))
+            .or_default() += 1;
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "published more than once: {repeated:?}"
+    );
+    let ids: BTreeSet<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
+    assert_eq!(ids.len(), records.len(), "an eventID repeats");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn overlapping_runs_publish_each_record_once() {
+    let env = Env::start().await;
+    write_scenario(env.store.as_ref()).await;
+    let config = detector_config();
+    let publisher = env.publisher();
+    let store = env.store.as_ref();
+    let (mut completed, mut superseded) = (0, 0);
+    // Two runs at once at every step, as an overlapping schedule would start them.
+    let mut now = base() + 30;
+    while now <= end_time() {
+        let (a, b) = tokio::join!(
+            run_detector(&config, now, store, store, &publisher),
+            run_detector(&config, now, store, store, &publisher),
+        );
+        for result in [a, b] {
+            match result {
+                Ok(_) => completed += 1,
+                Err(DetectError::Store(StoreError::Conflict)) => superseded += 1,
+                Err(other) => panic!("run at {}: {other}", format_minute(now)),
+            }
+        }
+        now += 45;
+    }
+    assert!(completed > 0 && superseded > 0, "{completed} {superseded}");
+
+    let published = env.drain_records().await;
+    assert_each_once(&published);
+    let reference = every_minute_reference(base() + 30, end_time()).await;
+    assert_eq!(comparable(&published), comparable(&reference));
+    let starts = published
+        .iter()
+        .filter(|r| r.insight_details.state == InsightState::Start)
+        .count();
+    assert_eq!(
+        starts, 4,
+        "CreateAccessKey, DeleteUser and its error, CreateUser"
+    );
+    assert_eq!(published.len(), 8, "each insight started and ended");
+    let state = env.store.load_state().await.expect("state").state;
+    assert!(state.outbox.is_empty());
+}
+
+/// Publishes, signals, then never returns: the run is dropped there, as if its Lambda died
+/// between publishing and recording that it published.
+struct DiesAfterPublishing {
+    inner: EventBridgePublisher,
+    published: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl InsightPublish for DiesAfterPublishing {
+    async fn publish(&self, records: &[InsightRecord]) -> Result<(), (Vec<usize>, PublishError)> {
+        self.inner.publish(records).await?;
+        self.published.notify_one();
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_dies_after_publishing_is_completed_with_the_same_ids() {
+    let env = Env::start().await;
+    write_scenario(env.store.as_ref()).await;
+    let config = detector_config();
+    let store = env.store.as_ref();
+    let dying = DiesAfterPublishing {
+        inner: env.publisher(),
+        published: tokio::sync::Notify::new(),
+    };
+    let now = end_time();
+    tokio::select! {
+        result = run_detector(&config, now, store, store, &dying) => {
+            panic!("the run should have died while publishing: {:?}", result.map(|r| r.published.len()))
+        }
+        () = dying.published.notified() => {}
+    }
+    let first = env.drain_records().await;
+    assert_eq!(first.len(), 8);
+    // What the dead run left: its records, still in the outbox.
+    let left = env.store.load_state().await.expect("state").state;
+    assert_eq!(left.outbox.len(), 8);
+
+    let report = run_detector(&config, now, store, store, &env.publisher())
+        .await
+        .expect("recovery run");
+    assert_eq!(report.published.len(), 8);
+    assert_eq!(report.minutes, 0, "nothing new to evaluate");
+    let second = env.drain_records().await;
+    let ids = |records: &[InsightRecord]| -> BTreeSet<(String, String)> {
+        records
+            .iter()
+            .map(|r| (r.event_id.clone(), r.shared_event_id.clone()))
+            .collect()
+    };
+    assert_eq!(
+        ids(&first),
+        ids(&second),
+        "the same eventIDs and sharedEventIDs"
+    );
+    assert_eq!(
+        first
+            .iter()
+            .map(|r| r.event_id.clone())
+            .collect::<Vec<_>>()
+            .len(),
+        8
+    );
+    for r in &second {
+        let original = first
+            .iter()
+            .find(|o| o.event_id == r.event_id)
+            .expect("original");
+        assert_eq!(original, r, "republished unchanged");
+    }
+    // Nothing is left: a third run publishes nothing.
+    let report = run_detector(&config, now + 1, store, store, &env.publisher())
+        .await
+        .expect("third run");
+    assert!(report.published.is_empty());
+    assert!(env.drain_records().await.is_empty());
+    assert!(
+        env.store
+            .load_state()
+            .await
+            .expect("state")
+            .state
+            .outbox
+            .is_empty()
+    );
+}
+
+/// `tests/eventbridge_fault_proxy.py` in front of moto; killed on drop.
+struct EventBridgeFaults {
+    child: Child,
+    endpoint: String,
+}
+
+impl EventBridgeFaults {
+    fn start(upstream: &str, fail_calls: i64) -> EventBridgeFaults {
+        let root = workspace_root();
+        let venv_python = root.join(".venv/bin/python");
+        let python = if venv_python.exists() {
+            venv_python
+        } else {
+            PathBuf::from("python3")
+        };
+        let mut child = Command::new(python)
+            .arg(root.join("tests/eventbridge_fault_proxy.py"))
+            .args(["--port", "0", "--upstream", upstream])
+            .args(["--fail-calls", &fail_calls.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start eventbridge_fault_proxy.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("proxy output");
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected proxy output {line:?}"))
+            .to_owned();
+        EventBridgeFaults {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The proxy's counters; `fail` resets the failing calls left.
+    fn control(&self, fail: Option<i64>) -> Value {
+        let (method, path) = match fail {
+            Some(n) => ("POST", format!("/__proxy/fail?n={n}")),
+            None => ("GET", "/__proxy/stats".to_owned()),
+        };
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect proxy");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let body = response.split("\r\n\r\n").nth(1).expect("body");
+        serde_json::from_str(body).expect("stats")
+    }
+}
+
+impl Drop for EventBridgeFaults {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn eventbridge_partial_failures_are_retried_and_published_once() {
+    let env = Env::start().await;
+    write_scenario(env.store.as_ref()).await;
+    let config = detector_config();
+    let store = env.store.as_ref();
+    let proxy = EventBridgeFaults::start(&env.moto.endpoint, 1);
+    let through_proxy = env.publisher_at(&sdk_config_for(&proxy.endpoint).await);
+
+    // The first PutEvents answers HTTP 200 with FailedEntryCount 1; the entry is retried.
+    let report = run_detector(&config, end_time(), store, store, &through_proxy)
+        .await
+        .expect("run");
+    assert_eq!(report.published.len(), 8);
+    let stats = proxy.control(None);
+    assert_eq!(stats["failed_entries"], 1, "{stats}");
+    assert_eq!(
+        stats["put_events"], 2,
+        "one call for 8 entries, one retry: {stats}"
+    );
+    let published = env.drain_records().await;
+    assert_each_once(&published);
+    assert_eq!(published.len(), 8);
+    assert_eq!(comparable(&published), comparable(&report.published));
+
+    // An entry that keeps failing: the run fails, the outbox keeps exactly that record, and the
+    // next run publishes it with its identifiers.
+    let env = Env::start().await;
+    write_scenario(env.store.as_ref()).await;
+    let store = env.store.as_ref();
+    let proxy = EventBridgeFaults::start(&env.moto.endpoint, -1);
+    let through_proxy = env.publisher_at(&sdk_config_for(&proxy.endpoint).await);
+    let error = run_detector(&config, end_time(), store, store, &through_proxy)
+        .await
+        .expect_err("the first entry never goes through");
+    assert!(
+        matches!(
+            error,
+            DetectError::Publish(PublishError::Partial {
+                failed: 1,
+                total: 8,
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert_eq!(proxy.control(None)["put_events"], 4, "four attempts");
+    let first = env.drain_records().await;
+    assert_eq!(first.len(), 7);
+    let kept = env.store.load_state().await.expect("state").state.outbox;
+    assert_eq!(kept.len(), 1);
+    assert!(!first.iter().any(|r| r.event_id == kept[0].event_id));
+
+    proxy.control(Some(0));
+    let report = run_detector(&config, end_time(), store, store, &through_proxy)
+        .await
+        .expect("the next run");
+    assert_eq!(report.published, kept);
+    let second = env.drain_records().await;
+    assert_eq!(second, kept);
+    let all: Vec<InsightRecord> = first.into_iter().chain(second).collect();
+    assert_each_once(&all);
+    assert_eq!(all.len(), 8);
+}
+
+#[tokio::test]
+async fn a_missed_schedule_catches_up_to_the_every_minute_result() {
+    let env = Env::start().await;
+    write_scenario(env.store.as_ref()).await;
+    let config = detector_config();
+    let store = env.store.as_ref();
+    let publisher = env.publisher();
+    let start = base() + 30;
+    // Every fifth minute (T, skip T+1..T+4, T+5...), and one outage of two hours over the
+    // DeleteUser and CreateUser insights.
+    let mut runs = Vec::new();
+    let mut now = start;
+    while now <= end_time() {
+        if !(base() + 190..base() + 310).contains(&now) {
+            runs.push(now);
+        }
+        now += 5;
+    }
+    runs.push(end_time());
+    let mut reports: Vec<RunReport> = Vec::new();
+    for &now in &runs {
+        reports.push(
+            run_detector(&config, now, store, store, &publisher)
+                .await
+                .expect("run"),
+        );
+    }
+    // (The first run evaluates its whole catch-up window; the one after the outage, 125 minutes.)
+    let catch_up = reports
+        .iter()
+        .skip(1)
+        .find(|r| r.minutes > 100)
+        .expect("the run after the outage evaluates its minutes");
+    assert!(catch_up.published.len() >= 2, "{catch_up:?}");
+
+    let published = env.drain_records().await;
+    let reference = every_minute_reference(start, end_time()).await;
+    assert_eq!(reference.len(), 8);
+    assert_eq!(comparable(&published), comparable(&reference));
+    // Same episodes, same times: the schedule changes nothing but when records go out.
+    let times = |records: &[InsightRecord]| -> Vec<(String, String)> {
+        let mut t: Vec<_> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.event_time.clone(),
+                    format!("{:?}", r.insight_details.state),
+                )
+            })
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(times(&published), times(&reference));
+}
+
+#[tokio::test]
+async fn the_detect_function_publishes_archives_and_reports_metrics() {
+    let env = Env::start().await;
+    write_scenario(env.store.as_ref()).await;
+    let vars: HashMap<&str, &str> = [
+        ("TRAILSIGHT_TABLE", TABLE),
+        ("TRAILSIGHT_ARCHIVE_BUCKET", ARCHIVE_BUCKET),
+        ("TRAILSIGHT_ARCHIVE_PREFIX", "insights"),
+        ("TRAILSIGHT_METRIC_NAMESPACE", "TrailsightTest"),
+    ]
+    .into_iter()
+    .collect();
+    let mut config =
+        Config::from_lookup(|name| vars.get(name).map(|v| v.to_string())).expect("config");
+    config.detector = detector_config();
+    let detect = Detect::new(&config, &env.sdk).expect("function");
+    let event = |at: Minute| {
+        json!({
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "time": format!("{}", trailsight::minute::to_datetime(at).format("%Y-%m-%dT%H:%M:37Z")),
+            "region": REGION,
+            "resources": ["arn:aws:events:us-east-1:111122223333:rule/tick"],
+            "detail": {}
+        })
+    };
+    let summary = detect.handle(event(end_time())).await.expect("invocation");
+    assert_eq!(summary.outcome, "completed");
+    assert_eq!(summary.evaluation_time, format_minute(end_time()));
+    assert_eq!(
+        (summary.published, summary.started, summary.ended),
+        (8, 4, 4)
+    );
+    assert_eq!(summary.lag_minutes, detector_config().settle_minutes);
+
+    // EventBridge: the record as detail, our source, the service's detail-type.
+    let events = env.drain().await;
+    assert_eq!(events.len(), 8);
+    for (event, record) in &events {
+        assert_eq!(event["source"], SOURCE);
+        assert_eq!(event["detail-type"], DETAIL_TYPE);
+        assert_eq!(event["detail"]["eventID"], record.event_id.as_str());
+        assert_eq!(event["detail"]["eventCategory"], "Insight");
+    }
+    let records: Vec<InsightRecord> = events.into_iter().map(|(_, r)| r).collect();
+
+    // S3: one file for the batch's account and region, at the key the layout gives, holding
+    // every record; the ingest function would skip it.
+    let keys = env.archive_keys().await;
+    let mut expected: Vec<String> = plan_files("insights", &records)
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    let key = &keys[0];
+    assert!(
+        key.starts_with(&format!(
+            "insights/AWSLogs/{ACCOUNT}/CloudTrail-Insight/{REGION}/2026/03/02/{ACCOUNT}_CloudTrail-Insight_{REGION}_20260302T"
+        )),
+        "{key}"
+    );
+    assert!(matches!(classify_key(key), KeyKind::Skip(_)));
+    let object = env
+        .s3
+        .get_object()
+        .bucket(ARCHIVE_BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("get archive file");
+    let bytes = object.body.collect().await.expect("body").into_bytes();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("gzip");
+    let file: Value = serde_json::from_str(&text).expect("json");
+    let archived: Vec<InsightRecord> =
+        serde_json::from_value(file["Records"].clone()).expect("Records");
+    assert_eq!(comparable(&archived), comparable(&records));
+
+    // CloudWatch: the documented names and dimensions, both insight types, zeros included.
+    let cloudwatch = cloudwatch_client(&env.sdk);
+    let listed = cloudwatch
+        .list_metrics()
+        .namespace("TrailsightTest")
+        .send()
+        .await
+        .expect("list metrics");
+    let mut combos: Vec<String> = listed
+        .metrics()
+        .iter()
+        .map(|m| {
+            let dims: Vec<String> = m
+                .dimensions()
+                .iter()
+                .map(|d| format!("{}={}", d.name().unwrap_or(""), d.value().unwrap_or("")))
+                .collect();
+            format!("{}{:?}", m.metric_name().unwrap_or(""), dims)
+        })
+        .collect();
+    combos.sort();
+    assert_eq!(
+        combos,
+        vec![
+            "DetectorLagMinutes[]",
+            "InsightsActive[\"InsightType=ApiCallRateInsight\"]",
+            "InsightsActive[\"InsightType=ApiErrorRateInsight\"]",
+            "InsightsStarted[\"InsightType=ApiCallRateInsight\"]",
+            "InsightsStarted[\"InsightType=ApiErrorRateInsight\"]",
+            "RunErrors[]",
+            "SeriesEvaluated[]",
+        ]
+    );
+    let sum = |name: &'static str, insight_type: Option<InsightType>| {
+        let cloudwatch = cloudwatch.clone();
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs() as i64;
+            let mut request = cloudwatch
+                .get_metric_statistics()
+                .namespace("TrailsightTest")
+                .metric_name(name)
+                .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                    now - 3600,
+                ))
+                .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                    now + 3600,
+                ))
+                .period(60)
+                .statistics(aws_sdk_cloudwatch::types::Statistic::Sum);
+            if let Some(t) = insight_type {
+                request = request.dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("InsightType")
+                        .value(t.as_str())
+                        .build(),
+                );
+            }
+            let output = request.send().await.expect("statistics");
+            output
+                .datapoints()
+                .iter()
+                .filter_map(|d| d.sum())
+                .sum::<f64>()
+        }
+    };
+    // Three call-rate insights (CreateAccessKey, DeleteUser, CreateUser) and one error-rate.
+    assert_eq!(
+        sum("InsightsStarted", Some(InsightType::ApiCallRateInsight)).await,
+        3.0
+    );
+    assert_eq!(
+        sum("InsightsStarted", Some(InsightType::ApiErrorRateInsight)).await,
+        1.0
+    );
+    assert_eq!(
+        sum("InsightsActive", Some(InsightType::ApiCallRateInsight)).await,
+        0.0
+    );
+    assert_eq!(sum("SeriesEvaluated", None).await, 5.0);
+    assert_eq!(sum("RunErrors", None).await, 0.0);
+    assert_eq!(
+        sum("DetectorLagMinutes", None).await,
+        detector_config().settle_minutes as f64
+    );
+
+    // The same minute again: nothing new, no second archive file.
+    let again = detect.handle(event(end_time())).await.expect("again");
+    assert_eq!(again.published, 0);
+    assert_eq!(env.archive_keys().await, keys);
+}
+
+#[tokio::test]
+async fn failed_runs_report_run_errors_and_metrics_go_out_in_one_call() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let metrics = CloudWatchMetrics::new(cloudwatch_client(&sdk), "Trailsight");
+    metrics
+        .put_run_metrics(&RunMetrics::failed())
+        .await
+        .expect("put");
+    let listed = cloudwatch_client(&sdk)
+        .list_metrics()
+        .namespace("Trailsight")
+        .send()
+        .await
+        .expect("list");
+    let names: Vec<&str> = listed
+        .metrics()
+        .iter()
+        .filter_map(|m| m.metric_name())
+        .collect();
+    assert_eq!(names, vec!["RunErrors"]);
+}
