@@ -127,12 +127,7 @@ async fn insight_queue(
         .queue_name(queue)
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "creating queue {queue}: {}",
-                describe(&e)
-            )
-        })?
+        .map_err(|e| anyhow::anyhow!("creating queue {queue}: {}", describe(&e)))?
         .queue_url()
         .context("CreateQueue returned no URL")?
         .to_owned();
@@ -143,12 +138,7 @@ async fn insight_queue(
         .attribute_names(arn_name.clone())
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading queue {queue}: {}",
-                describe(&e)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("reading queue {queue}: {}", describe(&e)))?;
     let queue_arn = attributes
         .attributes()
         .and_then(|a| a.get(&arn_name))
@@ -162,10 +152,7 @@ async fn insight_queue(
             .as_service_error()
             .is_some_and(|e| e.is_resource_already_exists_exception())
     {
-        anyhow::bail!(
-            "creating event bus {bus}: {}",
-            describe(&error)
-        );
+        anyhow::bail!("creating event bus {bus}: {}", describe(&error));
     }
     let rule = format!("trailsight-insights-to-{queue}");
     let rule_arn = events
@@ -176,12 +163,7 @@ async fn insight_queue(
         .event_pattern(json!({ "source": [source] }).to_string())
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "creating rule {rule}: {}",
-                describe(&e)
-            )
-        })?
+        .map_err(|e| anyhow::anyhow!("creating rule {rule}: {}", describe(&e)))?
         .rule_arn()
         .unwrap_or_default()
         .to_owned();
@@ -205,12 +187,7 @@ async fn insight_queue(
         )
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "setting queue {queue}'s policy: {}",
-                describe(&e)
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("setting queue {queue}'s policy: {}", describe(&e)))?;
     let target = aws_sdk_eventbridge::types::Target::builder()
         .id("queue")
         .arn(&queue_arn)
@@ -224,10 +201,7 @@ async fn insight_queue(
         .send()
         .await
         .map_err(|e| {
-            anyhow::anyhow!(
-                "targeting queue {queue} from rule {rule}: {}",
-                describe(&e)
-            )
+            anyhow::anyhow!("targeting queue {queue} from rule {rule}: {}", describe(&e))
         })?;
     if put.failed_entry_count() > 0 {
         anyhow::bail!(

@@ -97,21 +97,35 @@ pub async fn run_detector(
     if from <= to {
         let mut hour = from.div_euclid(60) * 60;
         while hour <= to {
-            let mut by_minute: HashMap<Minute, HashMap<SeriesKey, Cell>> = HashMap::new();
-            for delta in deltas.read_hour(hour).await? {
+            let hour_deltas = deltas.read_hour(hour).await?;
+            let mut parts: HashMap<Minute, HashMap<&SeriesKey, Vec<&Cell>>> = HashMap::new();
+            for delta in &hour_deltas {
                 for (key, minute, cell) in delta.iter() {
                     if state.watermark.is_some_and(|w| minute <= w) {
                         report.late_cells += 1;
                         continue;
                     }
-                    by_minute
+                    parts
                         .entry(minute)
                         .or_default()
-                        .entry(key.clone())
+                        .entry(key)
                         .or_default()
-                        .merge(cell);
+                        .push(cell);
                 }
             }
+            // Merged independently of storage order, so every store gives the same cells.
+            let by_minute: HashMap<Minute, HashMap<SeriesKey, Cell>> = parts
+                .into_iter()
+                .map(|(minute, cells)| {
+                    (
+                        minute,
+                        cells
+                            .into_iter()
+                            .map(|(key, list)| (key.clone(), Cell::merge_all(&list)))
+                            .collect(),
+                    )
+                })
+                .collect();
             let empty = HashMap::new();
             for minute in hour.max(from)..=(hour + 59).min(to) {
                 let cells = by_minute.get(&minute).unwrap_or(&empty);
@@ -131,6 +145,8 @@ pub async fn run_detector(
     if records.is_empty() {
         if report.minutes > 0 {
             states.save_state(&state, version).await?;
+        } else {
+            states.release_state(state, version).await;
         }
         return Ok(report);
     }

@@ -41,6 +41,18 @@ fn is_zero(v: &u64) -> bool {
 }
 
 impl Cell {
+    /// The sum of several cells of the same series and minute, independent of their order (files
+    /// reach the detector in storage order, which differs between stores).
+    pub fn merge_all(cells: &[&Cell]) -> Cell {
+        Cell {
+            count: cells.iter().map(|c| c.count).sum(),
+            service: cells.iter().map(|c| c.service).sum(),
+            arns: TopK::merge_exact(cells.iter().map(|c| &c.arns)),
+            agents: TopK::merge_exact(cells.iter().map(|c| &c.agents)),
+            errors: TopK::merge_exact(cells.iter().map(|c| &c.errors)),
+        }
+    }
+
     pub fn merge(&mut self, other: &Cell) {
         self.count += other.count;
         self.service += other.service;

@@ -108,8 +108,8 @@ impl FileMarks for MemoryStore {
 
 #[async_trait]
 impl StateStore for MemoryStore {
-    /// Hands the state out without copying it; `save_state` puts it back. (The embedded mode has
-    /// one detector; a load without a save leaves an empty state at the same version.)
+    /// Hands the state out without copying it; `save_state` or `release_state` puts it back (the
+    /// embedded mode has one detector, and the detect pipeline always does one or the other).
     async fn load_state(&self) -> Result<VersionedState, StoreError> {
         let mut slot = Self::lock(&self.state)?;
         Ok(match slot.take() {
@@ -122,6 +122,14 @@ impl StateStore for MemoryStore {
                 version: 0,
             },
         })
+    }
+
+    async fn release_state(&self, state: DetectorState, version: u64) {
+        if let Ok(mut slot) = self.state.lock()
+            && slot.as_ref().is_some_and(|(_, v)| *v == version)
+        {
+            *slot = Some((state, version));
+        }
     }
 
     async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError> {

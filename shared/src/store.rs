@@ -104,4 +104,7 @@ pub trait StateStore: Send + Sync {
     async fn load_state(&self) -> Result<VersionedState, StoreError>;
     /// Saves `state` if the stored version is still `expected`; returns the new version.
     async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError>;
+    /// Hands back a loaded state that did not change (nothing to save). Stores that copy the
+    /// state on load need do nothing; the memory store, which lends it out, takes it back.
+    async fn release_state(&self, _state: DetectorState, _version: u64) {}
 }

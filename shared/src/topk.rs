@@ -35,6 +35,22 @@ impl TopK {
         }
     }
 
+    /// Merges several counters exactly (sums over the union of their values), then keeps the
+    /// largest. The result does not depend on the order of `parts`, unlike repeated `merge`.
+    pub fn merge_exact<'a>(parts: impl IntoIterator<Item = &'a TopK>) -> TopK {
+        let mut sums: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for part in parts {
+            for (value, count) in &part.entries {
+                *sums.entry(value.as_str()).or_default() += count;
+            }
+        }
+        let mut top = TopK {
+            entries: sums.into_iter().map(|(v, c)| (v.to_owned(), c)).collect(),
+        };
+        top.truncate(TOP_CAPACITY);
+        top
+    }
+
     pub fn merge(&mut self, other: &TopK) {
         for (value, count) in &other.entries {
             self.add(value, *count);

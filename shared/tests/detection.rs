@@ -388,3 +388,58 @@ async fn warm_up_suppresses_early_insights() {
     .await;
     assert!(out.is_empty(), "{out:?}");
 }
+
+#[tokio::test]
+async fn a_run_with_nothing_to_do_keeps_the_state() {
+    let records = scenario();
+    let store = MemoryStore::new();
+    let mut folder = Folder::new(ClassifyOptions::default());
+    for (_, json) in &records {
+        folder.add_json(json.as_bytes());
+    }
+    store
+        .write_delta(&FileId("all".into()), &folder.finish().0)
+        .await
+        .unwrap();
+    let publisher = CollectingPublisher::default();
+    let now = end_of(&records);
+    run_detector(&DetectorConfig::default(), now, &store, &store, &publisher)
+        .await
+        .unwrap();
+    let again = run_detector(&DetectorConfig::default(), now, &store, &store, &publisher)
+        .await
+        .unwrap();
+    assert_eq!(again.minutes, 0);
+    let state = trailsight::store::StateStore::load_state(&store)
+        .await
+        .unwrap()
+        .state;
+    assert!(
+        state.watermark.is_some() && !state.series.is_empty(),
+        "a no-op run must not lose the state"
+    );
+}
+
+#[test]
+fn merging_cells_does_not_depend_on_their_order() {
+    use trailsight::fold::Cell;
+    let cells: Vec<Cell> = (0..4)
+        .map(|i| {
+            let mut cell = Cell {
+                count: 10,
+                ..Cell::default()
+            };
+            for v in 0..5 {
+                cell.agents.add(
+                    &format!("agent-{}", (i * 3 + v) % 11),
+                    1 + (v as u64 + i as u64) % 3,
+                );
+            }
+            cell
+        })
+        .collect();
+    let forward: Vec<&Cell> = cells.iter().collect();
+    let backward: Vec<&Cell> = cells.iter().rev().collect();
+    assert_eq!(Cell::merge_all(&forward), Cell::merge_all(&backward));
+    assert_eq!(Cell::merge_all(&forward).count, 40);
+}
