@@ -75,6 +75,23 @@ fn main() -> std::io::Result<()> {
             }
         }
     });
+    // The decompressor the reader uses for files like these (single-member gzip under
+    // WHOLE_INFLATE_MAX): libdeflate, whole file into a buffer of the trailer's size.
+    let mut whole = Vec::new();
+    let mut decompressor = libdeflater::Decompressor::new();
+    let mut inflated_whole = 0u64;
+    let inflate_libdeflate = seconds(|| {
+        for file in &files {
+            let Some(trailer) = file.len().checked_sub(4).map(|at| &file[at..]) else {
+                continue;
+            };
+            let size = u32::from_le_bytes(trailer.try_into().unwrap_or_default()) as usize;
+            whole.resize(size, 0);
+            if let Ok(n) = decompressor.gzip_decompress(file, &mut whole) {
+                inflated_whole += n as u64;
+            }
+        }
+    });
     let limits = ReadLimits::default();
     let mut records = 0u64;
     let scan = seconds(|| {
@@ -109,13 +126,14 @@ fn main() -> std::io::Result<()> {
         "uncompressed_mb": mb,
         "records": records,
         "cells": cells,
-        "seconds": { "gzip_dc": gzip_dc, "inflate": inflate, "inflate_parse": parse, "fold": fold, "inflate_boundary_scan_only": scan },
-        "mb_per_s": { "gzip_dc": mb / gzip_dc, "inflate": mb / inflate, "fold": mb / fold },
+        "inflated_whole_mb": inflated_whole as f64 / 1e6,
+        "seconds": { "gzip_dc": gzip_dc, "inflate_flate2_streaming": inflate, "inflate": inflate_libdeflate, "inflate_parse": parse, "fold": fold, "inflate_boundary_scan_only": scan },
+        "mb_per_s": { "gzip_dc": mb / gzip_dc, "inflate_flate2_streaming": mb / inflate, "inflate": mb / inflate_libdeflate, "fold": mb / fold },
         "events_per_s_fold": records as f64 / fold,
         "fold_vs_gzip_dc": gzip_dc / fold,
         "where_the_time_goes": {
-            "inflate": inflate / fold,
-            "parse": (parse - inflate).max(0.0) / fold,
+            "inflate": inflate_libdeflate / fold,
+            "parse": (parse - inflate_libdeflate).max(0.0) / fold,
             "classify_count_attribute": (fold - parse).max(0.0) / fold,
         },
     });

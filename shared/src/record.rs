@@ -163,20 +163,61 @@ fn text<'de: 'a, 'a, D: Deserializer<'de>>(
 
 /// Accepts `true`/`false`, `"true"`/`"false"` (any case), `null`; anything else reads as absent.
 fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum BoolLike<'a> {
-        Bool(bool),
-        #[serde(borrow)]
-        Text(Cow<'a, str>),
-        Other(serde::de::IgnoredAny),
+    struct BoolVisitor;
+    impl<'de> serde::de::Visitor<'de> for BoolVisitor {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(if v.eq_ignore_ascii_case("true") {
+                Some(true)
+            } else if v.eq_ignore_ascii_case("false") {
+                Some(false)
+            } else {
+                None
+            })
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            while map
+                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
     }
-    Ok(match Option::<BoolLike>::deserialize(deserializer)? {
-        Some(BoolLike::Bool(value)) => Some(value),
-        Some(BoolLike::Text(text)) if text.eq_ignore_ascii_case("true") => Some(true),
-        Some(BoolLike::Text(text)) if text.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    })
+    deserializer.deserialize_option(BoolVisitor)
 }
 
 #[cfg(test)]
@@ -220,6 +261,17 @@ mod tests {
         assert_eq!(record.user_agent, None);
         assert_eq!(record.error_code, None);
         assert_eq!(record.event_name, None);
+    }
+
+    #[test]
+    fn odd_booleans_read_as_absent() {
+        let record =
+            Record::parse(br#"{"readOnly":{"a":[true]},"managementEvent":"yes"}"#).unwrap();
+        assert_eq!(record.read_only, None);
+        assert_eq!(record.management_event, None);
+        let record = Record::parse(br#"{"readOnly":null,"managementEvent":"False"}"#).unwrap();
+        assert_eq!(record.read_only, None);
+        assert_eq!(record.management_event, Some(false));
     }
 
     #[test]
