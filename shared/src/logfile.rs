@@ -108,7 +108,17 @@ impl ReadError {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Gzip objects that inflate to at most this many bytes are inflated whole (see the module docs).
-pub const WHOLE_INFLATE_MAX: u64 = 32 << 20;
+/// CloudTrail's files are mostly far smaller; larger ones stream, so memory stays bounded.
+pub const WHOLE_INFLATE_MAX: u64 = 8 << 20;
+
+/// Memory that reading an object of `compressed` bytes may take besides the caller's copy of those
+/// bytes: a copy of the compressed bytes, and the whole inflated object or the streaming buffer
+/// (one read chunk and the largest record), whichever is larger.
+pub fn peak_read_memory(compressed: u64, limits: &ReadLimits) -> u64 {
+    let whole = WHOLE_INFLATE_MAX.min(limits.max_ratio.saturating_mul(compressed).max(RATIO_GRACE));
+    let streaming = 2 * CHUNK as u64 + limits.max_record_bytes as u64;
+    compressed + whole.max(streaming)
+}
 const CHUNK: usize = 256 << 10;
 /// The ratio limit applies once this much has been inflated (tiny files compress very well).
 const RATIO_GRACE: u64 = 4 << 20;
@@ -978,6 +988,22 @@ mod tests {
         assert_eq!(gz_stats.decompressed_bytes, data.len() as u64);
         assert_eq!(gz_stats.compressed_bytes, gz.len() as u64);
         assert_eq!(parsed(&gz).unwrap(), (vec!["A".into(), "B".into()], 0));
+    }
+
+    #[test]
+    fn peak_read_memory_covers_the_whole_buffer_and_the_streaming_buffer() {
+        let limits = ReadLimits::default();
+        let streaming = 2 * CHUNK as u64 + limits.max_record_bytes as u64;
+        // Small objects: whatever the ratio allows, at least the streaming buffer.
+        assert_eq!(
+            peak_read_memory(1_000, &limits),
+            1_000 + streaming.max(RATIO_GRACE)
+        );
+        // Larger ones: at most the whole-inflate ceiling, as streaming takes over above it.
+        assert_eq!(
+            peak_read_memory(1 << 20, &limits),
+            (1 << 20) + WHOLE_INFLATE_MAX.max(streaming)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use aws_sdk_s3::Client;
 use crate::aws::retry::{describe, is_transient};
 use crate::classify::ClassifyOptions;
 use crate::ingest::{FoldedObject, IngestOutcome, check_marker, fold_object, store_folded};
-use crate::logfile::{ReadError, ReadLimits};
+use crate::logfile::{ReadError, ReadLimits, peak_read_memory};
 use crate::s3key::{KeyKind, classify_key};
 use crate::store::{DeltaWrite, FileId, FileMarks, StoreError};
 
@@ -161,8 +161,9 @@ fn failure(bucket: &str, key: &str, reason: String, transient: bool) -> ObjectEr
     }
 }
 
-/// Bounds the memory that objects in flight hold: an object reserves twice its compressed size
-/// (its bytes, and about as much again for its fold; see the README's measurements) from the
+/// Bounds the memory that objects in flight hold: an object reserves its compressed size plus
+/// what reading it may take ([`peak_read_memory`]: a copy of its bytes, and its whole inflated
+/// text when it is small enough to be inflated at once, else the streaming buffer) from the
 /// budget, once its length is known and until its fold is done. An object larger than the whole
 /// budget waits until it can have all of it, so it runs alone.
 #[derive(Debug)]
@@ -249,7 +250,11 @@ impl ObjectIngest<'_> {
         let folded = match open_object(self.s3, bucket, key, limit).await {
             Ok(object) => {
                 let reservation = match self.budget {
-                    Some(budget) => budget.reserve(object.declared.unwrap_or(limit)).await,
+                    Some(budget) => {
+                        let compressed = object.declared.unwrap_or(limit);
+                        let reading = peak_read_memory(compressed, self.limits);
+                        budget.reserve(compressed.saturating_add(reading)).await
+                    }
                     None => None,
                 };
                 let folded = match object.collect().await {
