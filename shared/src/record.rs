@@ -7,57 +7,161 @@
 
 use std::borrow::Cow;
 
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// The fields of a CloudTrail record that classification, counting and attribution need.
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+///
+/// Deserialised by hand rather than derived: member names are matched as raw bytes (serde's
+/// derive validates every name as UTF-8 first, which took a third of the parse), values we do not
+/// use are skipped, and a repeated member keeps its last value (as Python's json does).
+#[derive(Debug, Default, PartialEq)]
 pub struct Record<'a> {
-    #[serde(borrow, deserialize_with = "text")]
     pub event_version: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub event_time: Option<Cow<'a, str>>,
     /// Log shippers (Logstash, Elastic) sometimes drop `eventTime` and keep only this.
-    #[serde(rename = "@timestamp", borrow, deserialize_with = "text")]
     pub shipper_timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub event_source: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub event_name: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub aws_region: Option<Cow<'a, str>>,
-    #[serde(rename = "eventID", borrow, deserialize_with = "text")]
     pub event_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub event_type: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub event_category: Option<Cow<'a, str>>,
-    #[serde(deserialize_with = "lenient_bool")]
     pub management_event: Option<bool>,
-    #[serde(deserialize_with = "lenient_bool")]
     pub read_only: Option<bool>,
-    #[serde(borrow, deserialize_with = "text")]
     pub error_code: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub user_agent: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub recipient_account_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub user_identity: Option<UserIdentity<'a>>,
 }
 
 /// The caller, as far as attribution and the "AWS service on your behalf" option need it.
-#[derive(Debug, Default, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct UserIdentity<'a> {
-    #[serde(rename = "type", borrow, deserialize_with = "text")]
     pub identity_type: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub arn: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub account_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "text")]
     pub invoked_by: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RecordVisitor;
+        impl<'de> Visitor<'de> for RecordVisitor {
+            type Value = Record<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a CloudTrail record (an object)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<'de>, A::Error> {
+                let mut r = Record::default();
+                while let Some(Name(name)) = map.next_key()? {
+                    match name.as_ref() {
+                        b"eventVersion" => r.event_version = map.next_value_seed(Text)?,
+                        b"eventTime" => r.event_time = map.next_value_seed(Text)?,
+                        b"@timestamp" => r.shipper_timestamp = map.next_value_seed(Text)?,
+                        b"eventSource" => r.event_source = map.next_value_seed(Text)?,
+                        b"eventName" => r.event_name = map.next_value_seed(Text)?,
+                        b"awsRegion" => r.aws_region = map.next_value_seed(Text)?,
+                        b"eventID" => r.event_id = map.next_value_seed(Text)?,
+                        b"eventType" => r.event_type = map.next_value_seed(Text)?,
+                        b"eventCategory" => r.event_category = map.next_value_seed(Text)?,
+                        b"managementEvent" => r.management_event = map.next_value_seed(Flag)?,
+                        b"readOnly" => r.read_only = map.next_value_seed(Flag)?,
+                        b"errorCode" => r.error_code = map.next_value_seed(Text)?,
+                        b"userAgent" => r.user_agent = map.next_value_seed(Text)?,
+                        b"recipientAccountId" => {
+                            r.recipient_account_id = map.next_value_seed(Text)?
+                        }
+                        b"userIdentity" => r.user_identity = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(r)
+            }
+        }
+        deserializer.deserialize_map(RecordVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdentityVisitor;
+        impl<'de> Visitor<'de> for IdentityVisitor {
+            type Value = UserIdentity<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a userIdentity object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserIdentity<'de>, A::Error> {
+                let mut u = UserIdentity::default();
+                while let Some(Name(name)) = map.next_key()? {
+                    match name.as_ref() {
+                        b"type" => u.identity_type = map.next_value_seed(Text)?,
+                        b"arn" => u.arn = map.next_value_seed(Text)?,
+                        b"accountId" => u.account_id = map.next_value_seed(Text)?,
+                        b"invokedBy" => u.invoked_by = map.next_value_seed(Text)?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(u)
+            }
+        }
+        deserializer.deserialize_map(IdentityVisitor)
+    }
+}
+
+/// A member name, as raw bytes (borrowed unless it has escapes).
+struct Name<'de>(Cow<'de, [u8]>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.to_vec())))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        deserializer.deserialize_bytes(NameVisitor)
+    }
+}
+
+/// Reads a value with [`text`].
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        text(deserializer)
+    }
+}
+
+/// Reads a value with [`lenient_bool`].
+struct Flag;
+
+impl<'de> DeserializeSeed<'de> for Flag {
+    type Value = Option<bool>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        lenient_bool(deserializer)
+    }
 }
 
 impl<'a> Record<'a> {
@@ -101,9 +205,7 @@ impl<'a> Record<'a> {
 /// A string field that borrows from the input when it has no escapes (serde's own `Cow` support
 /// does not borrow inside an `Option`). Numbers and booleans where a string belongs are kept as
 /// text; objects and arrays read as absent.
-fn text<'de: 'a, 'a, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Cow<'a, str>>, D::Error> {
+fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
     struct TextVisitor;
     impl<'de> serde::de::Visitor<'de> for TextVisitor {
         type Value = Option<Cow<'de, str>>;
@@ -272,6 +374,90 @@ mod tests {
         let record = Record::parse(br#"{"readOnly":null,"managementEvent":"False"}"#).unwrap();
         assert_eq!(record.read_only, None);
         assert_eq!(record.management_event, Some(false));
+    }
+
+    #[test]
+    fn member_names_are_matched_as_bytes_even_when_escaped() {
+        let record = Record::parse(
+            br#"{"event\u004eame":"A","userIdentity":{"\u0061rn":"x","type":"Root"},"eventName":"B"}"#,
+        )
+        .unwrap();
+        // The later of two members with one name wins, as in Python's json.
+        assert_eq!(record.event_name.as_deref(), Some("B"));
+        assert_eq!(record.user_arn(), Some("x"));
+        assert!(Record::parse(b"[1,2]").is_err());
+        assert!(Record::parse(b"\"text\"").is_err());
+        // A name that is not UTF-8 is simply not one of ours.
+        let mut bytes = br#"{""#.to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(br#"":1,"eventName":"C"}"#);
+        assert_eq!(
+            Record::parse(&bytes).unwrap().event_name.as_deref(),
+            Some("C")
+        );
+    }
+
+    /// What a reader of `serde_json::Value` would take from the same text.
+    fn reference_text(value: &serde_json::Value) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_a_value_based_reading(
+            members in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "eventName", "eventSource", "awsRegion", "errorCode", "readOnly",
+                        "recipientAccountId", "requestParameters", "userAgent", "eventID",
+                    ]),
+                    proptest::prop_oneof![
+                        "[a-zA-Z0-9 \"\\\\/é]{0,12}".prop_map(serde_json::Value::from),
+                        proptest::num::i32::ANY.prop_map(serde_json::Value::from),
+                        proptest::bool::ANY.prop_map(serde_json::Value::from),
+                        proptest::strategy::Just(serde_json::Value::Null),
+                        proptest::strategy::Just(serde_json::json!({"a": [1, {"b": "}"}]})),
+                    ],
+                ),
+                0..8,
+            )
+        ) {
+            let mut text = String::from("{");
+            for (i, (name, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&format!("{}:{}", serde_json::Value::from(*name), value));
+            }
+            text.push('}');
+            let record = Record::parse(text.as_bytes()).unwrap();
+            let last = |name: &str| members.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v);
+            for (name, field) in [
+                ("eventName", &record.event_name),
+                ("eventSource", &record.event_source),
+                ("awsRegion", &record.aws_region),
+                ("errorCode", &record.error_code),
+                ("recipientAccountId", &record.recipient_account_id),
+                ("userAgent", &record.user_agent),
+                ("eventID", &record.event_id),
+            ] {
+                prop_assert_eq!(field.as_deref().map(str::to_owned), last(name).and_then(reference_text));
+            }
+            let read_only = last("readOnly").and_then(|v| match v {
+                serde_json::Value::Bool(b) => Some(*b),
+                serde_json::Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+                serde_json::Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+                _ => None,
+            });
+            prop_assert_eq!(record.read_only, read_only);
+        }
     }
 
     #[test]
