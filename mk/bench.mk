@@ -3,7 +3,7 @@
 BENCH_DATA ?= $(OUT)/bench-data
 BENCH_OUT  ?= $(OUT)/bench
 
-.PHONY: bench bench-data
+.PHONY: bench bench-data cold-start
 
 bench-data: cli
 	@test -f $(BENCH_DATA)/labels.json || $(TRAILSIGHT) simulate --out $(BENCH_DATA) --days 9 --seed 1
@@ -26,3 +26,12 @@ bench: bench-data
 	/usr/bin/time -f '{"replay_seconds": %e, "max_rss_kb": %M}' $(TRAILSIGHT) replay $(BENCH_DATA) 2>&1 >/dev/null | tail -1 | tee $(BENCH_OUT)/replay.json
 	@echo "== monthly cost model from these figures (docs/COST.md)"
 	python3 bench/cost_model.py $(BENCH_OUT) | tee $(BENCH_OUT)/cost.md
+	@$(MAKE) --no-print-directory cold-start
+
+# Lambda cold start of the bootstraps `make build` deploys, each started fresh COLD_START_RUNS times
+# against a minimal local Lambda Runtime API: Init Duration, first invocation, peak RSS, sizes.
+COLD_START_RUNS ?= 20
+cold-start: build
+	@mkdir -p $(BENCH_OUT)
+	@echo "== Lambda cold start: release bootstraps under a local Runtime API, $(COLD_START_RUNS) fresh processes each"
+	python3 bench/cold_start.py --runs $(COLD_START_RUNS) --out $(BENCH_OUT)/cold_start.json
