@@ -16,6 +16,7 @@ use trailsight::aws::backfill::{BackfillOptions, backfill};
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::eventbridge::{DEFAULT_BUS, DEFAULT_SOURCE, eventbridge_client};
 use trailsight::aws::retry::{describe, dynamodb_client, load_sdk_config, s3_client};
+use trailsight::aws::state_body::S3StateBody;
 use trailsight::classify::ClassifyOptions;
 use trailsight::detector::{Episode, EpisodeKind};
 use trailsight::insight::{InsightRecord, average};
@@ -318,6 +319,13 @@ pub struct InsightsArgs {
     /// DynamoDB table the detect function keeps its state in.
     #[arg(long)]
     table: String,
+    /// The state bucket, when the detect function keeps its state's body in S3 (the stack's
+    /// `TRAILSIGHT_STATE_BUCKET`; output `StateBucketName`).
+    #[arg(long)]
+    state_bucket: Option<String>,
+    /// Key prefix in the state bucket (`TRAILSIGHT_STATE_PREFIX`).
+    #[arg(long, default_value = "", requires = "state_bucket")]
+    state_prefix: String,
     /// Recent records from this far back (`30m`, `24h`, `7d`), counted from the last minute the
     /// detector evaluated.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
@@ -422,7 +430,14 @@ fn open_table(open: &[OpenInsight]) -> String {
 pub fn run_insights(args: InsightsArgs) -> anyhow::Result<ExitCode> {
     let state = runtime()?.block_on(async {
         let sdk = load_sdk_config().await;
-        let store = DynamoStore::new(dynamodb_client(&sdk), &args.table);
+        let mut store = DynamoStore::new(dynamodb_client(&sdk), &args.table);
+        if let Some(bucket) = &args.state_bucket {
+            store = store.with_state_body(S3StateBody::new(
+                s3_client(&sdk),
+                bucket,
+                &args.state_prefix,
+            ));
+        }
         store
             .load_state()
             .await

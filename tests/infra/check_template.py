@@ -46,6 +46,8 @@ ENV = {
         "TRAILSIGHT_METRIC_NAMESPACE",
         "TRAILSIGHT_ARCHIVE_BUCKET",
         "TRAILSIGHT_ARCHIVE_PREFIX",
+        "TRAILSIGHT_STATE_BUCKET",
+        "TRAILSIGHT_STATE_PREFIX",
         "TRAILSIGHT_SENSITIVITY",
         "TRAILSIGHT_MIN_CALLS",
         "TRAILSIGHT_SETTLE_MINUTES",
@@ -128,6 +130,37 @@ def test_table_matches_table_json():
 def test_table_is_retained():
     assert RES["Table"].get("DeletionPolicy") == "Retain"
     assert RES["Table"].get("UpdateReplacePolicy") == "Retain"
+
+
+def test_state_bucket_is_private_encrypted_tls_only_and_retained():
+    assert RES["StateBucket"].get("DeletionPolicy") == "Retain"
+    p = props("StateBucket")
+    assert all(p["PublicAccessBlockConfiguration"][k] is True for k in (
+        "BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    sse = p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in ("AES256", "aws:kms")
+    policy = props("StateBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "StateBucket"}
+    deny = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"]["Bool"]["aws:SecureTransport"] == "false" for s in deny), "no TLS-only statement"
+
+
+def test_detect_reaches_only_its_state_prefix():
+    env = props("DetectFunction")["Environment"]["Variables"]
+    assert env["TRAILSIGHT_STATE_BUCKET"] == {"Ref": "StateBucket"}
+    prefix = env["TRAILSIGHT_STATE_PREFIX"].strip("/")
+    statements = props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    s3 = [s for s in statements if isinstance(s, dict) and "Action" in s and any(str(a).startswith("s3:") for a in _list(s["Action"]))]
+    body = [s for s in s3 if s.get("Sid") == "DetectorStateBody"]
+    assert len(body) == 1
+    assert sorted(_list(body[0]["Action"])) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert body[0]["Resource"] == {"Fn::Sub": "${StateBucket.Arn}/" + prefix + "/state/*"}
+    listing = [s for s in s3 if "s3:ListBucket" in _list(s["Action"])]
+    assert all(s["Condition"]["StringLike"]["s3:prefix"] == f"{prefix}/state/*" for s in listing)
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 # ---------------------------------------------------------------- functions

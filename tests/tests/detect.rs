@@ -1,7 +1,8 @@
 //! The detect pipeline on moto, through the real SDK clients: counters written as deltas through
 //! `DynamoStore` (folded from hand-made CloudTrail records), the detector state in DynamoDB,
 //! insights published to EventBridge and captured by a rule → SQS queue, archived to S3, run
-//! metrics in CloudWatch. Checked: overlapping runs publish each record once; a run that dies
+//! metrics in CloudWatch; with a state bucket, the state's body as one S3 object per version.
+//! Checked: overlapping runs publish each record once (the body in the table or in S3); a run that dies
 //! after publishing is completed by the next with the same identifiers; EventBridge's partial
 //! failures are retried; a missed schedule catches up to exactly what running every minute
 //! gives; the metric names and dimensions the template's alarms read; the archive's key layout.
@@ -22,11 +23,13 @@ use trailsight::aws::cloudwatch::{
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::aws::state_body::S3StateBody;
 use trailsight::classify::ClassifyOptions;
 use trailsight::config::DetectorConfig;
 use trailsight::detect::{
     CollectingPublisher, DetectError, InsightPublish, PublishError, RunReport, run_detector,
 };
+use trailsight::detector::DetectorState;
 use trailsight::fold::{Delta, Folder};
 use trailsight::insight::{InsightRecord, InsightState};
 use trailsight::memory::MemoryStore;
@@ -201,6 +204,8 @@ struct Env {
 }
 
 const ARCHIVE_BUCKET: &str = "trailsight-archive";
+const STATE_BUCKET: &str = "trailsight-state";
+const STATE_PREFIX: &str = "ts";
 
 impl Env {
     async fn start() -> Env {
@@ -256,11 +261,13 @@ impl Env {
             .expect("put targets");
 
         let s3 = s3_client(&sdk);
-        s3.create_bucket()
-            .bucket(ARCHIVE_BUCKET)
-            .send()
-            .await
-            .expect("create bucket");
+        for bucket in [ARCHIVE_BUCKET, STATE_BUCKET] {
+            s3.create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("create bucket");
+        }
         Env {
             moto,
             sdk,
@@ -323,18 +330,75 @@ impl Env {
     }
 
     async fn archive_keys(&self) -> Vec<String> {
+        self.keys(ARCHIVE_BUCKET).await
+    }
+
+    async fn keys(&self, bucket: &str) -> Vec<String> {
         let listed = self
             .s3
             .list_objects_v2()
-            .bucket(ARCHIVE_BUCKET)
+            .bucket(bucket)
             .send()
             .await
             .expect("list");
-        listed
+        let mut keys: Vec<String> = listed
             .contents()
             .iter()
             .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The same table, with the state's body in the state bucket.
+    fn store_with_state_bucket(&self) -> DynamoStore {
+        DynamoStore::new(dynamodb_client(&self.sdk), TABLE).with_state_body(S3StateBody::new(
+            s3_client(&self.sdk),
+            STATE_BUCKET,
+            STATE_PREFIX,
+        ))
+    }
+
+    /// The sort keys of the state partition (`HEAD` and any chunks).
+    async fn state_items(&self) -> Vec<String> {
+        let output = self
+            .store
+            .client()
+            .query()
+            .table_name(TABLE)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("S".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query state partition");
+        output
+            .items()
+            .iter()
+            .filter_map(|item| item.get("sk")?.as_s().ok().cloned())
             .collect()
+    }
+
+    /// The head's `s3key`, if any.
+    async fn head_s3key(&self) -> Option<String> {
+        let output = self
+            .store
+            .client()
+            .get_item()
+            .table_name(TABLE)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("S".into()))
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("HEAD".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get head");
+        output.item()?.get("s3key")?.as_s().ok().cloned()
     }
 }
 
@@ -364,10 +428,25 @@ fn assert_each_once(records: &[InsightRecord]) {
 #[tokio::test]
 async fn overlapping_runs_publish_each_record_once() {
     let env = Env::start().await;
-    write_scenario(env.store.as_ref()).await;
+    overlapping_runs_on(&env, env.store.as_ref()).await;
+    assert_eq!(env.head_s3key().await, None);
+}
+
+#[tokio::test]
+async fn overlapping_runs_publish_each_record_once_with_the_state_in_s3() {
+    let env = Env::start().await;
+    let store = env.store_with_state_bucket();
+    overlapping_runs_on(&env, &store).await;
+    // One object, the current version's; no chunk items.
+    let key = env.head_s3key().await.expect("the head names its object");
+    assert_eq!(env.keys(STATE_BUCKET).await, vec![key]);
+    assert_eq!(env.state_items().await, vec!["HEAD".to_owned()]);
+}
+
+async fn overlapping_runs_on(env: &Env, store: &DynamoStore) {
+    write_scenario(store).await;
     let config = detector_config();
     let publisher = env.publisher();
-    let store = env.store.as_ref();
     let (mut completed, mut superseded) = (0, 0);
     // Two runs at once at every step, as an overlapping schedule would start them.
     let mut now = base() + 30;
@@ -400,8 +479,134 @@ async fn overlapping_runs_publish_each_record_once() {
         "CreateAccessKey, DeleteUser and its error, CreateUser"
     );
     assert_eq!(published.len(), 8, "each insight started and ended");
-    let state = env.store.load_state().await.expect("state").state;
+    let state = store.load_state().await.expect("state").state;
     assert!(state.outbox.is_empty());
+}
+
+#[tokio::test]
+async fn the_state_body_in_s3_is_one_object_per_version_and_old_ones_go() {
+    let env = Env::start().await;
+    let store = env.store_with_state_bucket();
+    let empty = store.load_state().await.expect("load");
+    assert_eq!((empty.version, empty.state), (0, DetectorState::default()));
+
+    write_scenario(&store).await;
+    let report = run_detector(
+        &detector_config(),
+        end_time(),
+        &store,
+        &store,
+        &CollectingPublisher::default(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.published.len(), 8);
+    // The run saved twice (its records in the outbox, then the outbox emptied once published);
+    // only the last version's object is left.
+    let state = store.load_state().await.expect("load");
+    let v = state.version;
+    assert!(v >= 1);
+    assert!(state.state.series.len() >= 5);
+    let first = env.head_s3key().await.expect("s3key");
+    assert!(
+        first.starts_with(&format!("ts/state/v{v}-")) && first.ends_with(".json.gz"),
+        "{first}"
+    );
+    assert_eq!(env.keys(STATE_BUCKET).await, vec![first.clone()]);
+    assert_eq!(env.state_items().await, vec!["HEAD".to_owned()]);
+
+    // A save over the current version replaces the object; the old one is deleted.
+    let mut next = state.state.clone();
+    next.watermark = next.watermark.map(|w| w + 1);
+    assert_eq!(store.save_state(&next, v).await.expect("save"), v + 1);
+    let second = env.head_s3key().await.expect("s3key");
+    assert!(
+        second.starts_with(&format!("ts/state/v{}-", v + 1)),
+        "{second}"
+    );
+    assert_eq!(env.keys(STATE_BUCKET).await, vec![second.clone()]);
+    let loaded = store.load_state().await.expect("load");
+    assert_eq!(loaded.version, v + 1);
+    assert!(loaded.state == next);
+
+    // A save over a stale version loses the conditional update and deletes its own object.
+    assert!(matches!(
+        store.save_state(&DetectorState::default(), v).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(env.keys(STATE_BUCKET).await, vec![second.clone()]);
+
+    // Two savers of the same version (one after the other: moto's conditional updates are not
+    // atomic under concurrent requests): the second loses, and only the winner's object stays.
+    let small = DetectorState {
+        watermark: Some(7),
+        ..DetectorState::default()
+    };
+    let v = v + 1;
+    assert_eq!(
+        store.save_state(&next, v).await.expect("first saver"),
+        v + 1
+    );
+    assert!(matches!(
+        store.save_state(&small, v).await,
+        Err(StoreError::Conflict)
+    ));
+    let third = env.head_s3key().await.expect("s3key");
+    assert!(
+        third.starts_with(&format!("ts/state/v{}-", v + 1)),
+        "{third}"
+    );
+    assert_eq!(env.keys(STATE_BUCKET).await, vec![third]);
+    assert!(store.load_state().await.expect("load").state == next);
+    let v = v + 1;
+
+    // Without the bucket, a store says where the state is rather than reading nothing.
+    let Err(error) = env.store.load_state().await else {
+        panic!("a store without the bucket read a state kept in S3");
+    };
+    assert!(
+        error.to_string().contains("TRAILSIGHT_STATE_BUCKET"),
+        "{error}"
+    );
+
+    // Back to chunks (the bucket unset): the head loses its s3key, and the last object stays (a
+    // store without the bucket cannot delete it); back to S3 again: the chunks go.
+    assert_eq!(
+        env.store.save_state(&small, v).await.expect("to chunks"),
+        v + 1
+    );
+    assert_eq!(env.head_s3key().await, None);
+    assert_eq!(env.keys(STATE_BUCKET).await.len(), 1);
+    assert_eq!(env.state_items().await.len(), 2, "head and one chunk");
+    assert!(env.store.load_state().await.expect("load").state == small);
+    assert_eq!(store.load_state().await.expect("load").version, v + 1);
+    assert_eq!(store.save_state(&next, v + 1).await.expect("to S3"), v + 2);
+    assert_eq!(env.state_items().await, vec!["HEAD".to_owned()]);
+    assert_eq!(env.keys(STATE_BUCKET).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_deleted_state_object_is_corruption_not_an_empty_state() {
+    let env = Env::start().await;
+    let store = env.store_with_state_bucket();
+    let state = DetectorState {
+        watermark: Some(9),
+        ..DetectorState::default()
+    };
+    assert_eq!(store.save_state(&state, 0).await.expect("save"), 1);
+    let key = env.head_s3key().await.expect("s3key");
+    env.s3
+        .delete_object()
+        .bucket(STATE_BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect("delete");
+    let Err(error) = store.load_state().await else {
+        panic!("a state whose object is gone was read");
+    };
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error}");
+    assert!(error.to_string().contains(&key), "{error}");
 }
 
 /// Publishes, signals, then never returns: the run is dropped there, as if its Lambda died
@@ -688,6 +893,8 @@ async fn the_detect_function_publishes_archives_and_reports_metrics() {
         ("TRAILSIGHT_ARCHIVE_BUCKET", ARCHIVE_BUCKET),
         ("TRAILSIGHT_ARCHIVE_PREFIX", "insights"),
         ("TRAILSIGHT_METRIC_NAMESPACE", "TrailsightTest"),
+        ("TRAILSIGHT_STATE_BUCKET", STATE_BUCKET),
+        ("TRAILSIGHT_STATE_PREFIX", STATE_PREFIX),
     ]
     .into_iter()
     .collect();
@@ -716,6 +923,10 @@ async fn the_detect_function_publishes_archives_and_reports_metrics() {
         (8, 4, 4)
     );
     assert_eq!(summary.lag_minutes, detector_config().settle_minutes);
+    // The state's body went to the state bucket, named by the head.
+    let state_key = env.head_s3key().await.expect("s3key");
+    assert_eq!(env.keys(STATE_BUCKET).await, vec![state_key]);
+    assert_eq!(env.state_items().await, vec!["HEAD".to_owned()]);
 
     // EventBridge: the record as detail, our source, the service's detail-type.
     let events = env.drain().await;

@@ -19,6 +19,16 @@ pub struct Archive {
     pub prefix: String,
 }
 
+/// Where the detector state's body goes (one S3 object per version); without it, chunk items in
+/// the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateBucket {
+    /// `TRAILSIGHT_STATE_BUCKET`.
+    pub bucket: String,
+    /// `TRAILSIGHT_STATE_PREFIX`, without slashes at either end (may be empty).
+    pub prefix: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `TRAILSIGHT_TABLE` (required).
@@ -33,6 +43,9 @@ pub struct Config {
     pub metric_namespace: String,
     /// `TRAILSIGHT_ARCHIVE_BUCKET` and `TRAILSIGHT_ARCHIVE_PREFIX`; no archive without a bucket.
     pub archive: Option<Archive>,
+    /// `TRAILSIGHT_STATE_BUCKET` and `TRAILSIGHT_STATE_PREFIX`; the state's body stays in the
+    /// table without a bucket.
+    pub state: Option<StateBucket>,
     /// `TRAILSIGHT_SENSITIVITY`, `TRAILSIGHT_MIN_CALLS`, `TRAILSIGHT_SETTLE_MINUTES`,
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
     /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`; [`DetectorConfig::default`] otherwise.
@@ -55,6 +68,22 @@ pub enum ConfigError {
         "TRAILSIGHT_ARCHIVE_PREFIX is set ({0:?}) but TRAILSIGHT_ARCHIVE_BUCKET is not: set the bucket, or clear the prefix"
     )]
     PrefixWithoutBucket(String),
+    #[error(
+        "TRAILSIGHT_STATE_PREFIX is set ({0:?}) but TRAILSIGHT_STATE_BUCKET is not: set the bucket, or clear the prefix"
+    )]
+    StatePrefixWithoutBucket(String),
+}
+
+/// S3's bucket naming rules (3 to 63 lower-case letters, digits, dots and hyphens, starting and
+/// ending with a letter or digit).
+fn is_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 impl Config {
@@ -145,6 +174,27 @@ impl Config {
             None => None,
         };
 
+        let state_prefix = get("TRAILSIGHT_STATE_PREFIX")
+            .map(|p| p.trim_matches('/').to_owned())
+            .unwrap_or_default();
+        let state = match get("TRAILSIGHT_STATE_BUCKET") {
+            Some(bucket) if !is_bucket_name(&bucket) => {
+                return Err(ConfigError::Invalid {
+                    name: "TRAILSIGHT_STATE_BUCKET",
+                    value: bucket,
+                    expected: "an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)",
+                });
+            }
+            Some(bucket) => Some(StateBucket {
+                bucket,
+                prefix: state_prefix,
+            }),
+            None if !state_prefix.is_empty() => {
+                return Err(ConfigError::StatePrefixWithoutBucket(state_prefix));
+            }
+            None => None,
+        };
+
         Ok(Config {
             table,
             event_bus: get("TRAILSIGHT_EVENT_BUS").unwrap_or_else(|| DEFAULT_BUS.into()),
@@ -154,6 +204,7 @@ impl Config {
             metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             archive,
+            state,
             detector: DetectorConfig {
                 sensitivity,
                 min_calls,
@@ -197,12 +248,15 @@ mod tests {
         assert_eq!(c.detail_type, "AWS Insight via CloudTrail");
         assert_eq!(c.metric_namespace, "Trailsight");
         assert_eq!(c.archive, None);
+        assert_eq!(c.state, None);
         assert_eq!(c.detector, DetectorConfig::default());
         // The template passes unset parameters as empty strings.
         let empty = config(&[
             ("TRAILSIGHT_TABLE", "t"),
             ("TRAILSIGHT_ARCHIVE_BUCKET", ""),
             ("TRAILSIGHT_ARCHIVE_PREFIX", ""),
+            ("TRAILSIGHT_STATE_BUCKET", ""),
+            ("TRAILSIGHT_STATE_PREFIX", ""),
             ("TRAILSIGHT_API_ALLOW", ""),
             ("TRAILSIGHT_API_DENY", ""),
         ])
@@ -220,6 +274,8 @@ mod tests {
             ("TRAILSIGHT_METRIC_NAMESPACE", "Sec/Trailsight"),
             ("TRAILSIGHT_ARCHIVE_BUCKET", "archive-bucket"),
             ("TRAILSIGHT_ARCHIVE_PREFIX", "insights"),
+            ("TRAILSIGHT_STATE_BUCKET", "state-bucket.example"),
+            ("TRAILSIGHT_STATE_PREFIX", "/trailsight/"),
             ("TRAILSIGHT_SENSITIVITY", "High"),
             ("TRAILSIGHT_MIN_CALLS", "10"),
             ("TRAILSIGHT_SETTLE_MINUTES", "0"),
@@ -238,6 +294,13 @@ mod tests {
             Some(Archive {
                 bucket: "archive-bucket".into(),
                 prefix: "insights".into()
+            })
+        );
+        assert_eq!(
+            c.state,
+            Some(StateBucket {
+                bucket: "state-bucket.example".into(),
+                prefix: "trailsight".into()
             })
         );
         let d = &c.detector;
@@ -281,6 +344,10 @@ mod tests {
             ("TRAILSIGHT_MAX_CATCHUP_MINUTES", "0"),
             ("TRAILSIGHT_SENSITIVITY", "extreme"),
             ("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS", "maybe"),
+            ("TRAILSIGHT_STATE_BUCKET", "Upper_Case"),
+            ("TRAILSIGHT_STATE_BUCKET", "s3://bucket"),
+            ("TRAILSIGHT_STATE_BUCKET", "ab"),
+            ("TRAILSIGHT_STATE_BUCKET", "-bucket"),
         ] {
             let message = config(&[("TRAILSIGHT_TABLE", "t"), (name, value)])
                 .unwrap_err()
@@ -295,5 +362,28 @@ mod tests {
             ("TRAILSIGHT_ARCHIVE_PREFIX", "p"),
         ]);
         assert_eq!(error, Err(ConfigError::PrefixWithoutBucket("p".into())));
+        let error = config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_STATE_PREFIX", "p/")]);
+        assert_eq!(
+            error,
+            Err(ConfigError::StatePrefixWithoutBucket("p".into()))
+        );
+        let message = error.unwrap_err().to_string();
+        assert!(message.contains("TRAILSIGHT_STATE_BUCKET"), "{message}");
+    }
+
+    #[test]
+    fn a_state_bucket_without_a_prefix_keeps_the_bucket_root() {
+        let c = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_STATE_BUCKET", "b-1.x"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.state,
+            Some(StateBucket {
+                bucket: "b-1.x".into(),
+                prefix: String::new()
+            })
+        );
     }
 }

@@ -28,6 +28,7 @@ use trailsight::aws::cloudwatch::{
 use trailsight::aws::dynamodb::DynamoStore;
 use trailsight::aws::eventbridge::{EventBridgePublisher, SourceError, eventbridge_client};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::aws::state_body::S3StateBody;
 use trailsight::config::DetectorConfig;
 use trailsight::detect::{DetectError, InsightPublish, PublishError, RunReport, run_detector};
 use trailsight::insight::InsightState;
@@ -173,10 +174,19 @@ fn now_minute() -> Minute {
 }
 
 impl Detect {
-    /// The function on DynamoDB, EventBridge (then the S3 archive, when configured) and
-    /// CloudWatch, with the SDK settings of [`trailsight::aws::retry`].
+    /// The function on DynamoDB (the state's body in S3, when a state bucket is configured),
+    /// EventBridge (then the S3 archive, when configured) and CloudWatch, with the SDK settings
+    /// of [`trailsight::aws::retry`].
     pub fn new(config: &Config, sdk: &SdkConfig) -> Result<Detect, SourceError> {
-        let store = Arc::new(DynamoStore::new(dynamodb_client(sdk), &config.table));
+        let mut store = DynamoStore::new(dynamodb_client(sdk), &config.table);
+        if let Some(state) = &config.state {
+            store = store.with_state_body(S3StateBody::new(
+                s3_client(sdk),
+                &state.bucket,
+                &state.prefix,
+            ));
+        }
+        let store = Arc::new(store);
         let events: Arc<dyn InsightPublish> = Arc::new(EventBridgePublisher::new(
             eventbridge_client(sdk),
             &config.event_bus,

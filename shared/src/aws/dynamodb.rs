@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | delta part | `D#<YYYY-MM-DDTHH>` (UTC hour of its minutes) | `<file id>#<part>` | `d` (B: gzip JSON of a [`Delta`]), `expires_at` = hour + 35 days |
 //! | file marker | `F#<file id>` | `F` | `status` (`done`/`failed`), `records` (N), `reason` (S, failed only), `expires_at` = now + 7 days |
-//! | state head | `S` | `HEAD` | `version` (N), `chunks` (N), `token` (S) |
+//! | state head | `S` | `HEAD` | `version` (N), `chunks` (N), `token` (S), `s3key` (S, when the body is in S3) |
 //! | state chunk | `S` | `C#<version, 20 digits>#<token>#<i, 5 digits>` | `d` (B: a slice of the gzip JSON of the [`DetectorState`]) |
 //!
 //! - **Delta parts** are [`delta_parts`] (the memory store's split: by hour, then 500 cells), a
@@ -32,6 +32,11 @@
 //!   version's chunks (known from the head's old values). The token keeps two concurrent savers of
 //!   the same version from overwriting each other's chunks. A save that dies between its chunks
 //!   and its head leaves its chunks behind (unreachable, never read).
+//! - **With a state bucket** ([`DynamoStore::with_state_body`]), the body is one S3 object per
+//!   version instead of chunk items ([`S3StateBody`]): written before the head update, named by
+//!   the head's `s3key`, deleted the same way (the loser's own, the winner's predecessor). The
+//!   head and its conditional update are the same in both modes, and a head written in one mode
+//!   is read correctly in the other (its `s3key` says which), as long as the bucket is configured.
 //!
 //! Errors: throttling, 5xx and network faults (after the SDK's own retries, see
 //! [`crate::aws::retry`]) are [`StoreError::Transient`]; anything else is [`StoreError::Other`].
@@ -57,6 +62,7 @@ use futures::{StreamExt, stream};
 use serde::Deserialize;
 
 use crate::aws::retry::{describe, is_transient};
+use crate::aws::state_body::S3StateBody;
 use crate::detector::DetectorState;
 use crate::fold::{Delta, DeltaBuilder};
 use crate::memory::delta_parts;
@@ -94,6 +100,8 @@ const HEAD_SK: &str = "HEAD";
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Where new state bodies go: S3 when set, chunk items otherwise.
+    state_body: Option<S3StateBody>,
 }
 
 impl DynamoStore {
@@ -101,7 +109,18 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            state_body: None,
         }
+    }
+
+    /// Keeps the detector state's body in S3 (one object per version) instead of chunk items.
+    pub fn with_state_body(mut self, body: S3StateBody) -> Self {
+        self.state_body = Some(body);
+        self
+    }
+
+    pub fn state_body(&self) -> Option<&S3StateBody> {
+        self.state_body.as_ref()
     }
 
     pub fn table(&self) -> &str {
@@ -399,12 +418,20 @@ impl FileMarks for DynamoStore {
     }
 }
 
-/// The state head: which version is current, in how many chunks, under which token.
+/// The state head: which version is current, in how many chunks, under which token, and the
+/// S3 key of its body when the body is an object (then `chunks` is 0).
 #[derive(Debug, Clone, PartialEq)]
 struct Head {
     version: u64,
     chunks: usize,
     token: String,
+    s3key: Option<String>,
+}
+
+/// Where a saved version's body is.
+enum Body {
+    Chunks(usize),
+    Object(String),
 }
 
 impl Head {
@@ -418,15 +445,64 @@ impl Head {
             version: field("version")?,
             chunks: field("chunks")? as usize,
             token: string_attr(item, "token")?.to_owned(),
+            s3key: string_attr(item, "s3key").ok().map(str::to_owned),
         })
+    }
+}
+
+impl DynamoStore {
+    /// The body `head` names: `None` when it is gone or incomplete (a newer save replaced it
+    /// after the head was read).
+    async fn read_body(&self, head: &Head) -> Result<Option<Vec<u8>>, StoreError> {
+        match &head.s3key {
+            Some(key) => {
+                let Some(body) = &self.state_body else {
+                    return Err(StoreError::Other(format!(
+                        "the detector state's body is in S3 ({key}) but no state bucket is \
+                         configured: set TRAILSIGHT_STATE_BUCKET (or --state-bucket)"
+                    )));
+                };
+                body.get(key).await
+            }
+            None => {
+                let chunks = self
+                    .read_chunks(&chunk_prefix(head.version, &head.token))
+                    .await?;
+                Ok((chunks.len() == head.chunks).then(|| chunks.concat()))
+            }
+        }
+    }
+
+    /// Deletes the body of a version nobody will read; a failure only leaves garbage behind.
+    async fn discard_body(&self, version: u64, token: &str, body: &Body) {
+        match body {
+            Body::Chunks(0) => {}
+            Body::Chunks(count) => self.delete_chunks_best_effort(version, token, *count).await,
+            Body::Object(key) => match &self.state_body {
+                Some(state_body) => state_body.delete_best_effort(key).await,
+                None => tracing::warn!(
+                    key,
+                    "No state bucket configured: the previous detector state object stays."
+                ),
+            },
+        }
+    }
+}
+
+impl Head {
+    fn body(&self) -> Body {
+        match &self.s3key {
+            Some(key) => Body::Object(key.clone()),
+            None => Body::Chunks(self.chunks),
+        }
     }
 }
 
 #[async_trait]
 impl StateStore for DynamoStore {
     async fn load_state(&self) -> Result<VersionedState, StoreError> {
-        // A save that lands between reading the head and its chunks deletes those chunks: read
-        // the new head and try again.
+        // A save that lands between reading the head and its body deletes that body: read the
+        // new head and try again.
         let mut last = None;
         for _ in 0..4 {
             let Some(head) = self.get_head().await? else {
@@ -435,11 +511,7 @@ impl StateStore for DynamoStore {
                     version: 0,
                 });
             };
-            let chunks = self
-                .read_chunks(&chunk_prefix(head.version, &head.token))
-                .await?;
-            if chunks.len() == head.chunks {
-                let data = chunks.concat();
+            if let Some(data) = self.read_body(&head).await? {
                 let mut json = Vec::new();
                 GzDecoder::new(data.as_slice())
                     .read_to_end(&mut json)
@@ -452,11 +524,13 @@ impl StateStore for DynamoStore {
                 });
             }
             if last.as_ref() == Some(&head) {
+                let missing = match &head.s3key {
+                    Some(key) => format!("its object {key} is missing"),
+                    None => format!("some of its {} chunks are missing", head.chunks),
+                };
                 return Err(StoreError::Corrupt(format!(
-                    "detector state version {} has {} of its {} chunks",
-                    head.version,
-                    chunks.len(),
-                    head.chunks
+                    "detector state version {}: {missing}",
+                    head.version
                 )));
             }
             last = Some(head);
@@ -471,32 +545,18 @@ impl StateStore for DynamoStore {
         let data = gzip_json(state)?;
         let version = expected + 1;
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let chunks: Vec<Vec<u8>> = data.chunks(MAX_ITEM_DATA).map(<[u8]>::to_vec).collect();
-        let count = chunks.len();
-
-        let written: Vec<Result<(), StoreError>> = stream::iter(chunks.into_iter().enumerate())
-            .map(|(i, chunk)| {
-                let sk = chunk_sk(version, &token, i);
-                async move {
-                    self.client
-                        .put_item()
-                        .table_name(&self.table)
-                        .item("pk", s(STATE_PK))
-                        .item("sk", s(sk))
-                        .item("d", AttributeValue::B(Blob::new(chunk)))
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| store_error("writing the detector state", &e))
+        let body = match &self.state_body {
+            Some(state_body) => {
+                let key = state_body.key(version, &token);
+                // A failed put may still have stored the object: try to remove it.
+                if let Err(error) = state_body.put(&key, data).await {
+                    state_body.delete_best_effort(&key).await;
+                    return Err(error);
                 }
-            })
-            .buffer_unordered(CHUNKS_IN_FLIGHT)
-            .collect()
-            .await;
-        if let Some(error) = written.into_iter().find_map(Result::err) {
-            self.delete_chunks_best_effort(version, &token, count).await;
-            return Err(error);
-        }
+                Body::Object(key)
+            }
+            None => Body::Chunks(self.write_chunks(version, &token, data).await?),
+        };
 
         let update = self
             .client
@@ -504,14 +564,28 @@ impl StateStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(STATE_PK))
             .key("sk", s(HEAD_SK))
-            .update_expression("SET #version = :version, #chunks = :chunks, #token = :token")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#chunks", "chunks")
             .expression_attribute_names("#token", "token")
+            .expression_attribute_names("#s3key", "s3key")
             .expression_attribute_values(":version", n(version))
-            .expression_attribute_values(":chunks", n(count))
             .expression_attribute_values(":token", s(&token))
-            .return_values(ReturnValue::UpdatedOld);
+            // The whole old head (small): UPDATED_OLD may leave out attributes whose value did not
+            // change (moto does), and the old head must name every part of its body.
+            .return_values(ReturnValue::AllOld);
+        let update = match &body {
+            Body::Object(key) => update
+                .update_expression(
+                    "SET #version = :version, #chunks = :chunks, #token = :token, #s3key = :s3key",
+                )
+                .expression_attribute_values(":chunks", n(0))
+                .expression_attribute_values(":s3key", s(key)),
+            Body::Chunks(count) => update
+                .update_expression(
+                    "SET #version = :version, #chunks = :chunks, #token = :token REMOVE #s3key",
+                )
+                .expression_attribute_values(":chunks", n(count)),
+        };
         let update = if expected == 0 {
             update.condition_expression("attribute_not_exists(pk)")
         } else {
@@ -523,7 +597,7 @@ impl StateStore for DynamoStore {
             Ok(output) => {
                 let old = output.attributes.as_ref().map(Head::from_item);
                 if let Some(Ok(old)) = old {
-                    self.delete_chunks_best_effort(old.version, &old.token, old.chunks)
+                    self.discard_body(old.version, &old.token, &old.body())
                         .await;
                 }
                 Ok(version)
@@ -542,12 +616,50 @@ impl StateStore for DynamoStore {
                 {
                     return Ok(version);
                 }
-                self.delete_chunks_best_effort(version, &token, count).await;
+                self.discard_body(version, &token, &body).await;
                 Err(StoreError::Conflict)
             }
-            // The update may or may not have happened: the chunks stay, in case it did.
+            // The update may or may not have happened: the body stays, in case it did.
             Err(error) => Err(store_error("updating the detector state head", &error)),
         }
+    }
+}
+
+impl DynamoStore {
+    /// Writes a version's body as chunk items; returns how many. On failure, the chunks written
+    /// are deleted (best effort).
+    async fn write_chunks(
+        &self,
+        version: u64,
+        token: &str,
+        data: Vec<u8>,
+    ) -> Result<usize, StoreError> {
+        let chunks: Vec<Vec<u8>> = data.chunks(MAX_ITEM_DATA).map(<[u8]>::to_vec).collect();
+        let count = chunks.len();
+        let written: Vec<Result<(), StoreError>> = stream::iter(chunks.into_iter().enumerate())
+            .map(|(i, chunk)| {
+                let sk = chunk_sk(version, token, i);
+                async move {
+                    self.client
+                        .put_item()
+                        .table_name(&self.table)
+                        .item("pk", s(STATE_PK))
+                        .item("sk", s(sk))
+                        .item("d", AttributeValue::B(Blob::new(chunk)))
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| store_error("writing the detector state", &e))
+                }
+            })
+            .buffer_unordered(CHUNKS_IN_FLIGHT)
+            .collect()
+            .await;
+        if let Some(error) = written.into_iter().find_map(Result::err) {
+            self.delete_chunks_best_effort(version, token, count).await;
+            return Err(error);
+        }
+        Ok(count)
     }
 }
 
