@@ -36,6 +36,7 @@ ENV = {
         "TRAILSIGHT_INCLUDE_READ_APIS",
         "TRAILSIGHT_INCLUDE_DATA_EVENTS",
         "TRAILSIGHT_METRIC_NAMESPACE",
+        "TRAILSIGHT_METRICS",
         "RUST_LOG",
     },
     "DetectFunction": {
@@ -44,6 +45,7 @@ ENV = {
         "TRAILSIGHT_EVENT_SOURCE",
         "TRAILSIGHT_DETAIL_TYPE",
         "TRAILSIGHT_METRIC_NAMESPACE",
+        "TRAILSIGHT_METRICS",
         "TRAILSIGHT_ARCHIVE_BUCKET",
         "TRAILSIGHT_ARCHIVE_PREFIX",
         "TRAILSIGHT_STATE_BUCKET",
@@ -64,7 +66,7 @@ SIZING = {  # function: (MemorySize, Timeout)
     "DetectFunction": (256, 300),
 }
 
-# Metrics the functions emit: name -> the dimension names it carries.
+# Metrics the functions emit at MetricsLevel full: name -> the dimension names it carries.
 METRICS = {
     "InsightsStarted": ("InsightType",),
     "InsightsActive": ("InsightType",),
@@ -76,7 +78,17 @@ METRICS = {
     "FilesFailed": ("Function",),
     "RecordsIngested": ("Function",),
 }
-INSIGHT_TYPES = {"ApiCallRateInsight", "ApiErrorRateInsight"}
+# ... and at basic (the default); off sends none.
+BASIC_METRICS = {"DetectorLagMinutes"}
+# Every alarm and the condition it exists under (None: always). Each one costs $0.10 a month: add one
+# here only with the reason in the template.
+ALARMS = {
+    "DetectorLagAlarm": "MetricsOn",
+    "DeadLetterAlarm": None,
+    "IngestFailuresAlarm": "MetricsFull",
+    "DetectErrorsAlarm": "MetricsOff",
+}
+FREE_NAMESPACES = ("AWS/SQS", "AWS/Lambda", "AWS/Events")
 DETAIL_TYPE = "AWS Insight via CloudTrail"
 
 
@@ -255,12 +267,12 @@ def _dims(dimensions) -> dict:
 def test_alarms_use_emitted_metrics():
     ns = {"Ref": "MetricNamespace"}
     alarms = resources_of("AWS::CloudWatch::Alarm")
-    types_alarmed = set()
+    assert {k: v.get("Condition") for k, v in alarms.items()} == ALARMS
     for name, alarm in alarms.items():
         p = alarm["Properties"]
         assert p["AlarmActions"] == [{"Ref": "AlertTopic"}], name
         if p["Namespace"] != ns:
-            assert p["Namespace"] in ("AWS/SQS", "AWS/Lambda"), name
+            assert p["Namespace"] in FREE_NAMESPACES, name
             continue
         metric = p["MetricName"]
         assert metric in METRICS, f"{name}: {metric} is not a metric the functions emit"
@@ -268,15 +280,25 @@ def test_alarms_use_emitted_metrics():
         assert tuple(sorted(dims)) == METRICS[metric], f"{name}: dimensions {dims}"
         if "Function" in dims:
             assert dims["Function"] == "ingest", name
-        if "InsightType" in dims:
-            types_alarmed.add(dims["InsightType"])
-    assert types_alarmed == INSIGHT_TYPES
+        # A custom metric exists only at the levels that send it.
+        want = "MetricsOn" if metric in BASIC_METRICS else "MetricsFull"
+        assert alarm.get("Condition") == want, f"{name} reads {metric} but exists under {alarm.get('Condition')}"
     lag = props("DetectorLagAlarm")
     assert lag["TreatMissingData"] == "breaching" and lag["Statistic"] == "Maximum" and lag["Threshold"] == 60
 
 
+def test_metrics_level_and_dashboard_parameters():
+    level = T["Parameters"]["MetricsLevel"]
+    assert level["AllowedValues"] == ["full", "basic", "off"] and level["Default"] == "basic"
+    for fn in ENV:
+        assert props(fn)["Environment"]["Variables"]["TRAILSIGHT_METRICS"] == {"Ref": "MetricsLevel"}, fn
+    assert T["Parameters"]["Dashboard"]["Default"] == "false"
+    assert RES["DashboardResource"].get("Condition") == "HasDashboard"
+    assert T["Outputs"]["DashboardUrl"].get("Condition") == "HasDashboard"
+
+
 def test_dashboard_uses_emitted_metrics():
-    body_template = props("Dashboard")["DashboardBody"]["Fn::Sub"][0]
+    body_template = props("DashboardResource")["DashboardBody"]["Fn::Sub"][0]
     body = json.loads(body_template)
     seen = set()
     for widget in body["widgets"]:

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use trailsight::aws::archive::plan_files;
 use trailsight::aws::cloudwatch::{
-    CloudWatchMetrics, MetricsPublish, RunMetrics, cloudwatch_client,
+    CloudWatchMetrics, MetricsLevel, MetricsPublish, RunMetrics, cloudwatch_client,
 };
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
@@ -895,6 +895,7 @@ async fn the_detect_function_publishes_archives_and_reports_metrics() {
         ("TRAILSIGHT_METRIC_NAMESPACE", "TrailsightTest"),
         ("TRAILSIGHT_STATE_BUCKET", STATE_BUCKET),
         ("TRAILSIGHT_STATE_PREFIX", STATE_PREFIX),
+        ("TRAILSIGHT_METRICS", "full"),
     ]
     .into_iter()
     .collect();
@@ -1072,7 +1073,7 @@ async fn the_detect_function_publishes_archives_and_reports_metrics() {
 async fn failed_runs_report_run_errors_and_metrics_go_out_in_one_call() {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
-    let metrics = CloudWatchMetrics::new(cloudwatch_client(&sdk), "Trailsight");
+    let metrics = CloudWatchMetrics::new(cloudwatch_client(&sdk), "Trailsight", MetricsLevel::Full);
     metrics
         .put_run_metrics(&RunMetrics::failed())
         .await
@@ -1089,4 +1090,39 @@ async fn failed_runs_report_run_errors_and_metrics_go_out_in_one_call() {
         .filter_map(|m| m.metric_name())
         .collect();
     assert_eq!(names, vec!["RunErrors"]);
+}
+
+#[tokio::test]
+async fn the_basic_level_sends_the_lag_alone_and_off_sends_nothing() {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let completed = RunMetrics::from_report(&RunReport {
+        series: 3,
+        lag_minutes: 20,
+        ..RunReport::default()
+    });
+    let basic = CloudWatchMetrics::new(cloudwatch_client(&sdk), "Basic", MetricsLevel::Basic);
+    let off = CloudWatchMetrics::new(cloudwatch_client(&sdk), "Off", MetricsLevel::Off);
+    for run in [completed, RunMetrics::failed(), RunMetrics::superseded()] {
+        basic.put_run_metrics(&run).await.expect("put basic");
+        off.put_run_metrics(&run).await.expect("put off");
+    }
+    let names = |namespace: &'static str| {
+        let sdk = sdk.clone();
+        async move {
+            let listed = cloudwatch_client(&sdk)
+                .list_metrics()
+                .namespace(namespace)
+                .send()
+                .await
+                .expect("list");
+            listed
+                .metrics()
+                .iter()
+                .filter_map(|m| m.metric_name().map(str::to_owned))
+                .collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(names("Basic").await, vec!["DetectorLagMinutes".to_owned()]);
+    assert!(names("Off").await.is_empty());
 }

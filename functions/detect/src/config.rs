@@ -4,7 +4,7 @@
 //! empty strings). AWS endpoints, region and credentials come from the SDK's own variables
 //! (`AWS_ENDPOINT_URL`...).
 
-use trailsight::aws::cloudwatch::DEFAULT_NAMESPACE;
+use trailsight::aws::cloudwatch::{DEFAULT_NAMESPACE, MetricsLevel};
 use trailsight::aws::eventbridge::{
     DEFAULT_BUS, DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, SourceError, validate_source,
 };
@@ -41,6 +41,8 @@ pub struct Config {
     pub detail_type: String,
     /// `TRAILSIGHT_METRIC_NAMESPACE`, default `Trailsight`.
     pub metric_namespace: String,
+    /// `TRAILSIGHT_METRICS`: `full`, `basic` (default) or `off`.
+    pub metrics: MetricsLevel,
     /// `TRAILSIGHT_ARCHIVE_BUCKET` and `TRAILSIGHT_ARCHIVE_PREFIX`; no archive without a bucket.
     pub archive: Option<Archive>,
     /// `TRAILSIGHT_STATE_BUCKET` and `TRAILSIGHT_STATE_PREFIX`; the state's body stays in the
@@ -174,6 +176,16 @@ impl Config {
             None => None,
         };
 
+        let metrics = match get("TRAILSIGHT_METRICS") {
+            None => MetricsLevel::default(),
+            Some(value) => value
+                .parse::<MetricsLevel>()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "TRAILSIGHT_METRICS",
+                    value,
+                    expected: "full, basic or off",
+                })?,
+        };
         let state_prefix = get("TRAILSIGHT_STATE_PREFIX")
             .map(|p| p.trim_matches('/').to_owned())
             .unwrap_or_default();
@@ -203,6 +215,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_DETAIL_TYPE.into()),
             metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            metrics,
             archive,
             state,
             detector: DetectorConfig {
@@ -247,6 +260,7 @@ mod tests {
         assert_eq!(c.event_source, "trailsight");
         assert_eq!(c.detail_type, "AWS Insight via CloudTrail");
         assert_eq!(c.metric_namespace, "Trailsight");
+        assert_eq!(c.metrics, MetricsLevel::Basic);
         assert_eq!(c.archive, None);
         assert_eq!(c.state, None);
         assert_eq!(c.detector, DetectorConfig::default());
@@ -257,6 +271,7 @@ mod tests {
             ("TRAILSIGHT_ARCHIVE_PREFIX", ""),
             ("TRAILSIGHT_STATE_BUCKET", ""),
             ("TRAILSIGHT_STATE_PREFIX", ""),
+            ("TRAILSIGHT_METRICS", ""),
             ("TRAILSIGHT_API_ALLOW", ""),
             ("TRAILSIGHT_API_DENY", ""),
         ])
@@ -272,6 +287,7 @@ mod tests {
             ("TRAILSIGHT_EVENT_SOURCE", "com.example.trailsight"),
             ("TRAILSIGHT_DETAIL_TYPE", "Insight"),
             ("TRAILSIGHT_METRIC_NAMESPACE", "Sec/Trailsight"),
+            ("TRAILSIGHT_METRICS", "Full"),
             ("TRAILSIGHT_ARCHIVE_BUCKET", "archive-bucket"),
             ("TRAILSIGHT_ARCHIVE_PREFIX", "insights"),
             ("TRAILSIGHT_STATE_BUCKET", "state-bucket.example"),
@@ -289,6 +305,9 @@ mod tests {
         assert_eq!(c.event_source, "com.example.trailsight");
         assert_eq!(c.detail_type, "Insight");
         assert_eq!(c.metric_namespace, "Sec/Trailsight");
+        assert_eq!(c.metrics, MetricsLevel::Full);
+        let off = config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_METRICS", "off")]).unwrap();
+        assert_eq!(off.metrics, MetricsLevel::Off);
         assert_eq!(
             c.archive,
             Some(Archive {
@@ -344,6 +363,7 @@ mod tests {
             ("TRAILSIGHT_MAX_CATCHUP_MINUTES", "0"),
             ("TRAILSIGHT_SENSITIVITY", "extreme"),
             ("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS", "maybe"),
+            ("TRAILSIGHT_METRICS", "some"),
             ("TRAILSIGHT_STATE_BUCKET", "Upper_Case"),
             ("TRAILSIGHT_STATE_BUCKET", "s3://bucket"),
             ("TRAILSIGHT_STATE_BUCKET", "ab"),

@@ -200,6 +200,7 @@ impl Detect {
         let metrics = Arc::new(CloudWatchMetrics::new(
             cloudwatch_client(sdk),
             &config.metric_namespace,
+            config.metrics,
         ));
         Ok(Detect::with_parts(
             config.detector.clone(),

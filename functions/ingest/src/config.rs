@@ -1,6 +1,7 @@
 //! The function's settings, read once from its environment (names as in `infra/template.yaml`).
 //! AWS endpoints, region and credentials come from the SDK's own variables (`AWS_ENDPOINT_URL`...).
 
+use trailsight::aws::cloudwatch::MetricsLevel;
 use trailsight::classify::ClassifyOptions;
 use trailsight::logfile::ReadLimits;
 
@@ -15,6 +16,10 @@ pub struct Config {
     pub classify: ClassifyOptions,
     /// `TRAILSIGHT_METRIC_NAMESPACE`, default `Trailsight`.
     pub metric_namespace: String,
+    /// `TRAILSIGHT_METRICS`: `full` writes the EMF metrics; `basic` (default) and `off` write
+    /// none (every counter stays in the summary log line, and the dead-letter queue's depth is a
+    /// free AWS/SQS metric).
+    pub metrics: MetricsLevel,
     /// Memory that objects in flight may hold: half of `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (which
     /// Lambda sets, in MB; 128 when absent).
     pub memory_budget_bytes: u64,
@@ -88,6 +93,16 @@ impl Config {
             },
             metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            metrics: match get("TRAILSIGHT_METRICS") {
+                None => MetricsLevel::default(),
+                Some(value) => value
+                    .parse::<MetricsLevel>()
+                    .map_err(|_| ConfigError::Invalid {
+                        name: "TRAILSIGHT_METRICS",
+                        value,
+                        expected: "full, basic or off",
+                    })?,
+            },
             memory_budget_bytes: number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)? << 19,
         })
     }
@@ -118,6 +133,7 @@ mod tests {
     fn defaults_and_overrides() {
         let c = config(&[("TRAILSIGHT_TABLE", "t")]).unwrap();
         assert_eq!(c.metric_namespace, "Trailsight");
+        assert_eq!(c.metrics, MetricsLevel::Basic);
         assert_eq!(c.limits, ReadLimits::default());
         assert_eq!(c.classify, ClassifyOptions::default());
         assert_eq!(c.memory_budget_bytes, 64 << 20);
@@ -129,6 +145,7 @@ mod tests {
             ("TRAILSIGHT_INCLUDE_READ_APIS", "true"),
             ("TRAILSIGHT_INCLUDE_DATA_EVENTS", "False"),
             ("TRAILSIGHT_METRIC_NAMESPACE", "Custom/NS"),
+            ("TRAILSIGHT_METRICS", "full"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
         ])
         .unwrap();
@@ -138,6 +155,9 @@ mod tests {
         assert!(c.classify.include_read_apis);
         assert!(!c.classify.include_data_events);
         assert_eq!(c.metric_namespace, "Custom/NS");
+        assert_eq!(c.metrics, MetricsLevel::Full);
+        let off = config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_METRICS", " Off ")]).unwrap();
+        assert_eq!(off.metrics, MetricsLevel::Off);
         assert_eq!(c.memory_budget_bytes, 256 << 20);
     }
 
@@ -161,5 +181,9 @@ mod tests {
             .is_err()
         );
         assert!(config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_MAX_RECORDS", "0")]).is_err());
+        let e = config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_METRICS", "all")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("TRAILSIGHT_METRICS") && e.contains("all"), "{e}");
     }
 }

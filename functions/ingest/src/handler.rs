@@ -35,6 +35,7 @@ use trailsight::store::{DeltaWrite, FileMarks};
 use crate::config::Config;
 use crate::envelope::{Content, EnvelopeError, ObjectRef, decode_event};
 use crate::summary::Summary;
+use trailsight::aws::cloudwatch::MetricsLevel;
 
 /// Objects processed at once, at most; their memory is bounded by the configured budget besides
 /// (a large object runs alone).
@@ -48,6 +49,7 @@ pub struct Ingest {
     limits: ReadLimits,
     classify: ClassifyOptions,
     metric_namespace: String,
+    metrics: MetricsLevel,
     budget: MemoryBudget,
 }
 
@@ -118,6 +120,7 @@ impl Ingest {
             limits: config.limits,
             classify: config.classify,
             metric_namespace: config.metric_namespace.clone(),
+            metrics: config.metrics,
             budget: MemoryBudget::new(config.memory_budget_bytes),
         }
     }
@@ -127,7 +130,9 @@ impl Ingest {
     pub async fn handle(&self, event: Value) -> Result<SqsBatchResponse, HandlerError> {
         let processed = self.process(&event).await;
         processed.summary.log();
-        processed.summary.emit_metrics(&self.metric_namespace);
+        processed
+            .summary
+            .emit_metrics(&self.metric_namespace, self.metrics);
         response(processed)
     }
 

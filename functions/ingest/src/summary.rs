@@ -1,8 +1,13 @@
-//! What one invocation did: its counters, written once as a summary log line and once as a
-//! CloudWatch embedded-metric-format (EMF) line. Metrics are per invocation, never per file or
-//! per record, and carry one dimension (`Function=ingest`), so they cost four custom metrics.
+//! What one invocation did: its counters, written once as a summary log line and, at the `full`
+//! metrics level only, once as a CloudWatch embedded-metric-format (EMF) line. EMF metrics are
+//! billed as custom metrics ($0.30 a month per name and dimension combination): per invocation,
+//! never per file or per record, with one dimension (`Function=ingest`), they cost four. At the
+//! `basic` (default) and `off` levels there is no EMF line: the counters stay in the log line
+//! (CloudWatch Logs Insights reads them), and what an operator must be told about, notifications
+//! that cannot be ingested, shows as the dead-letter queue's depth, a free AWS/SQS metric.
 
 use serde_json::{Value, json};
+use trailsight::aws::cloudwatch::MetricsLevel;
 use trailsight::ingest::IngestOutcome;
 
 /// Counters of one invocation.
@@ -106,11 +111,17 @@ impl Summary {
         })
     }
 
-    /// Writes the EMF line to stdout, where Lambda's log capture (and CloudWatch's EMF
-    /// extraction) finds it; not through `tracing`, whose JSON would nest it.
-    pub fn emit_metrics(&self, namespace: &str) {
-        let now = now_ms();
-        println!("{}", self.emf(namespace, now));
+    /// The EMF line at `level`: only at `full`.
+    pub fn emf_at(&self, namespace: &str, level: MetricsLevel, timestamp_ms: i64) -> Option<Value> {
+        (level == MetricsLevel::Full).then(|| self.emf(namespace, timestamp_ms))
+    }
+
+    /// Writes the EMF line (at `full`) to stdout, where Lambda's log capture (and CloudWatch's
+    /// EMF extraction) finds it; not through `tracing`, whose JSON would nest it.
+    pub fn emit_metrics(&self, namespace: &str, level: MetricsLevel) {
+        if let Some(line) = self.emf_at(namespace, level, now_ms()) {
+            println!("{line}");
+        }
     }
 }
 
@@ -171,5 +182,14 @@ mod tests {
         assert_eq!(emf["FilesFailed"], 1);
         assert_eq!(emf["RecordsIngested"], 10);
         assert_eq!(emf["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    #[test]
+    fn only_the_full_level_writes_emf() {
+        let summary = Summary::default();
+        let full = summary.emf_at("Trailsight", MetricsLevel::Full, 1);
+        assert_eq!(full, Some(summary.emf("Trailsight", 1)));
+        assert_eq!(summary.emf_at("Trailsight", MetricsLevel::Basic, 1), None);
+        assert_eq!(summary.emf_at("Trailsight", MetricsLevel::Off, 1), None);
     }
 }

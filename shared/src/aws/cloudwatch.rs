@@ -1,6 +1,16 @@
 //! The detect run's metrics, in CloudWatch: a small fixed set per run, in one `PutMetricData`
 //! call. Custom metrics cost about $0.30 a month per name and dimension combination (the
-//! contract's §6), so the set is fixed and never grows with the number of APIs:
+//! contract's §6), so the set is fixed, never grows with the number of APIs, and how much of it is
+//! sent is a [`MetricsLevel`] (`TRAILSIGHT_METRICS`, shared with the ingest function's EMF line):
+//!
+//! - `full`: everything below (seven combinations, $2.10 a month);
+//! - `basic` (the default): `DetectorLagMinutes` alone ($0.30). Lag is the one signal no
+//!   AWS-vended metric gives; the others have free equivalents: insights started are the alert
+//!   rule's `AWS/Events` `MatchedEvents` (and each Start record reaches the alert topic anyway),
+//!   failed runs are `AWS/Lambda` `Errors`, series and open insights are in the run's log line. A
+//!   failed run sends no lag, so the lag alarm (missing data breaching) also sees a detector that
+//!   keeps failing;
+//! - `off`: nothing (no `PutMetricData` call at all).
 //!
 //! | metric | dimensions | value |
 //! |---|---|---|
@@ -37,6 +47,46 @@ pub const DETECTOR_LAG_MINUTES: &str = "DetectorLagMinutes";
 pub const RUN_ERRORS: &str = "RunErrors";
 /// The dimension of the per-type metrics.
 pub const INSIGHT_TYPE: &str = "InsightType";
+
+/// How many custom metrics the functions send (`TRAILSIGHT_METRICS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsLevel {
+    /// Every metric: detect's seven combinations, ingest's four EMF metrics.
+    Full,
+    /// Only what no free AWS-vended metric gives: `DetectorLagMinutes`; no ingest metrics.
+    #[default]
+    Basic,
+    /// No custom metric at all.
+    Off,
+}
+
+impl MetricsLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsLevel::Full => "full",
+            MetricsLevel::Basic => "basic",
+            MetricsLevel::Off => "off",
+        }
+    }
+}
+
+/// A `TRAILSIGHT_METRICS` value that is none of `full`, `basic`, `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a metrics level: expected full, basic or off")]
+pub struct BadMetricsLevel(pub String);
+
+impl std::str::FromStr for MetricsLevel {
+    type Err = BadMetricsLevel;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(MetricsLevel::Full),
+            "basic" => Ok(MetricsLevel::Basic),
+            "off" => Ok(MetricsLevel::Off),
+            _ => Err(BadMetricsLevel(text.to_owned())),
+        }
+    }
+}
 
 /// A metric's unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +160,20 @@ impl RunMetrics {
         Self::default()
     }
 
-    /// The values to send, in a fixed order.
+    /// The values to send at `level`, in a fixed order.
+    pub fn datums_at(&self, level: MetricsLevel) -> Vec<Datum> {
+        match level {
+            MetricsLevel::Full => self.datums(),
+            MetricsLevel::Basic => self
+                .datums()
+                .into_iter()
+                .filter(|d| d.name == DETECTOR_LAG_MINUTES)
+                .collect(),
+            MetricsLevel::Off => Vec::new(),
+        }
+    }
+
+    /// Every value (the `full` level), in a fixed order.
     pub fn datums(&self) -> Vec<Datum> {
         let mut out = Vec::new();
         for (name, values) in [
@@ -176,19 +239,26 @@ pub fn cloudwatch_client(sdk: &SdkConfig) -> Client {
     Client::from_conf(config)
 }
 
-/// Run metrics in a CloudWatch namespace, one `PutMetricData` per run.
+/// Run metrics in a CloudWatch namespace, one `PutMetricData` per run (none when the level
+/// leaves nothing to send).
 #[derive(Debug, Clone)]
 pub struct CloudWatchMetrics {
     client: Client,
     namespace: String,
+    level: MetricsLevel,
 }
 
 impl CloudWatchMetrics {
-    pub fn new(client: Client, namespace: impl Into<String>) -> Self {
+    pub fn new(client: Client, namespace: impl Into<String>, level: MetricsLevel) -> Self {
         Self {
             client,
             namespace: namespace.into(),
+            level,
         }
+    }
+
+    pub fn level(&self) -> MetricsLevel {
+        self.level
     }
 
     pub fn namespace(&self) -> &str {
@@ -216,7 +286,10 @@ fn to_sdk(datum: &Datum) -> MetricDatum {
 #[async_trait]
 impl MetricsPublish for CloudWatchMetrics {
     async fn put_run_metrics(&self, metrics: &RunMetrics) -> Result<(), MetricsError> {
-        let data: Vec<MetricDatum> = metrics.datums().iter().map(to_sdk).collect();
+        let data: Vec<MetricDatum> = metrics.datums_at(self.level).iter().map(to_sdk).collect();
+        if data.is_empty() {
+            return Ok(());
+        }
         self.client
             .put_metric_data()
             .namespace(&self.namespace)
@@ -317,6 +390,44 @@ mod tests {
                 .iter()
                 .filter_map(|d| d.dimension)
                 .all(|(name, _)| name == "InsightType")
+        );
+    }
+
+    #[test]
+    fn levels_parse_and_basic_keeps_only_the_lag() {
+        assert_eq!("full".parse(), Ok(MetricsLevel::Full));
+        assert_eq!(" Basic ".parse(), Ok(MetricsLevel::Basic));
+        assert_eq!("OFF".parse(), Ok(MetricsLevel::Off));
+        assert!("some".parse::<MetricsLevel>().is_err());
+        assert_eq!(MetricsLevel::default(), MetricsLevel::Basic);
+        for level in [MetricsLevel::Full, MetricsLevel::Basic, MetricsLevel::Off] {
+            assert_eq!(level.as_str().parse(), Ok(level));
+        }
+
+        let report = RunReport {
+            series: 4,
+            lag_minutes: 21,
+            ..RunReport::default()
+        };
+        let completed = RunMetrics::from_report(&report);
+        assert_eq!(completed.datums_at(MetricsLevel::Full), completed.datums());
+        let basic = completed.datums_at(MetricsLevel::Basic);
+        assert_eq!(basic.len(), 1);
+        assert_eq!(
+            (basic[0].name, basic[0].value),
+            (DETECTOR_LAG_MINUTES, 21.0)
+        );
+        assert!(completed.datums_at(MetricsLevel::Off).is_empty());
+        // A failed or superseded run has no lag to report: nothing at basic.
+        assert!(
+            RunMetrics::failed()
+                .datums_at(MetricsLevel::Basic)
+                .is_empty()
+        );
+        assert!(
+            RunMetrics::superseded()
+                .datums_at(MetricsLevel::Basic)
+                .is_empty()
         );
     }
 
