@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""Monthly AWS cost of Trailsight vs CloudTrail Insights, from the figures `make bench` measured.
+"""Monthly AWS cost of Trailsight as deployed by default vs CloudTrail Insights.
 
-Usage: cost_model.py [BENCH_OUT_DIR]  (reads ingest.json, detector.json, deltas.json there)
+Usage: cost_model.py [BENCH_OUT_DIR]
+Reads the figures `make bench` measured (ingest.json, detector.json, deltas.json in BENCH_OUT_DIR,
+default out/bench); when they are absent (a fresh checkout), the snapshot bench/cost_inputs.json.
 Prints a Markdown table per workload. Prices: us-east-1 as published (the contract's section 6).
+
+What is modelled is what infra/template.yaml deploys with its defaults: the detector state's body in
+the S3 state bucket (one PUT and one GET per run, its head in DynamoDB), MetricsLevel basic (one
+custom metric), two alarms, no dashboard. No free tier is counted (an account may have used it up).
 Assumptions are named below; every other number comes from the benchmark files."""
 import json
 import math
@@ -17,68 +23,123 @@ PRICE = {
     "ddb_rru": 0.125 / 1e6,
     "ddb_storage_gb": 0.25,
     "s3_get": 0.0004 / 1000,
-    "cw_metric": 0.30,
-    "cw_put": 0.01 / 1000,
+    "s3_put": 0.005 / 1000,  # DELETE is free
+    "s3_storage_gb": 0.023,
+    "sqs_request": 0.40 / 1e6,
+    "cw_metric": 0.30,  # per custom metric (name + dimensions) a month, EMF included
+    "cw_put": 0.01 / 1000,  # PutMetricData requests
+    "cw_alarm": 0.10,  # standard-resolution alarm, per metric
+    "cw_dashboard": 3.00,  # beyond the account's first three
+    "cw_logs_gb": 0.50,  # log ingestion
     "eventbridge_event": 1.00 / 1e6,
 }
 DAYS = 30
+MINUTES = DAYS * 24 * 60
 RUNS_PER_MONTH = DAYS * 24 * 12  # detect every 5 minutes (the template's default)
+SAVES_PER_RUN = 1.05  # a run that publishes saves twice (outbox, then published)
+# What the template deploys by default (MetricsLevel basic, Dashboard false); see docs/DEPLOY.md.
+CUSTOM_METRICS = 1  # DetectorLagMinutes; ingest writes no EMF at basic
+METRIC_PUTS_PER_RUN = 1  # detect's PutMetricData (basic: sent by completed runs)
+ALARMS = 2  # DetectorLag (custom metric), IngestDeadLetters (AWS/SQS)
+DASHBOARDS = 0
 # Assumptions (not measured here):
 LAMBDA_VCPU_AT_128MB = 128 / 1769  # Lambda gives one vCPU at 1,769 MB, proportionally below
 FILE_OVERHEAD_S = 0.08  # S3 GET + DynamoDB round trips per file, billed while waiting
 RECORDS_PER_FILE = {1e6: 1_000, 50e6: 5_000, 500e6: 5_000}
+FILES_PER_INGEST_INVOCATION = 5  # SQS batches of up to 10, 20 s batching window
 WRITE_SHARE = 0.10
 ERROR_SHARE = 0.02  # management events carrying an errorCode
 INSIGHT_RECORDS_PER_MONTH = 200
-METRICS = 7  # InsightsStarted/Active x 2 types, SeriesEvaluated, DetectorLagMinutes, RunErrors
+# SQS: Lambda's pollers long-poll the queue (20 s) whether or not it holds messages; five pollers
+# when idle is the usual figure, 3 receives a minute each. Per file: S3's send, plus receive and
+# delete batched by up to 10.
+SQS_IDLE_POLLERS = 5
+SQS_REQUESTS_PER_FILE = 1 + 2 / FILES_PER_INGEST_INVOCATION
+# Log bytes: ingest writes one line per file (~400 B) and one summary per invocation (~600 B),
+# detect one summary per run (~600 B); Lambda adds START/END/REPORT (~500 B per invocation).
+LOG_BYTES_PER_FILE = 400
+LOG_BYTES_PER_INVOCATION = 600 + 500
 WORKLOADS = [(1e6, 2_000), (50e6, 20_000), (500e6, 200_000)]
+SNAPSHOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_inputs.json")
 
 
-def load(directory, name):
-    with open(os.path.join(directory, name)) as f:
-        text = f.read()
-    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")] if name == "detector.json" else json.loads(text)
+def measured(directory):
+    """(fold events/s per core, stored bytes per cell, cells per counted event, state gzip bytes
+    per series) and where they came from."""
+    names = ("ingest.json", "detector.json", "deltas.json")
+    if all(os.path.exists(os.path.join(directory, n)) for n in names):
+        with open(os.path.join(directory, "ingest.json")) as f:
+            ingest = json.load(f)
+        with open(os.path.join(directory, "deltas.json")) as f:
+            deltas = json.load(f)
+        with open(os.path.join(directory, "detector.json")) as f:
+            detector = [json.loads(line) for line in f if line.strip().startswith("{")]
+        state = max(d["state_gzip_kb"] * 1024 / d["series"] for d in detector)
+        return (ingest["events_per_s_fold"], deltas["stored_bytes_per_cell"],
+                deltas["cells_per_counted_event"], state), directory
+    with open(SNAPSHOT) as f:
+        snap = json.load(f)
+    return (snap["events_per_s_fold"], snap["stored_bytes_per_cell"], snap["cells_per_counted_event"],
+            snap["state_gzip_bytes_per_series"]), os.path.relpath(SNAPSHOT)
+
+
+def workload(events_per_day, series, inputs):
+    events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series = inputs
+    state_bytes_per_series = state_gzip_per_series * 3  # x3: real attribution strings
+    month_events = events_per_day * DAYS
+    files = events_per_day / RECORDS_PER_FILE[events_per_day] * DAYS
+    invocations = files / FILES_PER_INGEST_INVOCATION
+    counted = month_events * (WRITE_SHARE + ERROR_SHARE)
+    # Cells: at most one per series and minute.
+    cells = min(counted * cells_per_counted_event, series * MINUTES)
+    stored_kb = cells * bytes_per_cell / 1024
+    state_kb = series * state_bytes_per_series / 1024
+    items = {}
+    seconds = files * FILE_OVERHEAD_S + month_events / (events_per_s_core * LAMBDA_VCPU_AT_128MB)
+    items["Lambda ingest (128 MB)"] = seconds * 0.125 * PRICE["lambda_gb_s"] + invocations * PRICE["lambda_request"]
+    detect_seconds = RUNS_PER_MONTH * (0.2 + series * 5 * 1.2e-6 + state_kb / 20_000)
+    items["Lambda detect (512 MB)"] = detect_seconds * 0.5 * PRICE["lambda_gb_s"] + RUNS_PER_MONTH * PRICE["lambda_request"]
+    # Writes: each part rounds up to whole KB; one marker per file.
+    parts = max(files, stored_kb / 300)
+    items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + files) * PRICE["ddb_wru"]
+    items["DynamoDB reads (ingest markers)"] = files * PRICE["ddb_rru"]
+    # Detect reads ~1.5 hours of deltas per run (eventually consistent, 8 KB per unit) and the
+    # state head (consistent, one unit); each save is one conditional UpdateItem of the head.
+    hour_kb = stored_kb / (DAYS * 24)
+    items["DynamoDB reads (detect: deltas, state head)"] = RUNS_PER_MONTH * (1.5 * hour_kb / 8 + 1) * PRICE["ddb_rru"]
+    items["DynamoDB writes (detect: state head)"] = RUNS_PER_MONTH * SAVES_PER_RUN * PRICE["ddb_wru"]
+    items["DynamoDB storage (35 days of deltas)"] = stored_kb * 35 / DAYS / 1024 / 1024 * PRICE["ddb_storage_gb"]
+    # The state's body: one PUT per save, one GET per run, the previous version's DELETE (free);
+    # one object stored.
+    items["S3 detector state (PUT, GET, storage)"] = (
+        RUNS_PER_MONTH * (SAVES_PER_RUN * PRICE["s3_put"] + PRICE["s3_get"])
+        + state_kb / 1024 / 1024 * PRICE["s3_storage_gb"])
+    items["S3 GET (log files)"] = files * PRICE["s3_get"]
+    items["SQS (idle long polls, per-file requests)"] = (
+        SQS_IDLE_POLLERS * 3 * MINUTES + files * SQS_REQUESTS_PER_FILE) * PRICE["sqs_request"]
+    items["EventBridge events"] = INSIGHT_RECORDS_PER_MONTH * PRICE["eventbridge_event"]
+    items[f"CloudWatch custom metrics ({CUSTOM_METRICS}, basic)"] = (
+        CUSTOM_METRICS * PRICE["cw_metric"] + RUNS_PER_MONTH * METRIC_PUTS_PER_RUN * PRICE["cw_put"])
+    items[f"CloudWatch alarms ({ALARMS})"] = ALARMS * PRICE["cw_alarm"]
+    items["CloudWatch dashboard (off by default)"] = DASHBOARDS * PRICE["cw_dashboard"]
+    log_bytes = files * LOG_BYTES_PER_FILE + (invocations + RUNS_PER_MONTH) * LOG_BYTES_PER_INVOCATION
+    items["CloudWatch Logs (function logs)"] = log_bytes / 1e9 * PRICE["cw_logs_gb"]
+    cti = month_events * (WRITE_SHARE + 1.0) * PRICE["cti_per_event_per_type"]
+    return items, cti
 
 
 def main():
     directory = sys.argv[1] if len(sys.argv) > 1 else "out/bench"
-    ingest = load(directory, "ingest.json")
-    detector = {d["series"]: d for d in load(directory, "detector.json")}
-    deltas = load(directory, "deltas.json")
-    events_per_s_core = ingest["events_per_s_fold"]
-    bytes_per_cell = deltas["stored_bytes_per_cell"]
-    cells_per_counted_event = deltas["cells_per_counted_event"]
-    state_bytes_per_series = max(d["state_gzip_kb"] * 1024 / d["series"] for d in detector.values()) * 3  # x3: real attribution strings
-    print(f"Measured: fold {events_per_s_core:,.0f} events/s per core; {bytes_per_cell:.1f} stored bytes per cell; "
-          f"{cells_per_counted_event:.3f} cells per counted event; state {state_bytes_per_series:.0f} B per series (x3 margin)\n")
+    inputs, source = measured(directory)
+    events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series = inputs
+    print(f"Measured (from {source}): fold {events_per_s_core:,.0f} events/s per core; {bytes_per_cell:.1f} stored "
+          f"bytes per cell; {cells_per_counted_event:.3f} cells per counted event; state "
+          f"{state_gzip_per_series * 3:.0f} B per series (x3 margin)\n")
+    summary = []
     for events_per_day, series in WORKLOADS:
-        month_events = events_per_day * DAYS
-        files = events_per_day / RECORDS_PER_FILE[events_per_day] * DAYS
-        counted = month_events * (WRITE_SHARE + ERROR_SHARE)
-        # Cells: at most one per series and minute.
-        cells = min(counted * cells_per_counted_event, series * 1440 * DAYS)
-        stored_kb = cells * bytes_per_cell / 1024
-        seconds = files * FILE_OVERHEAD_S + month_events / (events_per_s_core * LAMBDA_VCPU_AT_128MB)
-        items = {}
-        items["Lambda ingest (128 MB)"] = seconds * 0.125 * PRICE["lambda_gb_s"] + files / 5 * PRICE["lambda_request"]
-        state_kb = series * state_bytes_per_series / 1024
-        detect_seconds = RUNS_PER_MONTH * (0.2 + series * 5 * 1.2e-6 + state_kb / 20_000)
-        items["Lambda detect (512 MB)"] = detect_seconds * 0.5 * PRICE["lambda_gb_s"] + RUNS_PER_MONTH * PRICE["lambda_request"]
-        # Writes: each part rounds up to whole KB; one marker per file.
-        parts = max(files, stored_kb / 300)
-        items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + files) * PRICE["ddb_wru"]
-        items["DynamoDB reads (ingest markers)"] = files * PRICE["ddb_rru"]
-        # Detect: reads ~1.5 hours of deltas per run (eventually consistent, 8 KB per unit), loads
-        # the state (consistent, 4 KB per unit) and saves it once or twice (1 KB per unit).
-        hour_kb = stored_kb / (DAYS * 24)
-        items["DynamoDB reads (detect)"] = RUNS_PER_MONTH * (1.5 * hour_kb / 8 + state_kb / 4) * PRICE["ddb_rru"]
-        items["DynamoDB writes (detect state)"] = RUNS_PER_MONTH * 1.05 * math.ceil(state_kb) * PRICE["ddb_wru"]
-        items["DynamoDB storage (35 days of deltas)"] = stored_kb * 35 / DAYS / 1024 / 1024 * PRICE["ddb_storage_gb"]
-        items["S3 GET (log files)"] = files * PRICE["s3_get"]
-        items["EventBridge events"] = INSIGHT_RECORDS_PER_MONTH * PRICE["eventbridge_event"]
-        items["CloudWatch metrics"] = METRICS * PRICE["cw_metric"] + RUNS_PER_MONTH * PRICE["cw_put"]
+        items, cti = workload(events_per_day, series, inputs)
         total = sum(items.values())
-        cti = month_events * (WRITE_SHARE + 1.0) * PRICE["cti_per_event_per_type"]
+        summary.append((events_per_day, series, total, cti))
         print(f"### {events_per_day / 1e6:g}M management events per day, {series:,} series\n")
         print("| item | $/month |\n|---|---|")
         for name, cost in items.items():
@@ -86,6 +147,11 @@ def main():
         print(f"| **Trailsight total** | **{total:,.2f}** |")
         print(f"| CloudTrail Insights, both types | {cti:,.2f} |")
         print(f"| Trailsight / Insights | {100 * total / cti:.2f} % |\n")
+    print("### Summary\n")
+    print("| management events per day | series | Trailsight $/month | CloudTrail Insights $/month | ratio |")
+    print("|---|---|---|---|---|")
+    for events_per_day, series, total, cti in summary:
+        print(f"| {events_per_day / 1e6:g}M | {series:,} | {total:,.2f} | {cti:,.2f} | {100 * total / cti:.2f} % |")
 
 
 if __name__ == "__main__":
