@@ -6,9 +6,10 @@ Reads the figures `make bench` measured (ingest.json, detector.json, deltas.json
 default out/bench); when they are absent (a fresh checkout), the snapshot bench/cost_inputs.json.
 Prints a Markdown table per workload. Prices: us-east-1 as published (the contract's section 6).
 
-What is modelled is what infra/template.yaml deploys with its defaults: the detector state's body in
-the S3 state bucket (one PUT and one GET per run, its head in DynamoDB), MetricsLevel basic (one
-custom metric), two alarms, no dashboard. No free tier is counted (an account may have used it up).
+What is modelled is what infra/template.yaml deploys with its defaults: TriggerMode s3 (the bucket
+invokes ingest directly, one file per invocation, no queue), the detector state's body in the S3
+state bucket (one PUT and one GET per run, its head in DynamoDB), MetricsLevel basic (one custom
+metric), two alarms, no dashboard. The summary also gives the total with a queue (TriggerMode sqs). No free tier is counted (an account may have used it up).
 Assumptions are named below; every other number comes from the benchmark files."""
 import json
 import math
@@ -46,7 +47,9 @@ DASHBOARDS = 0
 LAMBDA_VCPU_AT_128MB = 128 / 1769  # Lambda gives one vCPU at 1,769 MB, proportionally below
 FILE_OVERHEAD_S = 0.08  # S3 GET + DynamoDB round trips per file, billed while waiting
 RECORDS_PER_FILE = {1e6: 1_000, 50e6: 5_000, 500e6: 5_000}
-FILES_PER_INGEST_INVOCATION = 5  # SQS batches of up to 10, 20 s batching window
+# TriggerMode s3 (default): S3 sends one event per object, so one file per invocation. With a queue
+# (sqs, sns-sqs, eventbridge): batches of up to 10 within a 20 s window, about 5 files on average.
+FILES_PER_INGEST_INVOCATION = {"s3": 1, "sqs": 5}
 WRITE_SHARE = 0.10
 ERROR_SHARE = 0.02  # management events carrying an errorCode
 INSIGHT_RECORDS_PER_MONTH = 200
@@ -54,7 +57,7 @@ INSIGHT_RECORDS_PER_MONTH = 200
 # when idle is the usual figure, 3 receives a minute each. Per file: S3's send, plus receive and
 # delete batched by up to 10.
 SQS_IDLE_POLLERS = 5
-SQS_REQUESTS_PER_FILE = 1 + 2 / FILES_PER_INGEST_INVOCATION
+SQS_REQUESTS_PER_FILE = 1 + 2 / FILES_PER_INGEST_INVOCATION["sqs"]
 # Log bytes: ingest writes one line per file (~400 B) and one summary per invocation (~600 B),
 # detect one summary per run (~600 B); Lambda adds START/END/REPORT (~500 B per invocation).
 LOG_BYTES_PER_FILE = 400
@@ -83,12 +86,12 @@ def measured(directory):
             snap["state_gzip_bytes_per_series"]), os.path.relpath(SNAPSHOT)
 
 
-def workload(events_per_day, series, inputs):
+def workload(events_per_day, series, inputs, trigger="s3"):
     events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series = inputs
     state_bytes_per_series = state_gzip_per_series * 3  # x3: real attribution strings
     month_events = events_per_day * DAYS
     files = events_per_day / RECORDS_PER_FILE[events_per_day] * DAYS
-    invocations = files / FILES_PER_INGEST_INVOCATION
+    invocations = files / FILES_PER_INGEST_INVOCATION[trigger]
     counted = month_events * (WRITE_SHARE + ERROR_SHARE)
     # Cells: at most one per series and minute.
     cells = min(counted * cells_per_counted_event, series * MINUTES)
@@ -115,8 +118,12 @@ def workload(events_per_day, series, inputs):
         RUNS_PER_MONTH * (SAVES_PER_RUN * PRICE["s3_put"] + PRICE["s3_get"])
         + state_kb / 1024 / 1024 * PRICE["s3_storage_gb"])
     items["S3 GET (log files)"] = files * PRICE["s3_get"]
-    items["SQS (idle long polls, per-file requests)"] = (
-        SQS_IDLE_POLLERS * 3 * MINUTES + files * SQS_REQUESTS_PER_FILE) * PRICE["sqs_request"]
+    # TriggerMode s3: no queue; the dead-letter queue only receives failed events (none modelled).
+    if trigger == "s3":
+        items["SQS (TriggerMode s3: no queue to poll)"] = 0.0
+    else:
+        items["SQS (idle long polls, per-file requests)"] = (
+            SQS_IDLE_POLLERS * 3 * MINUTES + files * SQS_REQUESTS_PER_FILE) * PRICE["sqs_request"]
     items["EventBridge events"] = INSIGHT_RECORDS_PER_MONTH * PRICE["eventbridge_event"]
     items[f"CloudWatch custom metrics ({CUSTOM_METRICS}, basic)"] = (
         CUSTOM_METRICS * PRICE["cw_metric"] + RUNS_PER_MONTH * METRIC_PUTS_PER_RUN * PRICE["cw_put"])
@@ -139,7 +146,8 @@ def main():
     for events_per_day, series in WORKLOADS:
         items, cti = workload(events_per_day, series, inputs)
         total = sum(items.values())
-        summary.append((events_per_day, series, total, cti))
+        queued = sum(workload(events_per_day, series, inputs, "sqs")[0].values())
+        summary.append((events_per_day, series, total, cti, queued))
         print(f"### {events_per_day / 1e6:g}M management events per day, {series:,} series\n")
         print("| item | $/month |\n|---|---|")
         for name, cost in items.items():
@@ -148,10 +156,12 @@ def main():
         print(f"| CloudTrail Insights, both types | {cti:,.2f} |")
         print(f"| Trailsight / Insights | {100 * total / cti:.2f} % |\n")
     print("### Summary\n")
-    print("| management events per day | series | Trailsight $/month | CloudTrail Insights $/month | ratio |")
-    print("|---|---|---|---|---|")
-    for events_per_day, series, total, cti in summary:
-        print(f"| {events_per_day / 1e6:g}M | {series:,} | {total:,.2f} | {cti:,.2f} | {100 * total / cti:.2f} % |")
+    print("| management events per day | series | Trailsight $/month | CloudTrail Insights $/month | ratio "
+          "| with a queue (TriggerMode sqs) |")
+    print("|---|---|---|---|---|---|")
+    for events_per_day, series, total, cti, queued in summary:
+        print(f"| {events_per_day / 1e6:g}M | {series:,} | {total:,.2f} | {cti:,.2f} | {100 * total / cti:.2f} % "
+              f"| {queued:,.2f} ({100 * queued / cti:.2f} %) |")
 
 
 if __name__ == "__main__":

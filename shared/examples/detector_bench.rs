@@ -4,10 +4,13 @@
 //! For each N: N call-rate series, a tenth of them active in any minute; a day of history is
 //! evaluated first (untimed), then five one-minute runs are timed (the default 5-minute schedule
 //! evaluates 5 minutes per run), and the state is serialised as the DynamoDB store saves it
-//! (gzip JSON) to derive read and write units per run. Prints one JSON object per N.
+//! (gzip JSON) to derive read and write units per run. Then one whole run as the detect Lambda
+//! does it, timed and with its peak memory (Linux: VmHWM, reset first through
+//! /proc/self/clear_refs): the state loaded from its gzip JSON, five minutes evaluated, the state
+//! saved again (streamed into gzip). Prints one JSON object per N.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::time::Instant;
 
 use trailsight::config::DetectorConfig;
@@ -77,6 +80,34 @@ fn main() {
         let gz = gz.finish().unwrap_or_default();
         let serialise_seconds = serialise.elapsed().as_secs_f64();
         let kb = gz.len() as f64 / 1024.0;
+        let json_mb = json.len() as f64 / 1e6;
+
+        // One run as detect does it, from the saved state alone.
+        drop(state);
+        drop(json);
+        reset_peak_rss();
+        let baseline_rss_mb = peak_rss_mb();
+        let run = Instant::now();
+        let mut loaded_json = Vec::new();
+        let _ = flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut loaded_json);
+        let mut state: DetectorState = match serde_json::from_slice(&loaded_json) {
+            Ok(state) => state,
+            Err(error) => {
+                eprintln!("state does not load back: {error}");
+                std::process::exit(1);
+            }
+        };
+        drop(loaded_json);
+        let load_seconds = run.elapsed().as_secs_f64();
+        for (i, cells) in inputs.iter().enumerate() {
+            state.evaluate_minute(&config, start + 1445 + i as i64, cells);
+        }
+        let mut saved = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = serde_json::to_writer(&mut saved, &state);
+        let saved = saved.finish().unwrap_or_default();
+        let run_seconds_whole = run.elapsed().as_secs_f64();
+        let run_peak_rss_mb = peak_rss_mb();
+        drop(saved);
         println!(
             "{}",
             serde_json::json!({
@@ -85,12 +116,35 @@ fn main() {
                 "evaluate_5_minutes_seconds": run_seconds,
                 "per_series_minute_ns": run_seconds * 1e9 / (n as f64 * 5.0),
                 "warm_day_seconds": warm_seconds,
-                "state_json_mb": json.len() as f64 / 1e6,
+                "state_json_mb": json_mb,
                 "state_gzip_kb": kb,
                 "serialise_seconds": serialise_seconds,
                 "state_read_units_consistent": (kb / 4.0).ceil(),
                 "state_write_units": kb.ceil(),
+                "run_load_seconds": load_seconds,
+                "run_seconds": run_seconds_whole,
+                "run_peak_rss_mb": run_peak_rss_mb,
+                "run_peak_rss_above_baseline_mb": run_peak_rss_mb - baseline_rss_mb,
             })
         );
     }
+}
+
+/// Resets the process's peak resident set (VmHWM) to its current size (Linux 4.0+).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak resident set in MB since the last reset (0 where /proc is not Linux's).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }

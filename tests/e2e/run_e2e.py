@@ -17,10 +17,12 @@ Phases (each one timed):
  4. `cargo lambda watch --only-lambda-apis` serves the runtime API; two ingest bootstraps (so
     invocations really run concurrently) and one detect bootstrap poll it, with the functions'
     environment (TRAILSIGHT_TABLE, AWS_ENDPOINT_URL, test credentials, no instance metadata);
- 5. ingest: every object's S3 notification, wrapped in SQS records, at most 10 per invocation,
-    POSTed to the runtime API's invoke endpoint (what `cargo lambda invoke` does); every batch is
-    delivered twice, by four threads, so duplicates often run at the same time; messages reported
-    in `batchItemFailures` are redelivered, as SQS would;
+ 5. ingest: every object's S3 notification delivered twice, by four threads, so duplicates often
+    run at the same time, POSTed to the runtime API's invoke endpoint (what `cargo lambda invoke`
+    does): once wrapped in SQS records, at most 10 per invocation (TriggerMode sqs), messages
+    reported in `batchItemFailures` redelivered as SQS would; once as the S3 event itself, one
+    file per invocation (TriggerMode s3, the default: S3 invokes ingest asynchronously), a failed
+    invocation retried as Lambda would, at most three attempts;
  6. detect: scheduled events from the first delivery minute to the last, every STEP, and one at
     exactly the last delivery minute (where `trailsight replay` runs its last evaluation);
  7. capture: the queue's events; their `detail` records, deduplicated by eventID, sorted like
@@ -378,18 +380,23 @@ def main():
 
     with Phase("ingest (every notification twice, concurrently)"):
         ordered = sorted(objects, key=lambda o: (o[2] if o[2] is not None else -1, o[0]))
-        notifications = [
-            sqs_record({"Records": [s3_record(key, path.stat().st_size, minute)]})
-            for key, path, minute in ordered
-        ]
+        events = [{"Records": [s3_record(key, path.stat().st_size, minute)]} for key, path, minute in ordered]
+        notifications = [sqs_record(event) for event in events]
         batches = [notifications[i:i + 10] for i in range(0, len(notifications), 10)]
-        # Each batch twice: the copy right behind it, so the two often run at once.
-        deliveries_list = [b for batch in batches for b in (batch, batch)]
-        counters = {"invocations": 0, "redelivered": 0, "bytes": 0}
+        # Each batch twice: through the queue, and right behind it its files' events directly, so
+        # the two deliveries of a file often run at once.
+        deliveries_list = [
+            d for i, batch in enumerate(batches)
+            for d in [("sqs", batch)] + [("s3", e) for e in events[10 * i:10 * i + len(batch)]]
+        ]
+        counters = {"invocations": 0, "redelivered": 0, "bytes": 0, "retried": 0}
         lock = threading.Lock()
 
-        def deliver(batch):
-            pending = batch
+        def deliver(delivery):
+            mode, payload = delivery
+            if mode == "s3":
+                return deliver_direct(payload)
+            pending = payload
             for _ in range(5):
                 fresh = [dict(m, messageId=str(uuid.uuid4())) for m in pending]
                 status, body = invoker.invoke("trailsight-ingest", {"Records": fresh})
@@ -406,11 +413,28 @@ def main():
                 time.sleep(0.5)
             raise RuntimeError(f"{len(pending)} notifications still failing after 5 deliveries")
 
+        def deliver_direct(event):
+            for _ in range(3):
+                status, body = invoker.invoke("trailsight-ingest", event)
+                with lock:
+                    counters["invocations"] += 1
+                try:
+                    failed = status != 200 or "errorType" in json.loads(body)
+                except ValueError:
+                    failed = True
+                if not failed:
+                    return
+                with lock:
+                    counters["retried"] += 1
+                time.sleep(0.5)
+            raise RuntimeError(f"a direct S3 event still failing after 3 attempts: {body[:500]!r}")
+
         with concurrent.futures.ThreadPoolExecutor(max(1, args.threads)) as pool:
             for future in concurrent.futures.as_completed([pool.submit(deliver, b) for b in deliveries_list]):
                 future.result()
-        log(f"    {len(notifications)} notifications in {len(batches)} batches, delivered twice: "
-            f"{counters['invocations']} invocations, {counters['redelivered']} messages redelivered")
+        log(f"    {len(notifications)} notifications, delivered twice (in {len(batches)} SQS batches and "
+            f"one by one as S3 events): {counters['invocations']} invocations, "
+            f"{counters['redelivered']} SQS messages redelivered, {counters['retried']} direct events retried")
 
     with Phase("detect (scheduled events)"):
         times = list(range(first, last, args.step))

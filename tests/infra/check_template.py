@@ -225,19 +225,56 @@ def test_function_sizing_and_concurrency():
 
 
 def test_queue_and_event_source():
-    sqs = props("IngestFunction")["Events"]["TrailLogFiles"]
-    assert sqs["Type"] == "SQS"
-    ev = sqs["Properties"]
-    assert ev["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    mapping = RES["IngestQueueMapping"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    assert mapping.get("Condition") == "UsesQueue"
+    ev = mapping["Properties"]
+    assert ev["FunctionName"] == {"Ref": "IngestFunction"}
+    assert ev["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     assert ev["BatchSize"] == 10
     assert ev["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert ev["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "IngestReservedConcurrency"}
     queue = props("IngestQueue")
+    assert RES["IngestQueue"].get("Condition") == "UsesQueue"
+    assert RES["IngestQueuePolicy"].get("Condition") == "UsesQueue"
     need = 6 * SIZING["IngestFunction"][1] + ev.get("MaximumBatchingWindowInSeconds", 0)
     assert queue["VisibilityTimeout"] >= need, f"visibility {queue['VisibilityTimeout']} < {need}"
     assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
     for q in ("IngestQueue", "IngestDeadLetterQueue"):
         assert props(q).get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props(q), f"{q} unencrypted"
+    # Every resource or output that names the queue exists only when the queue does.
+    for name, res in list(RES.items()) + list(T["Outputs"].items()):
+        if name in ("IngestQueue", "IngestRole", "DashboardResource", "BucketNotificationCommand"):
+            continue
+        if "IngestQueue\"" in json.dumps(res) or "'IngestQueue'" in repr(res):
+            assert res.get("Condition") in ("UsesQueue", "IsSqs", "IsSnsSqs", "IsEventBridge"), \
+                f"{name} names IngestQueue without a queue mode's condition"
+
+
+def test_direct_s3_trigger():
+    """TriggerMode s3 (the default): the bucket invokes ingest asynchronously; failed events go
+    to the dead-letter queue the DeadLetters alarm watches, after a bounded number of attempts."""
+    mode = T["Parameters"]["TriggerMode"]
+    assert mode["Default"] == "s3" and "s3" in mode["AllowedValues"]
+    assert T["Conditions"]["IsS3"] == {"Fn::Equals": [{"Ref": "TriggerMode"}, "s3"]}
+    assert T["Conditions"]["UsesQueue"] == {"Fn::Not": [{"Condition": "IsS3"}]}
+    perm = RES["IngestInvokeFromBucket"]
+    assert perm["Type"] == "AWS::Lambda::Permission" and perm.get("Condition") == "IsS3"
+    assert perm["Properties"]["Principal"] == "s3.amazonaws.com"
+    assert perm["Properties"]["Action"] == "lambda:InvokeFunction"
+    assert "SourceAccount" in perm["Properties"] and "SourceArn" in perm["Properties"]
+    fn = props("IngestFunction")
+    assert fn["DeadLetterQueue"] == {"Type": "SQS", "TargetArn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}}
+    invoke = fn["EventInvokeConfig"]
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert 3600 <= invoke["MaximumEventAgeInSeconds"] <= 21600
+    assert "Events" not in fn, "the queue's poller is IngestQueueMapping, conditional on UsesQueue"
+    statements = props("IngestRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    sends = [s for s in statements if isinstance(s, dict) and s.get("Action") == "sqs:SendMessage"]
+    assert sends and sends[0]["Resource"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    command = json.dumps(T["Outputs"]["BucketNotificationCommand"]["Value"])
+    assert "LambdaFunctionConfigurations" in command and "IsS3" in command
 
 
 def test_event_source_rejects_aws_prefix():
@@ -298,7 +335,13 @@ def test_metrics_level_and_dashboard_parameters():
 
 
 def test_dashboard_uses_emitted_metrics():
-    body_template = props("DashboardResource")["DashboardBody"]["Fn::Sub"][0]
+    body_template, variables = props("DashboardResource")["DashboardBody"]["Fn::Sub"]
+    # Variables that stand for whole metric rows (a queue's or the function's backlog) are put in
+    # with their queue-mode value, so the body parses as JSON.
+    for name, value in variables.items():
+        if isinstance(value, dict) and "Fn::If" in value:
+            row = value["Fn::If"][1]["Fn::Sub"]
+            body_template = body_template.replace("${%s}" % name, row.replace("${", "${Row."))
     body = json.loads(body_template)
     seen = set()
     for widget in body["widgets"]:
