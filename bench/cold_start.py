@@ -55,7 +55,7 @@ def functions():
             "TRAILSIGHT_INCLUDE_DATA_EVENTS": "false",
             "TRAILSIGHT_METRIC_NAMESPACE": "Trailsight",
         }, sqs_test, lambda kind, body: kind == "response" and body == {"batchItemFailures": []}),
-        ("trailsight-detect", 256, {
+        ("trailsight-detect", 512, {
             "TRAILSIGHT_TABLE": "trailsight",
             "TRAILSIGHT_EVENT_BUS": "default",
             "TRAILSIGHT_EVENT_SOURCE": "trailsight",

@@ -2,8 +2,8 @@
 """Monthly AWS cost of Trailsight as deployed by default vs CloudTrail Insights.
 
 Usage: cost_model.py [BENCH_OUT_DIR]
-Reads the figures `make bench` measured (ingest.json, detector.json, deltas.json in BENCH_OUT_DIR,
-default out/bench); when they are absent (a fresh checkout), the snapshot bench/cost_inputs.json.
+Reads the figures `make bench` measured (ingest.json, detector.json, detector_run.json, deltas.json
+in BENCH_OUT_DIR, default out/bench); when they are absent (a fresh checkout), the snapshot bench/cost_inputs.json.
 Prints a Markdown table per workload. Prices: us-east-1 as published (the contract's section 6).
 
 What is modelled is what infra/template.yaml deploys with its defaults: TriggerMode s3 (the bucket
@@ -68,8 +68,9 @@ SNAPSHOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_inputs
 
 def measured(directory):
     """(fold events/s per core, stored bytes per cell, cells per counted event, state gzip bytes
-    per series) and where they came from."""
-    names = ("ingest.json", "detector.json", "deltas.json")
+    per series, one detect run's CPU seconds per series, its peak MB per series) and where they
+    came from. The per-series figures are taken at the largest size measured."""
+    names = ("ingest.json", "detector.json", "detector_run.json", "deltas.json")
     if all(os.path.exists(os.path.join(directory, n)) for n in names):
         with open(os.path.join(directory, "ingest.json")) as f:
             ingest = json.load(f)
@@ -77,17 +78,31 @@ def measured(directory):
             deltas = json.load(f)
         with open(os.path.join(directory, "detector.json")) as f:
             detector = [json.loads(line) for line in f if line.strip().startswith("{")]
+        with open(os.path.join(directory, "detector_run.json")) as f:
+            runs = [json.loads(line) for line in f if line.strip().startswith("{")]
         state = max(d["state_gzip_kb"] * 1024 / d["series"] for d in detector)
+        largest = max(runs, key=lambda r: r["series"])
         return (ingest["events_per_s_fold"], deltas["stored_bytes_per_cell"],
-                deltas["cells_per_counted_event"], state), directory
+                deltas["cells_per_counted_event"], state, largest["run_seconds"] / largest["series"],
+                largest["peak_rss_mb"] / largest["series"]), directory
     with open(SNAPSHOT) as f:
         snap = json.load(f)
     return (snap["events_per_s_fold"], snap["stored_bytes_per_cell"], snap["cells_per_counted_event"],
-            snap["state_gzip_bytes_per_series"]), os.path.relpath(SNAPSHOT)
+            snap["state_gzip_bytes_per_series"], snap["detect_run_seconds_per_series"],
+            snap["detect_run_mb_per_series"]), os.path.relpath(SNAPSHOT)
+
+
+def detect_memory_mb(series, mb_per_series):
+    """The template's DetectMemorySize (512 by default), raised to the smallest of the usual sizes
+    holding a run's measured peak, the Lambda runtime and the SDK clients (about 20 MB, make
+    cold-start) and a quarter to spare."""
+    need = 1.25 * (series * mb_per_series + 20)
+    return next((m for m in (512, 1024, 2048, 4096, 10240) if m >= need), 10240)
 
 
 def workload(events_per_day, series, inputs, trigger="s3"):
-    events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series = inputs
+    (events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series,
+     run_seconds_per_series, run_mb_per_series) = inputs
     state_bytes_per_series = state_gzip_per_series * 3  # x3: real attribution strings
     month_events = events_per_day * DAYS
     files = events_per_day / RECORDS_PER_FILE[events_per_day] * DAYS
@@ -100,8 +115,13 @@ def workload(events_per_day, series, inputs, trigger="s3"):
     items = {}
     seconds = files * FILE_OVERHEAD_S + month_events / (events_per_s_core * LAMBDA_VCPU_AT_128MB)
     items["Lambda ingest (128 MB)"] = seconds * 0.125 * PRICE["lambda_gb_s"] + invocations * PRICE["lambda_request"]
-    detect_seconds = RUNS_PER_MONTH * (0.2 + series * 5 * 1.2e-6 + state_kb / 20_000)
-    items["Lambda detect (512 MB)"] = detect_seconds * 0.5 * PRICE["lambda_gb_s"] + RUNS_PER_MONTH * PRICE["lambda_request"]
+    # A run: DynamoDB and S3 round trips (~0.2 s), then the measured load + evaluate + save, at
+    # the memory size's share of a vCPU; the memory from the measured peak (DetectMemorySize).
+    memory = detect_memory_mb(series, run_mb_per_series * 3)  # x3 like the state: real strings
+    vcpu = min(memory / 1769, 1.0)
+    detect_seconds = RUNS_PER_MONTH * (0.2 + series * run_seconds_per_series * 3 / vcpu)
+    items[f"Lambda detect ({memory} MB)"] = (
+        detect_seconds * memory / 1024 * PRICE["lambda_gb_s"] + RUNS_PER_MONTH * PRICE["lambda_request"])
     # Writes: each part rounds up to whole KB; one marker per file.
     parts = max(files, stored_kb / 300)
     items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + files) * PRICE["ddb_wru"]
@@ -138,10 +158,12 @@ def workload(events_per_day, series, inputs, trigger="s3"):
 def main():
     directory = sys.argv[1] if len(sys.argv) > 1 else "out/bench"
     inputs, source = measured(directory)
-    events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series = inputs
+    (events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series,
+     run_seconds_per_series, run_mb_per_series) = inputs
     print(f"Measured (from {source}): fold {events_per_s_core:,.0f} events/s per core; {bytes_per_cell:.1f} stored "
           f"bytes per cell; {cells_per_counted_event:.3f} cells per counted event; state "
-          f"{state_gzip_per_series * 3:.0f} B per series (x3 margin)\n")
+          f"{state_gzip_per_series * 3:.0f} B per series, a detect run {run_seconds_per_series * 3e6:.1f} "
+          f"CPU-µs and {run_mb_per_series * 3e3:.2f} MB per 1,000 series (all x3 margin)\n")
     summary = []
     for events_per_day, series in WORKLOADS:
         items, cti = workload(events_per_day, series, inputs)

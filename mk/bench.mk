@@ -21,7 +21,10 @@ bench: bench-data
 	python3 bench/big_file.py $(BENCH_DATA) $(BENCH_OUT)/big.json.gz 100
 	/usr/bin/time -f '{"max_rss_kb": %M, "seconds": %e}' target/release/trailsight summarize --json $(BENCH_OUT)/big.json.gz 2>&1 >/dev/null | tee $(BENCH_OUT)/rss.json
 	@echo "== detector cost per run (5 one-minute evaluations) for 1k, 10k, 100k series"
-	target/release/examples/detector_bench 1000 10000 100000 | tee $(BENCH_OUT)/detector.json
+	target/release/examples/detector_bench --state-dir $(BENCH_OUT)/states 1000 10000 100000 | tee $(BENCH_OUT)/detector.json
+	@echo "== one whole detect run (load state, 5 minutes, save state), a fresh process per size: time, peak RSS"
+	@rm -f $(BENCH_OUT)/detector_run.json
+	for n in 1000 10000 100000; do target/release/examples/detector_bench --run $(BENCH_OUT)/states/state-$$n.json.gz $$n | tee -a $(BENCH_OUT)/detector_run.json || exit 1; done
 	@echo "== replay of the 9-day scenario (two regions, all cores)"
 	/usr/bin/time -f '{"replay_seconds": %e, "max_rss_kb": %M}' $(TRAILSIGHT) replay $(BENCH_DATA) 2>&1 >/dev/null | tail -1 | tee $(BENCH_OUT)/replay.json
 	@echo "== monthly cost model from these figures (docs/COST.md)"

@@ -63,7 +63,7 @@ ENV = {
 PACKAGES = {"IngestFunction": "trailsight-ingest", "DetectFunction": "trailsight-detect"}
 SIZING = {  # function: (MemorySize, Timeout)
     "IngestFunction": (128, 120),
-    "DetectFunction": (256, 300),
+    "DetectFunction": ({"Ref": "DetectMemorySize"}, 300),
 }
 
 # Metrics the functions emit at MetricsLevel full: name -> the dimension names it carries.
