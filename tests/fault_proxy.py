@@ -11,16 +11,15 @@ has attempts. Control, on the same port:
     GET  /__proxy/stats               {"throttled": n, "forwarded": m, "remaining": r}
     POST /__proxy/throttle?n=<count>  resets the throttles left (-1: throttle every DynamoDB request)
 
-Standard library only, so it runs with any python3 (the tests use the project's venv).
+Standard library only, so it runs with any python3 (the tests use the project's venv); the
+proxy machinery it shares with tests/eventbridge_fault_proxy.py is tests/proxy_base.py.
 """
 
 import argparse
-import http.client
 import json
 import sys
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from proxy_base import Counters, ProxyHandler, query_int, serve
 
 THROTTLE_BODY = json.dumps(
     {
@@ -29,30 +28,14 @@ THROTTLE_BODY = json.dumps(
     }
 ).encode()
 
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-}
 
-
-class State:
+class State(Counters):
     def __init__(self, upstream, throttle, per_operation):
-        parsed = urllib.parse.urlsplit(upstream)
-        self.host = parsed.hostname
-        self.port = parsed.port or 80
+        super().__init__(upstream)
         self.budget = throttle
         self.per_operation = per_operation
         self.remaining = {}
         self.throttled = 0
-        self.forwarded = 0
-        self.lock = threading.Lock()
 
     def set_budget(self, count):
         with self.lock:
@@ -61,7 +44,7 @@ class State:
 
     def left(self):
         if self.per_operation:
-            return {op: n for op, n in self.remaining.items()}
+            return dict(self.remaining)
         return self.remaining.get("*", self.budget)
 
     def take_throttle(self, operation):
@@ -76,78 +59,27 @@ class State:
             return True
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    state = None  # set in main
-
-    def log_message(self, *args):
-        pass
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def reply(self, status, body, headers=()):
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def control(self, body):
+class Handler(ProxyHandler):
+    def control(self, url):
         state = self.state
-        url = urllib.parse.urlsplit(self.path)
         if url.path == "/__proxy/throttle":
-            state.set_budget(int(urllib.parse.parse_qs(url.query).get("n", ["0"])[0]))
+            state.set_budget(query_int(url, "n"))
         with state.lock:
-            stats = {
-                "throttled": state.throttled,
-                "forwarded": state.forwarded,
-                "remaining": state.left(),
-            }
-        self.reply(200, json.dumps(stats).encode(), [("Content-Type", "application/json")])
+            return {"throttled": state.throttled, "forwarded": state.forwarded, "remaining": state.left()}
 
-    def handle_any(self):
-        body = self.read_body()
-        if self.path.startswith("/__proxy/"):
-            return self.control(body)
+    def fault(self, body):
         target = self.headers.get("X-Amz-Target", "")
-        if target.startswith("DynamoDB_") and self.state.take_throttle(target):
-            return self.reply(
-                400,
-                THROTTLE_BODY,
-                [
-                    ("Content-Type", "application/x-amz-json-1.0"),
-                    ("x-amzn-RequestId", "THROTTLED0000000000000000000000000000000000000000000"),
-                ],
-            )
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        connection = http.client.HTTPConnection(self.state.host, self.state.port, timeout=60)
-        try:
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            data = response.read()
-            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
-            with self.state.lock:
-                self.state.forwarded += 1
-            self.reply(response.status, data, kept)
-        finally:
-            connection.close()
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
+        if not (target.startswith("DynamoDB_") and self.state.take_throttle(target)):
+            return False
+        self.reply(
+            400,
+            THROTTLE_BODY,
+            [
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("x-amzn-RequestId", "THROTTLED0000000000000000000000000000000000000000000"),
+            ],
+        )
+        return True
 
 
 def main():
@@ -157,15 +89,7 @@ def main():
     parser.add_argument("--throttle", type=int, default=0)
     parser.add_argument("--per-operation", action="store_true")
     args = parser.parse_args()
-    Handler.state = State(args.upstream, args.throttle, args.per_operation)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    print(f"listening on {server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return serve(Handler, State(args.upstream, args.throttle, args.per_operation), args.port)
 
 
 if __name__ == "__main__":
