@@ -3,7 +3,8 @@
 //! Domain modules (no AWS): [`record`] (one record, parsed leniently), [`logfile`] (log objects,
 //! streamed with bounded cost), [`s3key`] (CloudTrail's key layout), [`classify`] (what counts),
 //! [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
-//! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`].
+//! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`],
+//! [`envvars`] (settings from environment variables, checked).
 //! Pipelines: [`ingest`] and [`detect`], over the storage traits in [`store`], implemented in
 //! memory by [`memory`] and, with the `aws` feature, on DynamoDB, EventBridge, CloudWatch and S3.
 
@@ -14,6 +15,7 @@ pub mod classify;
 pub mod config;
 pub mod detect;
 pub mod detector;
+pub mod envvars;
 pub mod fold;
 pub mod ingest;
 pub mod insight;

@@ -8,7 +8,8 @@ use trailsight::aws::cloudwatch::{DEFAULT_NAMESPACE, MetricsLevel};
 use trailsight::aws::eventbridge::{
     DEFAULT_BUS, DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, SourceError, validate_source,
 };
-use trailsight::config::{ApiFilter, DetectorConfig, Sensitivity};
+use trailsight::config::{ApiFilter, DetectorConfig};
+use trailsight::envvars::{EnvVarError, EnvVars};
 
 /// Where archived Insight files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +57,9 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0} is not set: it must name the DynamoDB table (see infra/template.yaml)")]
-    Missing(&'static str),
-    #[error("{name}={value:?} is not valid: expected {expected}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    /// A variable that is missing or invalid, named.
+    #[error(transparent)]
+    Env(#[from] EnvVarError),
     #[error("TRAILSIGHT_EVENT_SOURCE: {0}")]
     Source(SourceError),
     #[error(
@@ -90,78 +86,51 @@ fn is_bucket_name(name: &str) -> bool {
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::read(&EnvVars::process())
     }
 
     /// Reads the settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let table = get("TRAILSIGHT_TABLE").ok_or(ConfigError::Missing("TRAILSIGHT_TABLE"))?;
+        Self::read(&EnvVars::new(lookup))
+    }
+
+    fn read(env: &EnvVars<impl Fn(&str) -> Option<String>>) -> Result<Config, ConfigError> {
+        let get = |name: &str| env.get(name);
+        let table = env.required(
+            "TRAILSIGHT_TABLE",
+            "it must name the DynamoDB table (see infra/template.yaml)",
+        )?;
         let event_source = get("TRAILSIGHT_EVENT_SOURCE").unwrap_or_else(|| DEFAULT_SOURCE.into());
         validate_source(&event_source).map_err(ConfigError::Source)?;
 
         let defaults = DetectorConfig::default();
-        let integer =
-            |name: &'static str, default: i64, min: i64, expected: &'static str| match get(name) {
-                None => Ok(default),
-                Some(value) => {
-                    value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|n| *n >= min)
-                        .ok_or(ConfigError::Invalid {
-                            name,
-                            value,
-                            expected,
-                        })
-                }
-            };
-        let min_calls = integer(
+        let min_calls = env.integer(
             "TRAILSIGHT_MIN_CALLS",
             defaults.min_calls as i64,
             1,
             "a positive whole number",
         )? as u64;
-        let settle_minutes = integer(
+        let settle_minutes = env.integer(
             "TRAILSIGHT_SETTLE_MINUTES",
             defaults.settle_minutes,
             0,
             "a whole number of minutes, 0 or more",
         )?;
-        let max_catchup_minutes = integer(
+        let max_catchup_minutes = env.integer(
             "TRAILSIGHT_MAX_CATCHUP_MINUTES",
             defaults.max_catchup_minutes,
             1,
             "a positive whole number of minutes",
         )?;
-        let sensitivity = match get("TRAILSIGHT_SENSITIVITY") {
-            None => defaults.sensitivity,
-            Some(value) => value
-                .parse::<Sensitivity>()
-                .map_err(|_| ConfigError::Invalid {
-                    name: "TRAILSIGHT_SENSITIVITY",
-                    value,
-                    expected: "low, medium or high",
-                })?,
-        };
-        let ignore_aws_service_callers = match get("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS") {
-            None => defaults.ignore_aws_service_callers,
-            Some(value) => match value.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS",
-                        value,
-                        expected: "true or false",
-                    });
-                }
-            },
-        };
+        let sensitivity = env.parsed(
+            "TRAILSIGHT_SENSITIVITY",
+            defaults.sensitivity,
+            "low, medium or high",
+        )?;
+        let ignore_aws_service_callers = env.flag(
+            "TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS",
+            defaults.ignore_aws_service_callers,
+        )?;
         let api_filter = ApiFilter::parse(
             &get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
             &get("TRAILSIGHT_API_DENY").unwrap_or_default(),
@@ -176,26 +145,21 @@ impl Config {
             None => None,
         };
 
-        let metrics = match get("TRAILSIGHT_METRICS") {
-            None => MetricsLevel::default(),
-            Some(value) => value
-                .parse::<MetricsLevel>()
-                .map_err(|_| ConfigError::Invalid {
-                    name: "TRAILSIGHT_METRICS",
-                    value,
-                    expected: "full, basic or off",
-                })?,
-        };
+        let metrics = env.parsed(
+            "TRAILSIGHT_METRICS",
+            MetricsLevel::default(),
+            "full, basic or off",
+        )?;
         let state_prefix = get("TRAILSIGHT_STATE_PREFIX")
             .map(|p| p.trim_matches('/').to_owned())
             .unwrap_or_default();
         let state = match get("TRAILSIGHT_STATE_BUCKET") {
             Some(bucket) if !is_bucket_name(&bucket) => {
-                return Err(ConfigError::Invalid {
+                return Err(ConfigError::Env(EnvVarError::Invalid {
                     name: "TRAILSIGHT_STATE_BUCKET",
                     value: bucket,
                     expected: "an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)",
-                });
+                }));
             }
             Some(bucket) => Some(StateBucket {
                 bucket,
@@ -235,6 +199,7 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use trailsight::config::Sensitivity;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -246,7 +211,13 @@ mod tests {
 
     #[test]
     fn the_table_is_required() {
-        assert_eq!(config(&[]), Err(ConfigError::Missing("TRAILSIGHT_TABLE")));
+        assert!(matches!(
+            config(&[]),
+            Err(ConfigError::Env(EnvVarError::Missing {
+                name: "TRAILSIGHT_TABLE",
+                ..
+            }))
+        ));
         assert!(config(&[("TRAILSIGHT_TABLE", "  ")]).is_err());
         let message = config(&[]).unwrap_err().to_string();
         assert!(message.contains("TRAILSIGHT_TABLE is not set"), "{message}");

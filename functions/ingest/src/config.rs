@@ -3,6 +3,7 @@
 
 use trailsight::aws::cloudwatch::MetricsLevel;
 use trailsight::classify::ClassifyOptions;
+use trailsight::envvars::EnvVars;
 use trailsight::logfile::ReadLimits;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,85 +26,55 @@ pub struct Config {
     pub memory_budget_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} is not set: it must name the DynamoDB table (see infra/template.yaml)")]
-    Missing(&'static str),
-    #[error("{name}={value:?} is not valid: expected {expected}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-}
+/// A variable that is missing or invalid, named.
+pub use trailsight::envvars::EnvVarError as ConfigError;
 
 pub const DEFAULT_NAMESPACE: &str = "Trailsight";
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::read(&EnvVars::process())
     }
 
     /// Reads the settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let table = get("TRAILSIGHT_TABLE").ok_or(ConfigError::Missing("TRAILSIGHT_TABLE"))?;
+        Self::read(&EnvVars::new(lookup))
+    }
+
+    fn read(env: &EnvVars<impl Fn(&str) -> Option<String>>) -> Result<Config, ConfigError> {
+        let table = env.required(
+            "TRAILSIGHT_TABLE",
+            "it must name the DynamoDB table (see infra/template.yaml)",
+        )?;
         let defaults = ReadLimits::default();
-        let number =
-            |name: &'static str, default: u64| match get(name) {
-                None => Ok(default),
-                Some(value) => value.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or(
-                    ConfigError::Invalid {
-                        name,
-                        value,
-                        expected: "a positive whole number",
-                    },
-                ),
-            };
-        let flag = |name: &'static str| match get(name) {
-            None => Ok(false),
-            Some(value) => match value.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err(ConfigError::Invalid {
-                    name,
-                    value,
-                    expected: "true or false",
-                }),
-            },
-        };
         let limits = ReadLimits {
-            max_compressed_bytes: number(
+            max_compressed_bytes: env.positive(
                 "TRAILSIGHT_MAX_COMPRESSED_BYTES",
                 defaults.max_compressed_bytes,
             )?,
-            max_decompressed_bytes: number(
+            max_decompressed_bytes: env.positive(
                 "TRAILSIGHT_MAX_DECOMPRESSED_BYTES",
                 defaults.max_decompressed_bytes,
             )?,
-            max_records: number("TRAILSIGHT_MAX_RECORDS", defaults.max_records)?,
+            max_records: env.positive("TRAILSIGHT_MAX_RECORDS", defaults.max_records)?,
             ..defaults
         };
         Ok(Config {
             table,
             limits,
             classify: ClassifyOptions {
-                include_read_apis: flag("TRAILSIGHT_INCLUDE_READ_APIS")?,
-                include_data_events: flag("TRAILSIGHT_INCLUDE_DATA_EVENTS")?,
+                include_read_apis: env.flag("TRAILSIGHT_INCLUDE_READ_APIS", false)?,
+                include_data_events: env.flag("TRAILSIGHT_INCLUDE_DATA_EVENTS", false)?,
             },
-            metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
+            metric_namespace: env
+                .get("TRAILSIGHT_METRIC_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
-            metrics: match get("TRAILSIGHT_METRICS") {
-                None => MetricsLevel::default(),
-                Some(value) => value
-                    .parse::<MetricsLevel>()
-                    .map_err(|_| ConfigError::Invalid {
-                        name: "TRAILSIGHT_METRICS",
-                        value,
-                        expected: "full, basic or off",
-                    })?,
-            },
-            memory_budget_bytes: number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)? << 19,
+            metrics: env.parsed(
+                "TRAILSIGHT_METRICS",
+                MetricsLevel::default(),
+                "full, basic or off",
+            )?,
+            memory_budget_bytes: env.positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)? << 19,
         })
     }
 }
@@ -123,7 +94,13 @@ mod tests {
 
     #[test]
     fn the_table_is_required() {
-        assert_eq!(config(&[]), Err(ConfigError::Missing("TRAILSIGHT_TABLE")));
+        assert!(matches!(
+            config(&[]),
+            Err(ConfigError::Missing {
+                name: "TRAILSIGHT_TABLE",
+                ..
+            })
+        ));
         assert!(config(&[("TRAILSIGHT_TABLE", " ")]).is_err());
         let message = config(&[]).unwrap_err().to_string();
         assert!(message.contains("TRAILSIGHT_TABLE is not set"), "{message}");
