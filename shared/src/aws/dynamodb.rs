@@ -542,7 +542,13 @@ impl StateStore for DynamoStore {
     }
 
     async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError> {
-        let data = gzip_json(state)?;
+        // An S3 body costs one PUT whatever its size, so it takes the fastest level (saving is
+        // most of a run at 100,000 series, BENCHMARKS.md); chunk items cost a write unit per KB.
+        let level = match self.state_body {
+            Some(_) => Compression::fast(),
+            None => Compression::default(),
+        };
+        let data = gzip_json_at(state, level)?;
         let version = expected + 1;
         let token = uuid::Uuid::new_v4().simple().to_string();
         let body = match &self.state_body {
@@ -867,10 +873,18 @@ fn chunk_sk(version: u64, token: &str, i: usize) -> String {
 }
 
 fn gzip_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    serde_json::to_writer(&mut encoder, value)
+    gzip_json_at(value, Compression::default())
+}
+
+fn gzip_json_at<T: serde::Serialize>(value: &T, level: Compression) -> Result<Vec<u8>, StoreError> {
+    // Buffered: serde_json writes a few bytes at a time, and each write into the encoder is a
+    // deflate call.
+    let mut writer = std::io::BufWriter::with_capacity(64 << 10, GzEncoder::new(Vec::new(), level));
+    serde_json::to_writer(&mut writer, value)
         .map_err(|e| StoreError::Other(format!("encoding: {e}")))?;
-    encoder
+    writer
+        .into_inner()
+        .map_err(|e| StoreError::Other(format!("compressing: {}", e.error())))?
         .finish()
         .map_err(|e| StoreError::Other(format!("compressing: {e}")))
 }
