@@ -247,7 +247,7 @@ def test_queue_and_event_source():
     for name, res in list(RES.items()) + list(T["Outputs"].items()):
         if name in ("IngestQueue", "IngestRole", "DashboardResource", "BucketNotificationCommand"):
             continue
-        if "IngestQueue\"" in json.dumps(res) or "'IngestQueue'" in repr(res):
+        if '"IngestQueue"' in json.dumps(res):
             assert res.get("Condition") in ("UsesQueue", "IsSqs", "IsSnsSqs", "IsEventBridge"), \
                 f"{name} names IngestQueue without a queue mode's condition"
 

@@ -95,12 +95,13 @@ impl Config {
     }
 
     fn read(env: &EnvVars<impl Fn(&str) -> Option<String>>) -> Result<Config, ConfigError> {
-        let get = |name: &str| env.get(name);
         let table = env.required(
             "TRAILSIGHT_TABLE",
             "it must name the DynamoDB table (see infra/template.yaml)",
         )?;
-        let event_source = get("TRAILSIGHT_EVENT_SOURCE").unwrap_or_else(|| DEFAULT_SOURCE.into());
+        let event_source = env
+            .get("TRAILSIGHT_EVENT_SOURCE")
+            .unwrap_or_else(|| DEFAULT_SOURCE.into());
         validate_source(&event_source).map_err(ConfigError::Source)?;
 
         let defaults = DetectorConfig::default();
@@ -132,14 +133,15 @@ impl Config {
             defaults.ignore_aws_service_callers,
         )?;
         let api_filter = ApiFilter::parse(
-            &get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
-            &get("TRAILSIGHT_API_DENY").unwrap_or_default(),
+            &env.get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
+            &env.get("TRAILSIGHT_API_DENY").unwrap_or_default(),
         );
 
-        let prefix = get("TRAILSIGHT_ARCHIVE_PREFIX")
+        let prefix = env
+            .get("TRAILSIGHT_ARCHIVE_PREFIX")
             .map(|p| p.trim_matches('/').to_owned())
             .unwrap_or_default();
-        let archive = match get("TRAILSIGHT_ARCHIVE_BUCKET") {
+        let archive = match env.get("TRAILSIGHT_ARCHIVE_BUCKET") {
             Some(bucket) => Some(Archive { bucket, prefix }),
             None if !prefix.is_empty() => return Err(ConfigError::PrefixWithoutBucket(prefix)),
             None => None,
@@ -150,10 +152,11 @@ impl Config {
             MetricsLevel::default(),
             "full, basic or off",
         )?;
-        let state_prefix = get("TRAILSIGHT_STATE_PREFIX")
+        let state_prefix = env
+            .get("TRAILSIGHT_STATE_PREFIX")
             .map(|p| p.trim_matches('/').to_owned())
             .unwrap_or_default();
-        let state = match get("TRAILSIGHT_STATE_BUCKET") {
+        let state = match env.get("TRAILSIGHT_STATE_BUCKET") {
             Some(bucket) if !is_bucket_name(&bucket) => {
                 return Err(ConfigError::Env(EnvVarError::Invalid {
                     name: "TRAILSIGHT_STATE_BUCKET",
@@ -173,11 +176,15 @@ impl Config {
 
         Ok(Config {
             table,
-            event_bus: get("TRAILSIGHT_EVENT_BUS").unwrap_or_else(|| DEFAULT_BUS.into()),
+            event_bus: env
+                .get("TRAILSIGHT_EVENT_BUS")
+                .unwrap_or_else(|| DEFAULT_BUS.into()),
             event_source,
-            detail_type: get("TRAILSIGHT_DETAIL_TYPE")
+            detail_type: env
+                .get("TRAILSIGHT_DETAIL_TYPE")
                 .unwrap_or_else(|| DEFAULT_DETAIL_TYPE.into()),
-            metric_namespace: get("TRAILSIGHT_METRIC_NAMESPACE")
+            metric_namespace: env
+                .get("TRAILSIGHT_METRIC_NAMESPACE")
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             metrics,
             archive,
