@@ -7,8 +7,19 @@ DynamoDB requests with DynamoDB's throttling error while it has throttles left, 
 prints `listening on <port>` once ready (port 0 picks a free one). With --per-operation, each
 DynamoDB operation (GetItem, PutItem...) has its own budget of throttles, so that a test can
 throttle every kind of request without any single request meeting more throttles than the SDK
-has attempts. Control, on the same port:
-    GET  /__proxy/stats               {"throttled": n, "forwarded": m, "remaining": r}
+has attempts.
+
+With --atomic-writes, DynamoDB requests are forwarded one at a time. moto's server handles
+requests on several threads and its conditional writes are not atomic under concurrency (two
+concurrent `attribute_not_exists` puts of one item can both succeed); DynamoDB guarantees that
+one of them fails. Serialising gives the concurrent tests DynamoDB's guarantee, while the clients
+still send their requests concurrently. The proxy also checks each PutItem's shape at request
+level: the stats count every PutItem and those carrying a ConditionExpression, by key prefix.
+
+Control, on the same port:
+    GET  /__proxy/stats               {"throttled": n, "forwarded": m, "remaining": r,
+                                       "puts": {"D#": n, ...}, "conditional_puts": {"D#": n, ...},
+                                       "overlapping": k}
     POST /__proxy/throttle?n=<count>  resets the throttles left (-1: throttle every DynamoDB request)
 
 Standard library only, so it runs with any python3 (the tests use the project's venv); the
@@ -18,6 +29,7 @@ proxy machinery it shares with tests/eventbridge_fault_proxy.py is tests/proxy_b
 import argparse
 import json
 import sys
+import threading
 
 from proxy_base import Counters, ProxyHandler, query_int, serve
 
@@ -30,8 +42,13 @@ THROTTLE_BODY = json.dumps(
 
 
 class State(Counters):
-    def __init__(self, upstream, throttle, per_operation):
+    def __init__(self, upstream, throttle, per_operation, atomic_writes=False):
         super().__init__(upstream)
+        self.atomic = threading.Lock() if atomic_writes else None
+        self.puts = {}
+        self.conditional_puts = {}
+        self.in_flight = 0
+        self.overlapping = 0
         self.budget = throttle
         self.per_operation = per_operation
         self.remaining = {}
@@ -65,7 +82,47 @@ class Handler(ProxyHandler):
         if url.path == "/__proxy/throttle":
             state.set_budget(query_int(url, "n"))
         with state.lock:
-            return {"throttled": state.throttled, "forwarded": state.forwarded, "remaining": state.left()}
+            return {
+                "throttled": state.throttled,
+                "forwarded": state.forwarded,
+                "remaining": state.left(),
+                "puts": dict(state.puts),
+                "conditional_puts": dict(state.conditional_puts),
+                "overlapping": state.overlapping,
+            }
+
+    def forward(self, body):
+        target = self.headers.get("X-Amz-Target", "")
+        if self.state.atomic is None or not target.startswith("DynamoDB_"):
+            return super().forward(body)
+        self.check_put(target, body)
+        with self.state.lock:
+            self.state.in_flight += 1
+            if self.state.in_flight > 1:
+                self.state.overlapping += 1
+        try:
+            with self.state.atomic:
+                return super().forward(body)
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
+
+    def check_put(self, target, body):
+        """Counts a PutItem by the prefix of its `pk` (`D#`, `F#`, `S`), and whether it is conditional."""
+        if not target.endswith(".PutItem"):
+            return
+        try:
+            request = json.loads(body or b"{}")
+            pk = request["Item"]["pk"]["S"]
+            condition = request.get("ConditionExpression", "")
+        except (ValueError, KeyError, TypeError):
+            pk, condition = "?", ""
+        prefix = pk[:2] if "#" in pk[:2] else pk[:1]
+        conditional = "attribute_not_exists" in condition
+        with self.state.lock:
+            self.state.puts[prefix] = self.state.puts.get(prefix, 0) + 1
+            if conditional:
+                self.state.conditional_puts[prefix] = self.state.conditional_puts.get(prefix, 0) + 1
 
     def fault(self, body):
         target = self.headers.get("X-Amz-Target", "")
@@ -88,8 +145,10 @@ def main():
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--throttle", type=int, default=0)
     parser.add_argument("--per-operation", action="store_true")
+    parser.add_argument("--atomic-writes", action="store_true")
     args = parser.parse_args()
-    return serve(Handler, State(args.upstream, args.throttle, args.per_operation), args.port)
+    state = State(args.upstream, args.throttle, args.per_operation, args.atomic_writes)
+    return serve(Handler, state, args.port)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,31 @@ pub struct ReplayReport {
     pub fold: FoldStats,
     pub detector_runs: usize,
     pub records: Vec<InsightRecord>,
+    /// Events dated after [`future_limit`] (skipped: no detector catches up to year 2124), and
+    /// the files holding them.
+    pub future_events: u64,
+    pub future_files: Vec<String>,
+}
+
+/// Events dated more than a day after this machine's clock are skipped: CloudTrail does not
+/// write the future, and judging it would make the detector catch up minute by minute to it.
+pub fn future_limit() -> Minute {
+    chrono::Utc::now().timestamp().div_euclid(60) + trailsight::minute::MINUTES_PER_DAY
+}
+
+/// Drops the cells of `folded` dated after `limit`; returns the events dropped.
+fn skip_future(folded: &mut trailsight::ingest::FoldedObject, limit: Minute) -> u64 {
+    let events: u64 = folded
+        .delta
+        .iter()
+        .filter(|(_, minute, _)| *minute > limit)
+        .map(|(_, _, cell)| cell.count)
+        .sum();
+    if events > 0 {
+        folded.delta.retain_minutes(|minute| minute <= limit);
+        folded.fold.last_minute = folded.fold.last_minute.map(|m| m.min(limit));
+    }
+    events
 }
 
 /// Replays files (already folded, in delivery order) through the store and the detector, running
@@ -33,6 +58,7 @@ pub async fn replay(
     let store = MemoryStore::new();
     let publisher = CollectingPublisher::default();
     let mut report = ReplayReport::default();
+    let limit = future_limit();
     // Files grouped by delivery minute: the detector at minute T sees what was delivered by T.
     let mut by_delivery: BTreeMap<Minute, Vec<LocalFile>> = BTreeMap::new();
     for file in files {
@@ -44,10 +70,15 @@ pub async fn replay(
                     .files_damaged
                     .push((file.path.display().to_string(), error.to_string()));
             }
-            FileResult::Folded(_) => by_delivery
-                .entry(file.delivered.unwrap_or(Minute::MIN))
-                .or_default()
-                .push(file),
+            FileResult::Folded(_) => {
+                // A file named for no delivery time is delivered at its last event: never
+                // after the limit.
+                let delivered = file.delivered.map(|d| d.min(limit));
+                by_delivery
+                    .entry(delivered.unwrap_or(Minute::MIN))
+                    .or_default()
+                    .push(file)
+            }
         }
     }
     let last_delivery = by_delivery
@@ -57,9 +88,19 @@ pub async fn replay(
         .filter(|m| *m != Minute::MIN);
     for (delivered, group) in by_delivery {
         for file in group {
-            let FileResult::Folded(folded) = file.result else {
+            let FileResult::Folded(mut folded) = file.result else {
                 continue;
             };
+            let future = skip_future(&mut folded, limit);
+            if future > 0 {
+                eprintln!(
+                    "skipped {future} events dated after {} in {}",
+                    trailsight::minute::format_minute(limit),
+                    file.path.display()
+                );
+                report.future_events += future;
+                report.future_files.push(file.path.display().to_string());
+            }
             report.files_read += 1;
             report.fold.merge(&folded.fold);
             let id = FileId::new("local", &file.path.to_string_lossy());

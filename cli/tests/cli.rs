@@ -149,3 +149,29 @@ fn simulate_replay_and_insight_files() {
     assert!(summary["files_not_logs"].as_u64().unwrap() >= 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_record_dated_in_the_far_future_is_reported_and_skipped() {
+    // The real OTRF JSON-lines file with one record moved to the year 2124: replay must not
+    // catch up minute by minute to it (it used to hang), and says what it skipped.
+    let dir = temp_dir("future");
+    let source = real_data().join("otrf-ec2-proxy-s3-exfiltration");
+    let lines_file = std::fs::read_dir(&source)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("the OTRF JSON-lines file");
+    let text = std::fs::read_to_string(&lines_file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut record: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    record["eventTime"] = "2124-06-01T12:00:00Z".into();
+    record["eventName"] = "CreateUser".into();
+    lines[0] = record.to_string();
+    std::fs::write(dir.join("events.json"), lines.join("\n")).unwrap();
+    let out = trailsight().arg("replay").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped 1 events dated after"), "{stderr}");
+    assert!(stderr.contains("events.json"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -217,6 +217,30 @@ impl Baseline {
         self.hour_sum_squares = 0.0;
     }
 
+    /// Teaches counts that arrived late for the hour starting at `hour`: `sum` and `squares` are
+    /// the changes to that hour's per-minute sums, `current` the last minute learned. The hour
+    /// in progress takes them as they are; a closed hour's rate takes them with the weight its
+    /// day had, decayed by the days folded in since; an hour of day never seen is seeded.
+    pub fn learn_late_hour(&mut self, hour: Minute, sum: f64, squares: f64, current: Minute) {
+        let in_progress = hour == current.div_euclid(60) * 60 && (current + 1).rem_euclid(60) != 0;
+        if in_progress {
+            self.hour_sum += sum;
+            self.hour_sum_squares += squares;
+            return;
+        }
+        let h = hour_of_day(hour);
+        if self.hour_seen[h] == 0 {
+            self.hour_mean[h] = sum / 60.0;
+            self.hour_square[h] = squares / 60.0;
+            self.hour_seen[h] = 1;
+            return;
+        }
+        let closed_since = (current - (hour + 59)).div_euclid(MINUTES_PER_DAY).max(0);
+        let weight = DAILY_WEIGHT * (1.0 - DAILY_WEIGHT).powi(closed_since.min(1000) as i32);
+        self.hour_mean[h] = (self.hour_mean[h] + weight * sum / 60.0).max(0.0);
+        self.hour_square[h] = (self.hour_square[h] + weight * squares / 60.0).max(0.0);
+    }
+
     /// Start of a new UTC day: older attributions weigh less.
     pub fn close_day(&mut self) {
         for top in [&mut self.arns, &mut self.agents, &mut self.errors] {

@@ -126,6 +126,7 @@ impl ApiFilter {
 
 /// Everything the detector can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DetectorConfig {
     pub sensitivity: Sensitivity,
     /// Events in a minute (or in five) below which no spike opens, whatever the baseline.
@@ -147,6 +148,18 @@ pub struct DetectorConfig {
     /// Do not count calls AWS services made on the user's behalf.
     pub ignore_aws_service_callers: bool,
     pub api_filter: ApiFilter,
+    /// How late data may arrive and still be judged: cells reaching storage up to this long
+    /// after their minute was evaluated are found, taught to the baselines and searched for
+    /// spikes, reported late (docs/DETECTION.md, "Late data"). Older ones are counted and logged.
+    pub late_window_minutes: i64,
+    /// A series idle this long, with no open insight, is forgotten (its baseline has decayed by
+    /// then); it starts afresh if it comes back.
+    pub evict_idle_minutes: i64,
+    /// Runs in which a record may fail to reach a destination before it goes to the dead letters.
+    pub delivery_attempts: u32,
+    /// A drop is reported once data of its account and region for the hour after it has been
+    /// read (so a delivery outage is never taken for a silence), or after this long at most.
+    pub drop_hold_minutes: i64,
 }
 
 impl Default for DetectorConfig {
@@ -163,6 +176,10 @@ impl Default for DetectorConfig {
             max_catchup_minutes: 8 * 24 * 60,
             ignore_aws_service_callers: false,
             api_filter: ApiFilter::default(),
+            late_window_minutes: 48 * 60,
+            evict_idle_minutes: 14 * 24 * 60,
+            delivery_attempts: 5,
+            drop_hold_minutes: 180,
         }
     }
 }

@@ -19,7 +19,7 @@
 //!   outlasted the longest usual gap (the first missed run of a periodic job) and ends when calls
 //!   resume.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,9 @@ use crate::insight::{
 use crate::minute::{MINUTES_PER_DAY, Minute};
 use crate::series::{InsightType, SeriesKey};
 use crate::topk::{TOP_REPORTED, TopK};
+
+mod late;
+pub use late::{LateCells, LateReport};
 
 /// A key is regular when its longest gap is at most this many times its average spacing.
 const MAX_IRREGULARITY: f64 = 2.0;
@@ -65,6 +68,75 @@ pub struct Episode {
     pub baseline_duration: i64,
     /// The baseline's top values when the episode started (ARN, user agent, error code).
     pub baseline_tops: [TopK; 3],
+    /// A drop not yet reported, and the minute it was found: it is reported once the trail is
+    /// known to have delivered data of that account and region for a minute at or after it
+    /// (so a delivery outage is never mistaken for a silence), and forgotten without a record
+    /// if the key turns out to have been active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Minute>,
+}
+
+/// Per account, per region: the 10-minute buckets (their first minute) with any data the
+/// detector has read, over the last few hours.
+pub type Delivered = BTreeMap<String, BTreeMap<String, BTreeSet<Minute>>>;
+
+/// Width of a [`Delivered`] bucket.
+const DELIVERY_BUCKET: Minute = 10;
+/// Data this soon after the minute a drop was found proves the trail delivered that period.
+const DELIVERY_PROOF_MINUTES: Minute = 60;
+
+/// Notes that the trail delivered data of `key`'s account and region for `minute`.
+pub fn note_delivered(delivered: &mut Delivered, key: &SeriesKey, minute: Minute) {
+    let bucket = minute - minute.rem_euclid(DELIVERY_BUCKET);
+    match delivered.get_mut(&key.account) {
+        Some(regions) => match regions.get_mut(&key.region) {
+            Some(buckets) => {
+                buckets.insert(bucket);
+            }
+            None => {
+                regions.insert(key.region.clone(), BTreeSet::from([bucket]));
+            }
+        },
+        None => {
+            delivered.insert(
+                key.account.clone(),
+                BTreeMap::from([(key.region.clone(), BTreeSet::from([bucket]))]),
+            );
+        }
+    }
+}
+
+/// Whether data of `key`'s account and region was read for `found` or the hour after it.
+fn delivered_after(delivered: &Delivered, key: &SeriesKey, found: Minute) -> bool {
+    delivered
+        .get(&key.account)
+        .and_then(|regions| regions.get(&key.region))
+        .is_some_and(|buckets| {
+            buckets
+                .range(found - DELIVERY_BUCKET + 1..=found + DELIVERY_PROOF_MINUTES)
+                .next()
+                .is_some()
+        })
+}
+
+/// Reports a held drop once the trail is known to have delivered the period after the minute
+/// it was found (data of its account and region within the hour after), or once it has been
+/// held for `drop_hold_minutes` (an account whose only activity is the silent job).
+fn confirm_drop(
+    config: &DetectorConfig,
+    delivered: &Delivered,
+    key: &SeriesKey,
+    state: &mut SeriesState,
+    minute: Minute,
+    out: &mut Vec<InsightRecord>,
+) {
+    if let Some(episode) = state.episode.as_mut()
+        && let Some(found) = episode.held
+        && (delivered_after(delivered, key, found) || minute - found >= config.drop_hold_minutes)
+    {
+        episode.held = None;
+        out.push(start_record(key, episode, &Cell::default()));
+    }
 }
 
 /// Everything the detector knows about one series.
@@ -76,6 +148,10 @@ pub struct SeriesState {
     /// (minute, count) of the last few active minutes, for 5-minute windows.
     pub recent: VecDeque<(Minute, u64, Cell)>,
     pub episode: Option<Episode>,
+    /// Spans `[start, end)` of the spikes reported recently (within the late window), so that
+    /// late data never reports a second insight over minutes already reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past_spikes: Vec<(Minute, Minute)>,
 }
 
 /// The detector's whole state: what storage saves between runs.
@@ -87,10 +163,101 @@ pub struct DetectorState {
     pub history_start: Option<Minute>,
     #[serde(with = "series_as_list")]
     pub series: BTreeMap<SeriesKey, SeriesState>,
-    /// Records produced but not yet known to be published (see the detect pipeline).
-    pub outbox: Vec<InsightRecord>,
+    /// Records produced but not yet delivered to every destination (see the detect pipeline).
+    pub outbox: Vec<Pending>,
     /// The latest records, newest last, for reviewing.
     pub recent: VecDeque<InsightRecord>,
+    /// Records that could not be delivered after every attempt, kept until the dead-letter
+    /// place accepts them (and, bounded, for `trailsight insights`).
+    #[serde(default)]
+    pub dead_letters: VecDeque<Pending>,
+    /// Per hour partition read within the late window: the parts already evaluated, so that a
+    /// part arriving later is told apart (late data).
+    #[serde(default)]
+    pub consumed: BTreeMap<Minute, BTreeSet<String>>,
+    /// Where the store's arrival log was read up to.
+    #[serde(default)]
+    pub arrivals: crate::store::ArrivalCursor,
+    /// Series forgotten after idling longer than `evict_idle_minutes`, since the state began.
+    #[serde(default)]
+    pub evicted: u64,
+    /// Per account and region, the latest minute of data read (see [`Episode::held`]).
+    #[serde(default)]
+    pub delivered: Delivered,
+    /// While set, the state is being rebuilt from the table (history arrived before it began):
+    /// minutes up to this one were judged before, so their records are not published again.
+    #[serde(default)]
+    pub rebuild_through: Option<Minute>,
+    /// During a rebuild: `sharedEventID`s of insights found in history too old to report, whose
+    /// End is not reported either.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub rebuild_suppressed: BTreeSet<String>,
+}
+
+/// Dead letters kept in the state at most (the oldest go first; they are also written to the
+/// dead-letter place when one is configured).
+pub const DEAD_LETTERS_KEPT: usize = 100;
+
+/// A record on its way out: which destinations accepted it, how many runs failed to deliver it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PendingRepr")]
+pub struct Pending {
+    pub record: InsightRecord,
+    /// Destinations that accepted it.
+    #[serde(default)]
+    pub delivered: Vec<String>,
+    /// Runs whose delivery failed for at least one destination.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl Pending {
+    pub fn new(record: InsightRecord) -> Self {
+        Pending {
+            record,
+            delivered: Vec::new(),
+            attempts: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// A stored outbox entry: today's form, or a bare record (states saved before delivery was
+/// tracked per destination).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PendingRepr {
+    Tracked {
+        record: InsightRecord,
+        #[serde(default)]
+        delivered: Vec<String>,
+        #[serde(default)]
+        attempts: u32,
+        #[serde(default)]
+        last_error: Option<String>,
+    },
+    Bare(InsightRecord),
+}
+
+impl From<PendingRepr> for Pending {
+    fn from(repr: PendingRepr) -> Self {
+        match repr {
+            PendingRepr::Tracked {
+                record,
+                delivered,
+                attempts,
+                last_error,
+            } => Pending {
+                record,
+                delivered,
+                attempts,
+                last_error,
+            },
+            PendingRepr::Bare(record) => Pending::new(record),
+        }
+    }
 }
 
 mod series_as_list {
@@ -114,6 +281,122 @@ mod series_as_list {
 }
 
 impl DetectorState {
+    /// Starts over from `from_hour` (history arrived before the state began: a backfill after
+    /// the first runs): baselines and episodes are rebuilt from the table, minute by minute, up
+    /// to the present, and only what was never reported is reported ([`Self::rebuilt`]). The
+    /// outbox, the recent records, the dead letters and the arrival cursor are kept.
+    pub fn start_rebuild(&mut self, from_hour: Minute) {
+        let through = self.watermark.max(self.rebuild_through);
+        let old = std::mem::take(self);
+        *self = DetectorState {
+            watermark: Some(from_hour - 1),
+            outbox: old.outbox,
+            recent: old.recent,
+            dead_letters: old.dead_letters,
+            arrivals: old.arrivals,
+            evicted: old.evicted,
+            rebuild_through: through,
+            ..DetectorState::default()
+        };
+    }
+
+    /// Filters the records of minutes evaluated during a rebuild: a Start already reported (the
+    /// same series and `eventTime` among the recent records) is not reported again and the
+    /// episode takes the reported `sharedEventID`; an insight older than `alert_from` is history,
+    /// not reported (nor its End); the rest (what late history revealed) is reported. Ends the
+    /// rebuild once the watermark has caught up.
+    pub fn rebuilt(
+        &mut self,
+        records: Vec<InsightRecord>,
+        alert_from: Minute,
+    ) -> Vec<InsightRecord> {
+        let Some(through) = self.rebuild_through else {
+            return records;
+        };
+        let mut kept = Vec::new();
+        let mut dropped = BTreeSet::new();
+        for record in records {
+            dropped.insert(record.event_id.clone());
+            let key = record.series();
+            let shared = record.shared_event_id.clone();
+            // (The records themselves are already among the recent ones.)
+            let reported = self.recent.iter().find(|r| {
+                r.event_id != record.event_id
+                    && r.insight_details.state == record.insight_details.state
+                    && r.event_time == record.event_time
+                    && r.series() == key
+            });
+            match record.insight_details.state {
+                crate::insight::InsightState::Start => {
+                    if let Some(previous) = reported {
+                        let previous_id = previous.shared_event_id.clone();
+                        if let Some(episode) = self
+                            .series
+                            .get_mut(&key)
+                            .and_then(|s| s.episode.as_mut())
+                            .filter(|e| e.shared_event_id == shared)
+                        {
+                            episode.shared_event_id = previous_id;
+                        }
+                    } else if crate::minute::parse_minute(&record.event_time)
+                        .is_some_and(|m| m < alert_from)
+                    {
+                        self.rebuild_suppressed.insert(shared);
+                    } else {
+                        kept.push(record);
+                    }
+                }
+                crate::insight::InsightState::End => {
+                    let ended_before = self.recent.iter().any(|r| {
+                        r.event_id != record.event_id
+                            && r.insight_details.state == crate::insight::InsightState::End
+                            && r.shared_event_id == shared
+                    });
+                    if reported.is_none()
+                        && !ended_before
+                        && !self.rebuild_suppressed.contains(&shared)
+                    {
+                        kept.push(record);
+                    }
+                }
+            }
+        }
+        for record in &kept {
+            dropped.remove(&record.event_id);
+        }
+        self.recent.retain(|r| !dropped.contains(&r.event_id));
+        if self.watermark.is_some_and(|w| w >= through) {
+            self.rebuild_through = None;
+            self.rebuild_suppressed.clear();
+        }
+        kept
+    }
+
+    /// Forgets series idle for `evict_idle_minutes` with no open insight (checked once a day),
+    /// and the spans of reported spikes older than the late window.
+    fn evict_idle(&mut self, config: &DetectorConfig, minute: Minute) {
+        let before = self.series.len();
+        self.series.retain(|key, state| {
+            let idle_since = state.last_active.unwrap_or(state.first_seen);
+            let keep = state.episode.is_some() || minute - idle_since < config.evict_idle_minutes;
+            if !keep {
+                tracing::debug!(series = %key, idle_minutes = minute - idle_since, "Series evicted.");
+            }
+            keep
+        });
+        self.evicted += (before - self.series.len()) as u64;
+        let proof_from = minute - config.drop_hold_minutes - 2 * DELIVERY_PROOF_MINUTES;
+        for regions in self.delivered.values_mut() {
+            for buckets in regions.values_mut() {
+                buckets.retain(|b| *b >= proof_from);
+            }
+        }
+        let horizon = minute - config.late_window_minutes - config.cooldown_minutes;
+        for state in self.series.values_mut() {
+            state.past_spikes.retain(|(_, end)| *end >= horizon);
+        }
+    }
+
     /// Open episodes, by series.
     pub fn open(&self) -> impl Iterator<Item = (&SeriesKey, &Episode)> {
         self.series
@@ -135,6 +418,7 @@ impl DetectorState {
             self.history_start = Some(minute);
         }
         for key in cells.keys() {
+            note_delivered(&mut self.delivered, key, minute);
             if !self.series.contains_key(key) {
                 self.series.insert(
                     key.clone(),
@@ -151,6 +435,9 @@ impl DetectorState {
         let mut out = Vec::new();
         let day_begins = minute.rem_euclid(MINUTES_PER_DAY) == 0;
         let hour_ends = (minute + 1).rem_euclid(60) == 0;
+        if day_begins {
+            self.evict_idle(config, minute);
+        }
         for (key, state) in &mut self.series {
             if day_begins {
                 state.baseline.close_day();
@@ -161,19 +448,50 @@ impl DetectorState {
                 cells.get(key)
             };
             let judged = warm && config.api_filter.admits(key);
+            confirm_drop(config, &self.delivered, key, state, minute, &mut out);
             evaluate_series(config, key, state, minute, cell, judged, &mut out);
+            confirm_drop(config, &self.delivered, key, state, minute, &mut out);
             if hour_ends {
                 state.baseline.close_hour(minute);
             }
         }
         self.watermark = Some(minute);
-        for record in &out {
-            if self.recent.len() == RECENT_KEPT {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(record.clone());
-        }
+        self.remember(&out);
         out
+    }
+}
+
+/// How unusual a minute is: its count `x`, and `x5` over the five minutes ending with it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Heat {
+    /// The minute alone opens a spike.
+    hot1: bool,
+    /// The five minutes ending with it open a spike.
+    hot5: bool,
+    /// Clearly high: keeps an open spike going.
+    still_hot: bool,
+}
+
+fn heat(
+    config: &DetectorConfig,
+    x: u64,
+    x5: u64,
+    expected: crate::baseline::Expectation,
+    (peak1, peak5): (u64, u64),
+) -> Heat {
+    let sensitivity = config.sensitivity;
+    Heat {
+        hot1: x >= config.min_calls
+            && x as f64 >= sensitivity.min_ratio() * expected.mean
+            && x > peak1
+            && upper_tail(x, expected.mean, expected.variance) < sensitivity.alpha(),
+        hot5: x5 >= config.min_calls
+            && x5 as f64 >= sensitivity.min_ratio() * 5.0 * expected.mean
+            && x5 > peak5
+            && upper_tail(x5, 5.0 * expected.mean, 5.0 * expected.variance) < sensitivity.alpha(),
+        still_hot: x >= 2
+            && x as f64 >= 2.0 * expected.mean
+            && upper_tail(x, expected.mean, expected.variance) < CONTINUE_ALPHA,
     }
 }
 
@@ -202,7 +520,7 @@ fn evaluate_series(
         // An idle minute of a quiet key: zero teaches nothing and no spike can open; only a drop can.
         state.recent.clear();
         if judged && key.insight_type() == InsightType::ApiCallRateInsight {
-            maybe_open_drop(config, key, state, minute, out);
+            maybe_open_drop(config, state, minute);
         }
         return;
     }
@@ -216,19 +534,11 @@ fn evaluate_series(
         state.recent.pop_front();
     }
     let x5 = x + state.recent.iter().map(|(_, c, _)| *c).sum::<u64>();
-    let (peak1, peak5) = state.baseline.peaks(minute);
-    let sensitivity = config.sensitivity;
-    let hot1 = x >= config.min_calls
-        && x as f64 >= sensitivity.min_ratio() * expected.mean
-        && x > peak1
-        && upper_tail(x, expected.mean, expected.variance) < sensitivity.alpha();
-    let hot5 = x5 >= config.min_calls
-        && x5 as f64 >= sensitivity.min_ratio() * 5.0 * expected.mean
-        && x5 > peak5
-        && upper_tail(x5, 5.0 * expected.mean, 5.0 * expected.variance) < sensitivity.alpha();
-    let still_hot = x >= 2
-        && x as f64 >= 2.0 * expected.mean
-        && upper_tail(x, expected.mean, expected.variance) < CONTINUE_ALPHA;
+    let Heat {
+        hot1,
+        hot5,
+        still_hot,
+    } = heat(config, x, x5, expected, state.baseline.peaks(minute));
 
     // Events count toward the contract's baseline average whatever they are.
     if x > 0 {
@@ -253,6 +563,9 @@ fn evaluate_series(
             if minute - episode.last_hot >= config.cooldown_minutes {
                 let episode = state.episode.take();
                 if let Some(episode) = episode {
+                    state
+                        .past_spikes
+                        .push((episode.start, episode.last_hot + 1));
                     out.push(end_record(
                         key,
                         &episode,
@@ -310,7 +623,9 @@ fn evaluate_series(
                 ..
             }) = &state.episode
             {
-                if let Some(episode) = state.episode.take() {
+                if let Some(episode) = state.episode.take()
+                    && episode.held.is_none()
+                {
                     out.push(end_record(key, &episode, minute - episode.start));
                 }
             } else if let Some(last) = state.last_active {
@@ -320,7 +635,7 @@ fn evaluate_series(
                     .raise(day, (minute - last) as u64);
             }
         } else if judged && state.episode.is_none() {
-            maybe_open_drop(config, key, state, minute, out);
+            maybe_open_drop(config, state, minute);
         }
     }
 
@@ -332,14 +647,9 @@ fn evaluate_series(
     }
 }
 
-/// Opens a drop when a steady key has been silent for longer than its rhythm allows.
-fn maybe_open_drop(
-    config: &DetectorConfig,
-    key: &SeriesKey,
-    state: &mut SeriesState,
-    minute: Minute,
-    out: &mut Vec<InsightRecord>,
-) {
+/// Opens a drop when a steady key has been silent for longer than its rhythm allows. The drop is
+/// held (see [`Episode::held`]) until the trail is known to deliver past this minute.
+fn maybe_open_drop(config: &DetectorConfig, state: &mut SeriesState, minute: Minute) {
     let Some(last) = state.last_active else {
         return;
     };
@@ -383,8 +693,8 @@ fn maybe_open_drop(
     }
     // The silence became unusual once it outlasted the longest usual gap: the drop starts there.
     let start = (last + longest + 1).min(minute);
-    let episode = new_episode(EpisodeKind::Drop, state, start, minute, 0);
-    out.push(start_record(key, &episode, &Cell::default()));
+    let mut episode = new_episode(EpisodeKind::Drop, state, start, minute, 0);
+    episode.held = Some(minute);
     state.episode = Some(episode);
 }
 
@@ -434,6 +744,7 @@ fn new_episode(
         baseline_average: average(events, duration),
         baseline_duration: duration,
         baseline_tops: [b.arns.clone(), b.agents.clone(), b.errors.clone()],
+        held: None,
     }
 }
 

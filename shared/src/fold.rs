@@ -115,6 +115,18 @@ impl Delta {
     }
 
     /// Iterates (series, minute, cell).
+    /// The earliest minute with a cell.
+    pub fn first_minute(&self) -> Option<Minute> {
+        self.cells.keys().map(|(_, minute)| *minute).min()
+    }
+
+    /// Keeps only the cells whose minute `keep` admits; returns how many were dropped.
+    pub fn retain_minutes(&mut self, keep: impl Fn(Minute) -> bool) -> usize {
+        let before = self.cells.len();
+        self.cells.retain(|(_, minute), _| keep(*minute));
+        before - self.cells.len()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&SeriesKey, Minute, &Cell)> {
         self.cells
             .iter()

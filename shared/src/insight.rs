@@ -7,6 +7,17 @@ use crate::series::{InsightType, SeriesKey};
 
 pub const EVENT_VERSION: &str = "1.09";
 
+/// Longest attribution value kept, in characters (user agents and ARNs can be crafted to any
+/// length); a longer one is cut and ends with [`TRUNCATED_MARK`].
+pub const MAX_ATTRIBUTION_VALUE_CHARS: usize = 1024;
+/// Longest `eventSource`, `eventName` or `errorCode` kept in a record, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+/// What a cut value ends with.
+pub const TRUNCATED_MARK: &str = "…";
+/// A record's JSON is kept under this size, leaving room within EventBridge's 256 KB entry for
+/// the entry's other fields.
+pub const MAX_RECORD_BYTES: usize = 200 * 1024;
+
 /// `Start` or `End`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InsightState {
@@ -124,7 +135,59 @@ pub struct RecordParts<'a> {
     pub attributions: Vec<Attribution>,
 }
 
+/// Builds a record, made to fit: see [`fit_record`].
 pub fn build_record(parts: RecordParts<'_>) -> InsightRecord {
+    let mut record = assemble(parts);
+    fit_record(&mut record);
+    record
+}
+
+/// Cuts `text` to at most `max` characters, the last being [`TRUNCATED_MARK`] when cut.
+pub fn truncate_chars(text: &mut String, max: usize) {
+    if text.chars().count() <= max {
+        return;
+    }
+    let keep = max.saturating_sub(1);
+    let end = text
+        .char_indices()
+        .nth(keep)
+        .map(|(i, _)| i)
+        .unwrap_or(text.len());
+    text.truncate(end);
+    text.push_str(TRUNCATED_MARK);
+}
+
+/// Makes a record fit everywhere it goes: names cut to [`MAX_NAME_CHARS`], attribution values to
+/// [`MAX_ATTRIBUTION_VALUE_CHARS`]; should the JSON still exceed [`MAX_RECORD_BYTES`], values are
+/// cut shorter (to a quarter, then on) until it fits. With 5 values per list, 3 attributes and 2
+/// lists each, the first cut alone bounds a record near 100 KB.
+pub fn fit_record(record: &mut InsightRecord) {
+    let details = &mut record.insight_details;
+    truncate_chars(&mut details.event_source, MAX_NAME_CHARS);
+    truncate_chars(&mut details.event_name, MAX_NAME_CHARS);
+    if let Some(code) = details.error_code.as_mut() {
+        truncate_chars(code, MAX_NAME_CHARS);
+    }
+    let mut limit = MAX_ATTRIBUTION_VALUE_CHARS;
+    loop {
+        for attribution in &mut record.insight_details.insight_context.attributions {
+            for value in attribution
+                .insight
+                .iter_mut()
+                .chain(attribution.baseline.iter_mut())
+            {
+                truncate_chars(&mut value.value, limit);
+            }
+        }
+        let size = serde_json::to_vec(record).map(|v| v.len()).unwrap_or(0);
+        if size <= MAX_RECORD_BYTES || limit <= 16 {
+            return;
+        }
+        limit /= 4;
+    }
+}
+
+fn assemble(parts: RecordParts<'_>) -> InsightRecord {
     InsightRecord {
         event_version: EVENT_VERSION.to_owned(),
         event_time: format_minute(parts.event_time),
@@ -153,6 +216,65 @@ pub fn build_record(parts: RecordParts<'_>) -> InsightRecord {
 mod tests {
     use super::*;
     use crate::minute::parse_minute;
+
+    #[test]
+    fn records_are_cut_to_fit_an_eventbridge_entry() {
+        let huge = "Mozilla/5.0 ".repeat(10_000); // 120 KB
+        let key = SeriesKey {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            event_source: "s3.amazonaws.com".into(),
+            event_name: "E".repeat(5000),
+            error_code: Some("AccessDenied".into()),
+        };
+        let values: Vec<AttributionValue> = (0..5)
+            .map(|i| AttributionValue {
+                value: format!("{i}{huge}"),
+                average: 1.0,
+            })
+            .collect();
+        let attributions = ["userIdentityArn", "userAgent", "errorCode"]
+            .iter()
+            .map(|a| Attribution {
+                attribute: a.to_string(),
+                insight: values.clone(),
+                baseline: values.clone(),
+            })
+            .collect();
+        let record = build_record(RecordParts {
+            key: &key,
+            state: InsightState::Start,
+            event_time: 0,
+            shared_event_id: "s",
+            statistics: Statistics {
+                baseline: Average { average: 0.0 },
+                insight: Average { average: 5.0 },
+                insight_duration: 1,
+                baseline_duration: 10_080,
+            },
+            attributions,
+        });
+        let size = serde_json::to_vec(&record).unwrap().len();
+        assert!(size <= MAX_RECORD_BYTES, "{size}");
+        let details = &record.insight_details;
+        assert_eq!(details.event_name.chars().count(), MAX_NAME_CHARS);
+        assert!(details.event_name.ends_with(TRUNCATED_MARK));
+        let value = &details.insight_context.attributions[1].insight[0].value;
+        assert_eq!(value.chars().count(), MAX_ATTRIBUTION_VALUE_CHARS);
+        assert!(value.starts_with("0Mozilla/5.0"));
+        // Distinct values stay distinct after the cut (they differ in their first character).
+        assert_ne!(
+            value,
+            &details.insight_context.attributions[1].insight[1].value
+        );
+        // Short values are untouched.
+        let mut short = String::from("AccessDenied");
+        truncate_chars(&mut short, 12);
+        assert_eq!(short, "AccessDenied");
+        let mut multibyte = "ééééé".to_owned();
+        truncate_chars(&mut multibyte, 3);
+        assert_eq!(multibyte, "éé…");
+    }
 
     #[test]
     fn published_statistics_are_reproduced() {

@@ -10,8 +10,8 @@ use crate::detector::DetectorState;
 use crate::fold::Delta;
 use crate::minute::Minute;
 use crate::store::{
-    DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, StateStore, StoreError, VersionedState,
-    WriteReport,
+    ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart,
+    StateStore, StoreError, VersionedState, WriteReport,
 };
 
 /// Cells per stored part (the DynamoDB store uses the same split, for its 400 KB item limit).
@@ -25,6 +25,8 @@ pub struct MemoryStore {
     /// hour → (file, part) → delta.
     deltas: Mutex<BTreeMap<Minute, HourParts>>,
     marks: Mutex<HashMap<FileId, FileMark>>,
+    /// The hour of every part written, in write order (the arrival log).
+    arrivals: Mutex<Vec<Minute>>,
     state: Mutex<Option<(DetectorState, u64)>>,
 }
 
@@ -76,6 +78,7 @@ impl DeltaWrite for MemoryStore {
                 std::collections::btree_map::Entry::Vacant(v) => {
                     v.insert(part);
                     report.parts_written += 1;
+                    Self::lock(&self.arrivals)?.push(hour);
                 }
             }
         }
@@ -85,12 +88,33 @@ impl DeltaWrite for MemoryStore {
 
 #[async_trait]
 impl DeltaRead for MemoryStore {
-    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError> {
+    async fn read_hour_parts(&self, hour: Minute) -> Result<Vec<HourPart>, StoreError> {
         let deltas = Self::lock(&self.deltas)?;
         Ok(deltas
             .get(&hour)
-            .map(|parts| parts.values().cloned().collect())
+            .map(|parts| {
+                parts
+                    .iter()
+                    .map(|((file, i), delta)| HourPart {
+                        id: format!("{file}#{i}"),
+                        delta: delta.clone(),
+                    })
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    /// Every hour written to since the cursor (the log is exact: nothing is missed).
+    async fn arrivals(&self, cursor: &ArrivalCursor, _now: Minute) -> Result<Arrivals, StoreError> {
+        let log = Self::lock(&self.arrivals)?;
+        let from = usize::try_from(cursor.position).unwrap_or(0).min(log.len());
+        Ok(Arrivals {
+            hours: log[from..].iter().copied().collect(),
+            cursor: ArrivalCursor {
+                position: log.len() as i64,
+                seen: Default::default(),
+            },
+        })
     }
 }
 

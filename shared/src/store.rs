@@ -11,7 +11,10 @@
 //!   so a duplicate notification costs one read, not a download.
 //! - **Detector state.** One versioned document; a save succeeds only over the version it read.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::detector::DetectorState;
 use crate::fold::Delta;
@@ -87,10 +90,49 @@ pub trait DeltaWrite: Send + Sync {
     async fn write_delta(&self, file: &FileId, delta: &Delta) -> Result<WriteReport, StoreError>;
 }
 
+/// A stored delta part, with its identity within its hour (`<file id>#<part>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourPart {
+    pub id: String,
+    pub delta: Delta,
+}
+
+/// How far a reader has read a store's arrival log (what it means is the store's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrivalCursor {
+    /// The memory store: entries of its log read. DynamoDB: the first arrival hour still read.
+    pub position: i64,
+    /// DynamoDB: the hints already taken from the arrival hours still read.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub seen: BTreeSet<String>,
+}
+
+/// Hour partitions that received parts since a cursor, and the cursor after them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Arrivals {
+    pub hours: BTreeSet<Minute>,
+    pub cursor: ArrivalCursor,
+}
+
 #[async_trait]
 pub trait DeltaRead: Send + Sync {
+    /// Every stored delta part holding minutes of the hour that starts at `hour`, with its id.
+    async fn read_hour_parts(&self, hour: Minute) -> Result<Vec<HourPart>, StoreError>;
+
     /// Every stored delta part holding minutes of the hour that starts at `hour`.
-    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError>;
+    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError> {
+        Ok(self
+            .read_hour_parts(hour)
+            .await?
+            .into_iter()
+            .map(|p| p.delta)
+            .collect())
+    }
+
+    /// Hour partitions that received parts since `cursor` and may hold minutes the detector has
+    /// already judged (late data); `now` is the evaluation time. Stores may name more hours than
+    /// needed (the detector tells late parts apart itself), never fewer.
+    async fn arrivals(&self, cursor: &ArrivalCursor, now: Minute) -> Result<Arrivals, StoreError>;
 }
 
 /// The detector state and its version (0 when none was ever saved).

@@ -138,13 +138,26 @@ async fn replay(
     schedule: impl Fn(Minute) -> bool,
     end: Minute,
 ) -> Vec<InsightRecord> {
+    replay_with(records, plan, schedule, end, &DetectorConfig::default())
+        .await
+        .0
+}
+
+/// [`replay`] with a configuration, also returning the detector's final state.
+async fn replay_with(
+    records: &[(Minute, String)],
+    plan: impl Fn(Minute, usize) -> Minute,
+    schedule: impl Fn(Minute) -> bool,
+    end: Minute,
+    config: &DetectorConfig,
+) -> (Vec<InsightRecord>, DetectorState) {
     let mut files: BTreeMap<Minute, Vec<&str>> = BTreeMap::new();
     for (i, (m, json)) in records.iter().enumerate() {
         files.entry(plan(*m, i)).or_default().push(json);
     }
     let store = MemoryStore::new();
     let publisher = CollectingPublisher::default();
-    let config = DetectorConfig::default();
+    let config = config.clone();
     for (delivered, lines) in files {
         let mut folder = Folder::new(ClassifyOptions::default());
         for line in lines {
@@ -161,9 +174,12 @@ async fn replay(
                 .unwrap();
         }
     }
-    run_detector(&config, end, &store, &store, &publisher)
+    while run_detector(&config, end, &store, &store, &publisher)
         .await
-        .unwrap();
+        .unwrap()
+        .minutes
+        > 0
+    {}
     let mut out = publisher.records.into_inner().unwrap();
     out.sort_by_key(|r| {
         (
@@ -172,7 +188,25 @@ async fn replay(
             r.series(),
         )
     });
-    out
+    let state = trailsight::store::StateStore::load_state(&store)
+        .await
+        .unwrap()
+        .state;
+    (out, state)
+}
+
+/// What an insight is, timing and statistics aside: series, Start or End, and its minute.
+fn moments(records: &[InsightRecord]) -> Vec<(String, InsightState, String)> {
+    records
+        .iter()
+        .map(|r| {
+            (
+                r.series().to_string(),
+                r.insight_details.state,
+                r.event_time.clone(),
+            )
+        })
+        .collect()
 }
 
 fn without_ids(records: &[InsightRecord]) -> Vec<InsightRecord> {
@@ -442,4 +476,250 @@ fn merging_cells_does_not_depend_on_their_order() {
     let backward: Vec<&Cell> = cells.iter().rev().collect();
     assert_eq!(Cell::merge_all(&forward), Cell::merge_all(&backward));
     assert_eq!(Cell::merge_all(&forward).count, 40);
+}
+
+/// On time: each minute's records in the file delivered at the next 5-minute mark.
+fn on_time(m: Minute) -> Minute {
+    m - m.rem_euclid(5) + 5
+}
+
+#[tokio::test]
+async fn late_files_are_judged_not_dropped() {
+    let records = scenario();
+    let end = end_of(&records);
+    let expected = replay(&records, |m, _| on_time(m), |_| true, end).await;
+    let burst = parse_minute("2026-03-04T14:07:00Z").unwrap();
+    assert!(
+        moments(&expected)
+            .iter()
+            .any(|(k, s, t)| k.contains("CreateAccessKey")
+                && *s == InsightState::Start
+                && *t == format_minute(burst)),
+        "{:?}",
+        moments(&expected)
+    );
+    // The files holding the burst's minutes arrive 25 minutes, an hour, two hours late (after
+    // the detector has judged those minutes as empty).
+    for lateness in [25, 60, 120] {
+        let late = replay(
+            &records,
+            |m, _| {
+                if (burst - 2..burst + 3).contains(&m) {
+                    on_time(m) + lateness
+                } else {
+                    on_time(m)
+                }
+            },
+            |_| true,
+            end,
+        )
+        .await;
+        assert_eq!(
+            moments(&late),
+            moments(&expected),
+            "{lateness} minutes late"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_outage_reports_what_on_time_delivery_reports() {
+    // Every file of two hours (the throttling storm inside, the periodic job's runs too) is
+    // delivered 150 minutes after the last of them, all at once (a dead-letter redrive, or the
+    // backlog after a delivery outage): the storm is reported late, and the job's silence is no
+    // drop. (A spike whose files come back in several late pieces is reported from the first
+    // piece and may end earlier than on time: docs/DETECTION.md, "Late data".)
+    let records = scenario();
+    let end = end_of(&records);
+    let expected = replay(&records, |m, _| on_time(m), |_| true, end).await;
+    let outage = parse_minute("2026-03-04T19:00:00Z").unwrap()
+        ..parse_minute("2026-03-04T21:00:00Z").unwrap();
+    let (late, state) = replay_with(
+        &records,
+        |m, _| {
+            if outage.contains(&m) {
+                outage.end + 150
+            } else {
+                on_time(m)
+            }
+        },
+        |_| true,
+        end,
+        &DetectorConfig::default(),
+    )
+    .await;
+    assert_eq!(moments(&late), moments(&expected));
+    assert!(state.outbox.is_empty());
+}
+
+#[tokio::test]
+async fn backfill_before_or_after_the_first_runs_gives_the_same_baselines() {
+    // Deployed on day 3 at 00:00: the first two days are history, backfilled either before the
+    // detector's first run or two hours after it.
+    let records = scenario();
+    let end = end_of(&records);
+    let deployed = parse_minute("2026-03-04T00:00:00Z").unwrap();
+    let config = DetectorConfig::default();
+    let schedule = move |d: Minute| d >= deployed;
+    let (before, before_state) = replay_with(
+        &records,
+        |m, _| {
+            if m < deployed {
+                deployed - 1
+            } else {
+                on_time(m)
+            }
+        },
+        schedule,
+        end,
+        &config,
+    )
+    .await;
+    let (after, after_state) = replay_with(
+        &records,
+        |m, _| {
+            if m < deployed {
+                deployed + 120
+            } else {
+                on_time(m)
+            }
+        },
+        schedule,
+        end,
+        &config,
+    )
+    .await;
+    assert!(
+        after_state.rebuild_through.is_none(),
+        "the rebuild finished"
+    );
+    assert_eq!(moments(&after), moments(&before));
+    assert_eq!(before_state.series.len(), after_state.series.len());
+    for ((key, a), (_, b)) in before_state.series.iter().zip(&after_state.series) {
+        assert_eq!(
+            serde_json::to_value(&a.baseline).unwrap(),
+            serde_json::to_value(&b.baseline).unwrap(),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_catch_up_cut_by_deadlines_gives_the_one_run_result() {
+    use std::time::Instant;
+    use trailsight::detect::DetectRun;
+    let records = scenario();
+    let end = end_of(&records);
+    let store = MemoryStore::new();
+    let mut folder = Folder::new(ClassifyOptions::default());
+    for (_, json) in &records {
+        folder.add_json(json.as_bytes());
+    }
+    store
+        .write_delta(&FileId("all".into()), &folder.finish().0)
+        .await
+        .unwrap();
+    let config = DetectorConfig::default();
+    let one_run = CollectingPublisher::default();
+    let whole = MemoryStore::new();
+    let mut folder = Folder::new(ClassifyOptions::default());
+    for (_, json) in &records {
+        folder.add_json(json.as_bytes());
+    }
+    whole
+        .write_delta(&FileId("all".into()), &folder.finish().0)
+        .await
+        .unwrap();
+    run_detector(&config, end, &whole, &whole, &one_run)
+        .await
+        .unwrap();
+    // Runs whose deadline has passed before they start: each evaluates one minute, the least
+    // a run does; many runs, the same records.
+    let cut = CollectingPublisher::default();
+    let mut runs = 0;
+    loop {
+        let report = DetectRun {
+            deltas: &store,
+            states: &store,
+            publisher: &cut,
+            dead_letters: None,
+            deadline: Some(Instant::now()),
+        }
+        .run(&config, end)
+        .await
+        .unwrap();
+        runs += 1;
+        if !report.stopped_at_deadline {
+            break;
+        }
+        assert_eq!(report.minutes, 1, "every cut run progresses");
+    }
+    assert!(runs > 3 * 1440, "{runs} runs");
+    let mut a = one_run.records.into_inner().unwrap();
+    let mut b = cut.records.into_inner().unwrap();
+    for list in [&mut a, &mut b] {
+        list.sort_by_key(|r| (r.event_time.clone(), r.series()));
+    }
+    assert_eq!(without_ids(&a), without_ids(&b));
+}
+
+#[tokio::test]
+async fn idle_series_are_evicted_and_state_stays_flat() {
+    // 40 days: each day ten one-off keys (called once, never again) and one steady job.
+    let start = parse_minute("2026-03-02T00:00:00Z").unwrap();
+    let mut records = Vec::new();
+    for day in 0..40 {
+        for k in 0..10 {
+            let m = start + day * 1440 + 60 + k;
+            records.push((
+                m,
+                record(
+                    m,
+                    0,
+                    (day * 100 + k) as u64,
+                    "iam.amazonaws.com",
+                    &format!("OneOff{day}x{k}"),
+                    None,
+                    "arn:x",
+                ),
+            ));
+        }
+        for h in 0..24 {
+            let m = start + day * 1440 + h * 60;
+            records.push((
+                m,
+                record(
+                    m,
+                    0,
+                    (day * 100 + 50 + h) as u64,
+                    "ssm.amazonaws.com",
+                    "PutParameter",
+                    None,
+                    "arn:job",
+                ),
+            ));
+        }
+    }
+    let config = DetectorConfig::default();
+    let (_, state) = replay_with(
+        &records,
+        |m, _| on_time(m),
+        |_| true,
+        end_of(&records),
+        &config,
+    )
+    .await;
+    // Kept: the job and the keys of the last evict_idle_minutes (14 days) of one-offs.
+    let kept_days = config.evict_idle_minutes / 1440;
+    assert!(
+        state.series.len() as i64 <= 1 + 10 * (kept_days + 1),
+        "{}",
+        state.series.len()
+    );
+    assert!(
+        state.evicted >= 10 * (40 - kept_days as u64 - 1),
+        "{}",
+        state.evicted
+    );
+    assert!(state.series.keys().any(|k| k.event_name == "PutParameter"));
 }

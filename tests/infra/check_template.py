@@ -73,6 +73,11 @@ METRICS = {
     "SeriesEvaluated": (),
     "DetectorLagMinutes": (),
     "RunErrors": (),
+    "InsightsUndelivered": (),
+    "InsightsDeadLettered": (),
+    "LateEvents": (),
+    "LateMinutes": (),
+    "SeriesEvicted": (),
     "FilesIngested": ("Function",),
     "FilesSkipped": ("Function",),
     "FilesFailed": ("Function",),
@@ -86,7 +91,7 @@ ALARMS = {
     "DetectorLagAlarm": "MetricsOn",
     "DeadLetterAlarm": None,
     "IngestFailuresAlarm": "MetricsFull",
-    "DetectErrorsAlarm": "MetricsOff",
+    "DetectErrorsAlarm": None,
 }
 FREE_NAMESPACES = ("AWS/SQS", "AWS/Lambda", "AWS/Events")
 DETAIL_TYPE = "AWS Insight via CloudTrail"
@@ -167,8 +172,18 @@ def test_detect_reaches_only_its_state_prefix():
     assert len(body) == 1
     assert sorted(_list(body[0]["Action"])) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert body[0]["Resource"] == {"Fn::Sub": "${StateBucket.Arn}/" + prefix + "/state/*"}
+    dead = [s for s in s3 if s.get("Sid") == "DeadLetterInsights"]
+    assert len(dead) == 1 and _list(dead[0]["Action"]) == ["s3:PutObject"]
+    assert dead[0]["Resource"] == {"Fn::Sub": "${StateBucket.Arn}/" + prefix + "/dead-letters/*"}
     listing = [s for s in s3 if "s3:ListBucket" in _list(s["Action"])]
     assert all(s["Condition"]["StringLike"]["s3:prefix"] == f"{prefix}/state/*" for s in listing)
+
+
+def test_ingest_updates_only_the_arrival_log():
+    statements = props("IngestRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    updates = [s for s in statements if isinstance(s, dict) and "dynamodb:UpdateItem" in _list(s.get("Action", []))]
+    assert len(updates) == 1 and _list(updates[0]["Action"]) == ["dynamodb:UpdateItem"]
+    assert updates[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*"]}}
 
 
 def _list(value) -> list:

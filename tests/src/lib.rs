@@ -108,3 +108,54 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .unwrap_or(0)
 }
+
+/// `tests/fault_proxy.py --atomic-writes` in front of a moto server: DynamoDB requests applied one
+/// at a time, as DynamoDB's per-item atomicity guarantees and moto's threaded server does not
+/// (two concurrent conditional writes of one item can both succeed there). Tests that race two
+/// clients on one item go through it; the clients still send concurrently. Killed on drop.
+pub struct AtomicDynamo {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl AtomicDynamo {
+    pub fn start(upstream: &str) -> AtomicDynamo {
+        use std::io::BufRead;
+        let root = workspace_root();
+        let venv_python = root.join(".venv/bin/python");
+        let python = if venv_python.exists() {
+            venv_python
+        } else {
+            PathBuf::from("python3")
+        };
+        let mut child = Command::new(python)
+            .arg(root.join("tests/fault_proxy.py"))
+            .args(["--port", "0", "--upstream", upstream, "--atomic-writes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start fault_proxy.py");
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("proxy output");
+        }
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected proxy output {line:?}"))
+            .to_owned();
+        AtomicDynamo {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for AtomicDynamo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

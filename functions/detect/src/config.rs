@@ -51,7 +51,9 @@ pub struct Config {
     pub state: Option<StateBucket>,
     /// `TRAILSIGHT_SENSITIVITY`, `TRAILSIGHT_MIN_CALLS`, `TRAILSIGHT_SETTLE_MINUTES`,
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
-    /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`; [`DetectorConfig::default`] otherwise.
+    /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`, `TRAILSIGHT_LATE_WINDOW_MINUTES`,
+    /// `TRAILSIGHT_EVICT_IDLE_MINUTES`, `TRAILSIGHT_DELIVERY_ATTEMPTS`,
+    /// `TRAILSIGHT_DROP_HOLD_MINUTES`; [`DetectorConfig::default`] otherwise.
     pub detector: DetectorConfig,
 }
 
@@ -122,6 +124,32 @@ impl Config {
             defaults.max_catchup_minutes,
             1,
             "a positive whole number of minutes",
+        )?;
+        let late_window_minutes = env.integer(
+            "TRAILSIGHT_LATE_WINDOW_MINUTES",
+            defaults.late_window_minutes,
+            0,
+            "a whole number of minutes, 0 or more",
+        )?;
+        let evict_idle_minutes = env.integer(
+            "TRAILSIGHT_EVICT_IDLE_MINUTES",
+            defaults.evict_idle_minutes,
+            1440,
+            "a whole number of minutes, at least 1440 (a day)",
+        )?;
+        let delivery_attempts = env
+            .integer(
+                "TRAILSIGHT_DELIVERY_ATTEMPTS",
+                i64::from(defaults.delivery_attempts),
+                1,
+                "a positive whole number",
+            )?
+            .min(i64::from(u32::MAX)) as u32;
+        let drop_hold_minutes = env.integer(
+            "TRAILSIGHT_DROP_HOLD_MINUTES",
+            defaults.drop_hold_minutes,
+            0,
+            "a whole number of minutes, 0 or more",
         )?;
         let sensitivity = env.parsed(
             "TRAILSIGHT_SENSITIVITY",
@@ -196,6 +224,10 @@ impl Config {
                 max_catchup_minutes,
                 ignore_aws_service_callers,
                 api_filter,
+                late_window_minutes,
+                evict_idle_minutes,
+                delivery_attempts,
+                drop_hold_minutes,
                 ..defaults
             },
         })
@@ -277,8 +309,29 @@ mod tests {
             ("TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS", "true"),
             ("TRAILSIGHT_API_ALLOW", "iam.amazonaws.com:*"),
             ("TRAILSIGHT_API_DENY", "kms.amazonaws.com:Decrypt, *:Get*"),
+            ("TRAILSIGHT_LATE_WINDOW_MINUTES", "720"),
+            ("TRAILSIGHT_EVICT_IDLE_MINUTES", "43200"),
+            ("TRAILSIGHT_DELIVERY_ATTEMPTS", "3"),
+            ("TRAILSIGHT_DROP_HOLD_MINUTES", "60"),
         ])
         .unwrap();
+        assert_eq!(
+            (
+                c.detector.late_window_minutes,
+                c.detector.evict_idle_minutes,
+                c.detector.delivery_attempts,
+                c.detector.drop_hold_minutes
+            ),
+            (720, 43200, 3, 60)
+        );
+        assert!(
+            config(&[
+                ("TRAILSIGHT_TABLE", "t"),
+                ("TRAILSIGHT_EVICT_IDLE_MINUTES", "60")
+            ])
+            .is_err(),
+            "evicting after an hour would forget every quiet key"
+        );
         assert_eq!(c.event_bus, "security");
         assert_eq!(c.event_source, "com.example.trailsight");
         assert_eq!(c.detail_type, "Insight");

@@ -6,9 +6,14 @@
 //!   without a `time` (a manual test invocation) runs at the current time.
 //! - Another run saved the detector state first ([`StoreError::Conflict`]): this run publishes
 //!   nothing, logs it and succeeds; the other run owns the minutes.
-//! - Publishing failed for some records: the pipeline has kept them in the state's outbox for the
-//!   next run; the invocation fails loudly (`Trailsight.PublishFailed`) so the Lambda `Errors`
-//!   metric and its alarm see it.
+//! - The event's time is more than [`MAX_AHEAD_MINUTES`] ahead of the clock: refused
+//!   (`Trailsight.FutureTime`); judging the future would make every real minute late.
+//! - The run stops evaluating before the function's deadline (less [`reserve`]) and saves; the
+//!   next run continues where it stopped.
+//! - Delivery failed for some records: the pipeline evaluated anyway, kept them in the state's
+//!   outbox for the next runs (or moved them to the dead letters after their last attempt); the
+//!   invocation then fails loudly (`Trailsight.PublishFailed`) so the Lambda `Errors` metric and
+//!   its alarm see it.
 //! - Storage failed: the invocation fails (`Trailsight.Retryable` when throttled or unavailable);
 //!   the next scheduled run catches up from the last saved state.
 //!
@@ -16,12 +21,13 @@
 //! them is logged, never fatal.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
-use trailsight::aws::archive::{PublishThenArchive, S3Archive};
+use trailsight::aws::archive::{PublishThenArchive, S3Archive, S3DeadLetters};
 use trailsight::aws::cloudwatch::{
     CloudWatchMetrics, MetricsPublish, RunMetrics, cloudwatch_client,
 };
@@ -30,7 +36,7 @@ use trailsight::aws::eventbridge::{EventBridgePublisher, SourceError, eventbridg
 use trailsight::aws::retry::{dynamodb_client, s3_client};
 use trailsight::aws::state_body::S3StateBody;
 use trailsight::config::DetectorConfig;
-use trailsight::detect::{DetectError, InsightPublish, PublishError, RunReport, run_detector};
+use trailsight::detect::{DeadLetterSink, DetectError, DetectRun, InsightPublish, RunReport};
 use trailsight::insight::InsightState;
 use trailsight::minute::{Minute, format_minute, parse_minute};
 use trailsight::series::InsightType;
@@ -44,7 +50,24 @@ pub struct Detect {
     deltas: Arc<dyn DeltaRead>,
     states: Arc<dyn StateStore>,
     publisher: Arc<dyn InsightPublish>,
+    dead_letters: Option<Arc<dyn DeadLetterSink>>,
     metrics: Arc<dyn MetricsPublish>,
+}
+
+/// How far ahead of the clock a scheduled time may be (EventBridge's own clock skew is seconds).
+pub const MAX_AHEAD_MINUTES: i64 = 5;
+
+/// Time kept back from the function's deadline for saving and delivering: a fifth of what is
+/// left, at least 20 seconds.
+pub fn reserve(remaining: Duration) -> Duration {
+    (remaining / 5).max(Duration::from_secs(20))
+}
+
+/// The instant a run must stop evaluating, from the invocation's deadline (ms since the epoch).
+pub fn evaluation_deadline(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).ok()?;
+    let remaining = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
+    Some(Instant::now() + remaining.saturating_sub(reserve(remaining)))
 }
 
 /// Why an invocation fails.
@@ -52,12 +75,21 @@ pub struct Detect {
 pub enum HandlerError {
     #[error("the event's time {0:?} is not an RFC 3339 timestamp")]
     BadEvent(String),
+    #[error(
+        "the event's time {at} is {ahead} minutes ahead of the clock (at most {MAX_AHEAD_MINUTES}): refused, judging the future would make real data late"
+    )]
+    FutureTime { at: String, ahead: i64 },
     #[error("detect run at {at} failed: {error}")]
     Store { at: String, error: StoreError },
     #[error(
-        "detect run at {at}: {error}; the records are kept in the detector state's outbox and the next run publishes them again"
+        "detect run at {at}: {failures} insight records not delivered ({error}); they stay in the detector state's outbox for the next runs ({dead_lettered} moved to the dead letters after their last attempt)"
     )]
-    Publish { at: String, error: PublishError },
+    Publish {
+        at: String,
+        failures: usize,
+        dead_lettered: usize,
+        error: String,
+    },
 }
 
 impl HandlerError {
@@ -65,6 +97,7 @@ impl HandlerError {
     pub fn error_type(&self) -> &'static str {
         match self {
             HandlerError::BadEvent(_) => "Trailsight.BadEvent",
+            HandlerError::FutureTime { .. } => "Trailsight.FutureTime",
             HandlerError::Store { error, .. } if error.is_retryable() => "Trailsight.Retryable",
             HandlerError::Store { .. } => "Trailsight.StoreError",
             HandlerError::Publish { .. } => "Trailsight.PublishFailed",
@@ -98,7 +131,18 @@ pub struct RunSummary {
     pub open_call_rate: usize,
     pub open_error_rate: usize,
     pub lag_minutes: i64,
+    /// Late data judged: cells, events, the oldest one's lateness, spikes found in it.
     pub late_cells: u64,
+    pub late_events: u64,
+    pub late_max_minutes: i64,
+    pub late_spikes: usize,
+    /// Hour partitions that received parts after leaving the late window (not judged).
+    pub late_beyond_window: usize,
+    /// The run stopped at its deadline; the next run continues.
+    pub stopped_at_deadline: bool,
+    pub evicted: u64,
+    pub undelivered: usize,
+    pub dead_lettered: usize,
 }
 
 impl RunSummary {
@@ -124,7 +168,15 @@ impl RunSummary {
             open_call_rate: open(InsightType::ApiCallRateInsight),
             open_error_rate: open(InsightType::ApiErrorRateInsight),
             lag_minutes: report.lag_minutes,
-            late_cells: report.late_cells,
+            late_cells: report.late.cells,
+            late_events: report.late.events,
+            late_max_minutes: report.late.max_lateness_minutes,
+            late_spikes: report.late.spikes,
+            late_beyond_window: report.late_beyond_window,
+            stopped_at_deadline: report.stopped_at_deadline,
+            evicted: report.evicted,
+            undelivered: report.undelivered,
+            dead_lettered: report.dead_lettered,
         }
     }
 
@@ -152,8 +204,29 @@ impl RunSummary {
             open_error_rate = self.open_error_rate,
             lag_minutes = self.lag_minutes,
             late_cells = self.late_cells,
+            late_events = self.late_events,
+            late_max_minutes = self.late_max_minutes,
+            late_spikes = self.late_spikes,
+            late_beyond_window = self.late_beyond_window,
+            stopped_at_deadline = self.stopped_at_deadline,
+            evicted = self.evicted,
+            undelivered = self.undelivered,
+            dead_lettered = self.dead_lettered,
             "Detect run done."
         );
+        if self.late_beyond_window > 0 {
+            tracing::warn!(
+                hours = self.late_beyond_window,
+                "Log files arrived for hours older than the late window: counted, not judged."
+            );
+        }
+        if self.stopped_at_deadline {
+            tracing::warn!(
+                last_minute = self.last_minute,
+                lag_minutes = self.lag_minutes,
+                "Stopped at the function's deadline; the next run continues the catch-up."
+            );
+        }
     }
 }
 
@@ -197,6 +270,13 @@ impl Detect {
             Arc::new(S3Archive::new(s3_client(sdk), &a.bucket, &a.prefix))
                 as Arc<dyn InsightPublish>
         });
+        let dead_letters = config.state.as_ref().map(|state| {
+            Arc::new(S3DeadLetters::new(
+                s3_client(sdk),
+                &state.bucket,
+                &state.prefix,
+            )) as Arc<dyn DeadLetterSink>
+        });
         let metrics = Arc::new(CloudWatchMetrics::new(
             cloudwatch_client(sdk),
             &config.metric_namespace,
@@ -208,7 +288,14 @@ impl Detect {
             store,
             Arc::new(PublishThenArchive::new(events, archive)),
             metrics,
-        ))
+        )
+        .with_dead_letters(dead_letters))
+    }
+
+    /// Where records go after their last delivery attempt (besides the state's own list).
+    pub fn with_dead_letters(mut self, dead_letters: Option<Arc<dyn DeadLetterSink>>) -> Self {
+        self.dead_letters = dead_letters;
+        self
     }
 
     /// The function on any storage, publisher and metrics (tests inject faults through these).
@@ -224,13 +311,26 @@ impl Detect {
             deltas,
             states,
             publisher,
+            dead_letters: None,
             metrics,
         }
     }
 
-    /// The Lambda entry point.
-    pub async fn handle(&self, event: Value) -> Result<RunSummary, HandlerError> {
+    /// The Lambda entry point: `deadline` is when evaluation must stop (see [`evaluation_deadline`]).
+    pub async fn handle(
+        &self,
+        event: Value,
+        deadline: Option<Instant>,
+    ) -> Result<RunSummary, HandlerError> {
         let now = match evaluation_time(&event) {
+            Ok(Some(now)) if now - now_minute() > MAX_AHEAD_MINUTES => {
+                let error = HandlerError::FutureTime {
+                    at: format_minute(now),
+                    ahead: now - now_minute(),
+                };
+                tracing::error!(%error, "Refused event.");
+                return Err(error);
+            }
             Ok(Some(now)) => now,
             Ok(None) => {
                 let now = now_minute();
@@ -245,25 +345,45 @@ impl Detect {
                 return Err(error);
             }
         };
-        self.run(now).await
+        self.run_until(now, deadline).await
     }
 
-    /// One run at `now`, its metrics and its log line.
+    /// One run at `now` without a deadline.
     pub async fn run(&self, now: Minute) -> Result<RunSummary, HandlerError> {
-        let result = run_detector(
-            &self.config,
-            now,
-            self.deltas.as_ref(),
-            self.states.as_ref(),
-            self.publisher.as_ref(),
-        )
+        self.run_until(now, None).await
+    }
+
+    /// One run at `now` that stops evaluating at `deadline`, its metrics and its log line.
+    pub async fn run_until(
+        &self,
+        now: Minute,
+        deadline: Option<Instant>,
+    ) -> Result<RunSummary, HandlerError> {
+        let result = DetectRun {
+            deltas: self.deltas.as_ref(),
+            states: self.states.as_ref(),
+            publisher: self.publisher.as_ref(),
+            dead_letters: self.dead_letters.as_deref(),
+            deadline,
+        }
+        .run(&self.config, now)
         .await;
         let at = format_minute(now);
         let (metrics, outcome) = match result {
-            Ok(report) => (
-                RunMetrics::from_report(&report),
-                Ok(RunSummary::completed(now, &report)),
-            ),
+            Ok(report) => {
+                let summary = RunSummary::completed(now, &report);
+                summary.log();
+                let outcome = match &report.delivery_error {
+                    Some(error) if report.delivery_failures > 0 => Err(HandlerError::Publish {
+                        at,
+                        failures: report.delivery_failures,
+                        dead_lettered: report.dead_lettered,
+                        error: error.clone(),
+                    }),
+                    _ => Ok(summary),
+                };
+                (RunMetrics::from_report(&report), outcome)
+            }
             Err(DetectError::Store(StoreError::Conflict)) => {
                 tracing::info!(
                     evaluation_time = at,
@@ -274,16 +394,13 @@ impl Detect {
             Err(DetectError::Store(error)) => {
                 (RunMetrics::failed(), Err(HandlerError::Store { at, error }))
             }
-            Err(DetectError::Publish(error)) => (
-                RunMetrics::failed(),
-                Err(HandlerError::Publish { at, error }),
-            ),
         };
         if let Err(error) = self.metrics.put_run_metrics(&metrics).await {
             tracing::warn!(%error, "Run metrics not sent.");
         }
         match &outcome {
-            Ok(summary) => summary.log(),
+            Ok(summary) if summary.outcome != "completed" => summary.log(),
+            Ok(_) => {}
             Err(error) => tracing::error!(
                 error_type = error.error_type(),
                 %error,
@@ -300,8 +417,8 @@ mod tests {
     use async_trait::async_trait;
     use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
     use trailsight::aws::cloudwatch::CollectingMetrics;
-    use trailsight::detect::CollectingPublisher;
-    use trailsight::detector::DetectorState;
+    use trailsight::detect::{CollectingPublisher, PublishError};
+    use trailsight::detector::{DetectorState, Pending};
     use trailsight::insight::InsightRecord;
     use trailsight::memory::MemoryStore;
     use trailsight::store::VersionedState;
@@ -347,7 +464,7 @@ mod tests {
             metrics.clone(),
         );
         let event: Value = serde_json::from_slice(SCHEDULED).unwrap();
-        let summary = detect.handle(event).await.unwrap();
+        let summary = detect.handle(event, None).await.unwrap();
         assert_eq!(summary.outcome, "completed");
         assert_eq!(summary.evaluation_time, "2026-03-02T14:07:00Z");
         // The first run evaluates up to the settle delay before the evaluation time.
@@ -430,15 +547,54 @@ mod tests {
             },
             attributions: vec![],
         });
-        state.outbox.push(pending.clone());
+        state.outbox.push(Pending::new(pending.clone()));
+        state.watermark = Some(30_000_000 - 25);
         store.save_state(&state, 0).await.unwrap();
         let metrics = Arc::new(CollectingMetrics::default());
         let detect = detect(store.clone(), Arc::new(Down), metrics.clone());
         let error = detect.run(30_000_000).await.unwrap_err();
         assert_eq!(error.error_type(), "Trailsight.PublishFailed");
         assert!(error.to_string().contains("outbox"), "{error}");
-        assert_eq!(metrics.runs.lock().unwrap()[0], RunMetrics::failed());
-        let kept = store.load_state().await.unwrap().state.outbox;
-        assert_eq!(kept, vec![pending]);
+        // The run evaluated its minutes all the same, and says how many records wait.
+        let sent = metrics.runs.lock().unwrap()[0].clone();
+        assert_eq!(sent.lag_minutes, Some(20));
+        assert_eq!(sent.delivery.map(|d| d[0]), Some(1));
+        let saved = store.load_state().await.unwrap().state;
+        assert_eq!(saved.watermark, Some(30_000_000 - 20));
+        assert_eq!(saved.outbox.len(), 1);
+        assert_eq!(saved.outbox[0].record, pending);
+        assert_eq!(saved.outbox[0].attempts, 1);
+        assert!(
+            saved.outbox[0]
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("down")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_time_ahead_of_the_clock_is_refused() {
+        let store = Arc::new(MemoryStore::new());
+        let metrics = Arc::new(CollectingMetrics::default());
+        let detect = detect(store, Arc::new(CollectingPublisher::default()), metrics);
+        let ahead = chrono::Utc::now() + chrono::Duration::minutes(30);
+        let event = serde_json::json!({"time": ahead.to_rfc3339()});
+        let error = detect.handle(event, None).await.unwrap_err();
+        assert_eq!(error.error_type(), "Trailsight.FutureTime");
+        let near = chrono::Utc::now() + chrono::Duration::minutes(2);
+        let event = serde_json::json!({"time": near.to_rfc3339()});
+        assert!(detect.handle(event, None).await.is_ok());
+    }
+
+    #[test]
+    fn the_deadline_keeps_time_to_save() {
+        assert_eq!(reserve(Duration::from_secs(300)), Duration::from_secs(60));
+        assert_eq!(reserve(Duration::from_secs(30)), Duration::from_secs(20));
+        let in_five_minutes = chrono::Utc::now().timestamp_millis() as u64 + 300_000;
+        let deadline = evaluation_deadline(in_five_minutes).unwrap();
+        let left = deadline - Instant::now();
+        assert!(left <= Duration::from_secs(240) && left > Duration::from_secs(200));
+        assert!(evaluation_deadline(0).is_none(), "a deadline in the past");
     }
 }

@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     let detect = Detect::new(&config, &load_sdk_config().await)?;
     let detect = &detect;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        detect.handle(event.payload).await
+        let deadline = trailsight_detect::handler::evaluation_deadline(event.context.deadline);
+        detect.handle(event.payload, deadline).await
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))

@@ -25,7 +25,8 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 
 use crate::aws::retry::describe;
-use crate::detect::{InsightPublish, PublishError};
+use crate::detect::{DeadLetterSink, InsightPublish, PublishError};
+use crate::detector::Pending;
 use crate::insight::InsightRecord;
 use crate::minute::{Minute, parse_minute};
 use crate::s3key::insight_key;
@@ -174,6 +175,71 @@ impl InsightPublish for S3Archive {
     }
 }
 
+/// Records that could not be delivered, one JSON object each (the record, the destinations that
+/// took it, the attempts and the last error) under `<prefix>/dead-letters/YYYY/MM/DD/<eventID>.json`
+/// of the state bucket. Writing one again overwrites it.
+#[derive(Debug, Clone)]
+pub struct S3DeadLetters {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3DeadLetters {
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into().trim_matches('/').to_owned(),
+        }
+    }
+
+    /// The key of a dead letter.
+    pub fn key(&self, letter: &Pending) -> String {
+        let day = parse_minute(&letter.record.event_time)
+            .map(|m| crate::minute::to_datetime(m).format("%Y/%m/%d").to_string())
+            .unwrap_or_else(|| "undated".to_owned());
+        let id: String = letter
+            .record
+            .event_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(64)
+            .collect();
+        let prefix = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        format!("{prefix}dead-letters/{day}/{id}.json")
+    }
+}
+
+#[async_trait]
+impl DeadLetterSink for S3DeadLetters {
+    async fn dead_letter(&self, letter: &Pending) -> Result<(), PublishError> {
+        let key = self.key(letter);
+        let body = serde_json::to_vec(letter)
+            .map_err(|e| PublishError::Failed(format!("encoding {key}: {e}")))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                PublishError::Failed(format!(
+                    "writing s3://{}/{key}: {}",
+                    self.bucket,
+                    describe(&e)
+                ))
+            })
+    }
+}
+
 /// Publishes through `first` (EventBridge), then archives what it accepted through `then`.
 ///
 /// A record fails if either step failed for it; the detect pipeline keeps it for the next run,
@@ -192,8 +258,37 @@ impl PublishThenArchive {
     }
 }
 
+/// The destination names [`PublishThenArchive`] delivers to, in order.
+pub const EVENTBRIDGE_DESTINATION: &str = "eventbridge";
+pub const ARCHIVE_DESTINATION: &str = "archive";
+
 #[async_trait]
 impl InsightPublish for PublishThenArchive {
+    /// EventBridge, then the archive when there is one: the detect pipeline tracks each record's
+    /// delivery to each separately, so an archive failure never re-sends what EventBridge took.
+    fn destinations(&self) -> Vec<String> {
+        let mut names = vec![EVENTBRIDGE_DESTINATION.to_owned()];
+        if self.then.is_some() {
+            names.push(ARCHIVE_DESTINATION.to_owned());
+        }
+        names
+    }
+
+    async fn publish_to(
+        &self,
+        destination: &str,
+        records: &[InsightRecord],
+    ) -> Result<(), (Vec<usize>, PublishError)> {
+        match (destination, &self.then) {
+            (ARCHIVE_DESTINATION, Some(then)) => then.publish(records).await,
+            (EVENTBRIDGE_DESTINATION, _) => self.first.publish(records).await,
+            (other, _) => Err((
+                (0..records.len()).collect(),
+                PublishError::Failed(format!("no destination named {other:?}")),
+            )),
+        }
+    }
+
     async fn publish(&self, records: &[InsightRecord]) -> Result<(), (Vec<usize>, PublishError)> {
         let (mut failed, mut error) = match self.first.publish(records).await {
             Ok(()) => (Vec::new(), None),

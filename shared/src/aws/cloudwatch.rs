@@ -45,6 +45,11 @@ pub const INSIGHTS_ACTIVE: &str = "InsightsActive";
 pub const SERIES_EVALUATED: &str = "SeriesEvaluated";
 pub const DETECTOR_LAG_MINUTES: &str = "DetectorLagMinutes";
 pub const RUN_ERRORS: &str = "RunErrors";
+pub const INSIGHTS_UNDELIVERED: &str = "InsightsUndelivered";
+pub const INSIGHTS_DEAD_LETTERED: &str = "InsightsDeadLettered";
+pub const LATE_EVENTS: &str = "LateEvents";
+pub const LATE_MINUTES: &str = "LateMinutes";
+pub const SERIES_EVICTED: &str = "SeriesEvicted";
 /// The dimension of the per-type metrics.
 pub const INSIGHT_TYPE: &str = "InsightType";
 
@@ -116,6 +121,9 @@ pub struct RunMetrics {
     pub series_evaluated: Option<u64>,
     pub lag_minutes: Option<i64>,
     pub run_errors: u64,
+    /// Records waiting in the outbox after the run, dead letters of the run, late events judged,
+    /// the oldest late cell's lateness, series evicted (`None`: the run did not get that far).
+    pub delivery: Option<[u64; 5]>,
 }
 
 fn type_index(t: InsightType) -> usize {
@@ -144,6 +152,13 @@ impl RunMetrics {
             series_evaluated: Some(report.series as u64),
             lag_minutes: Some(report.lag_minutes),
             run_errors: 0,
+            delivery: Some([
+                report.undelivered as u64,
+                report.dead_lettered as u64,
+                report.late.events,
+                report.late.max_lateness_minutes.max(0) as u64,
+                report.evicted,
+            ]),
         }
     }
 
@@ -206,6 +221,27 @@ impl RunMetrics {
                 value: lag as f64,
                 unit: Unit::None,
             });
+        }
+        if let Some(values) = self.delivery {
+            let names = [
+                INSIGHTS_UNDELIVERED,
+                INSIGHTS_DEAD_LETTERED,
+                LATE_EVENTS,
+                LATE_MINUTES,
+                SERIES_EVICTED,
+            ];
+            for (name, value) in names.into_iter().zip(values) {
+                out.push(Datum {
+                    name,
+                    dimension: None,
+                    value: value as f64,
+                    unit: if name == LATE_MINUTES {
+                        Unit::None
+                    } else {
+                        Unit::Count
+                    },
+                });
+            }
         }
         out.push(Datum {
             name: RUN_ERRORS,
@@ -382,6 +418,11 @@ mod tests {
                 ("InsightsActive", Some("ApiErrorRateInsight"), 3.0),
                 ("SeriesEvaluated", None, 42.0),
                 ("DetectorLagMinutes", None, 23.0),
+                ("InsightsUndelivered", None, 0.0),
+                ("InsightsDeadLettered", None, 0.0),
+                ("LateEvents", None, 0.0),
+                ("LateMinutes", None, 0.0),
+                ("SeriesEvicted", None, 0.0),
                 ("RunErrors", None, 0.0),
             ]
         );

@@ -68,8 +68,8 @@ use crate::fold::{Delta, DeltaBuilder};
 use crate::memory::delta_parts;
 use crate::minute::{MINUTES_PER_DAY, Minute, to_datetime};
 use crate::store::{
-    DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, StateStore, StoreError, VersionedState,
-    WriteReport,
+    ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart,
+    StateStore, StoreError, VersionedState, WriteReport,
 };
 use crate::topk::TopK;
 
@@ -91,6 +91,14 @@ const MAX_PART_JSON: u64 = 64 << 20;
 /// Attribution values are cut to this length in the (pathological) case of one cell too large
 /// for an item.
 const MAX_VALUE_CHARS: usize = 1024;
+
+/// A file whose first minute is older than this when its parts are written is noted in the
+/// arrival log: the detector may have judged its minutes already (it judges a minute 20 minutes
+/// after it at the earliest; this leaves 10 minutes for an ingest to run).
+pub const LATE_NOTE_AFTER_MINUTES: i64 = 10;
+/// Arrival-log items live this long.
+pub const ARRIVAL_TTL_DAYS: i64 = 3;
+const ARRIVAL_SK: &str = "A";
 
 const STATE_PK: &str = "S";
 const HEAD_SK: &str = "HEAD";
@@ -320,16 +328,113 @@ impl DeltaWrite for DynamoStore {
             }
         }
         // Every part was attempted: a retry only has the failed ones left to write.
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(report),
+        if let Some(error) = first_error {
+            return Err(error);
         }
+        // Parts the detector may have judged the minutes of already: noted in the arrival log
+        // (after the parts, so a reader of the log finds them; before the file's marker, so a
+        // retry after a crash notes them again).
+        let now = now_seconds().div_euclid(60);
+        if let Some(first) = delta.first_minute()
+            && first < now - LATE_NOTE_AFTER_MINUTES
+        {
+            report.requests += 1;
+            self.note_arrival(now, delta).await?;
+        }
+        Ok(report)
+    }
+}
+
+impl DynamoStore {
+    /// Adds one to the arrival hour's counter of every hour partition `delta` touches.
+    async fn note_arrival(&self, now: Minute, delta: &Delta) -> Result<(), StoreError> {
+        let hours: std::collections::BTreeSet<Minute> = delta
+            .cells
+            .keys()
+            .map(|(_, minute)| minute.div_euclid(60) * 60)
+            .collect();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(arrival_pk(now.div_euclid(60) * 60)))
+            .key("sk", s(ARRIVAL_SK))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(
+                ":expires",
+                n((now + ARRIVAL_TTL_DAYS * MINUTES_PER_DAY) * 60),
+            );
+        let mut adds = Vec::new();
+        for (i, hour) in hours.iter().enumerate() {
+            adds.push(format!("#h{i} :one"));
+            update = update.expression_attribute_names(format!("#h{i}"), delta_pk(*hour));
+        }
+        update
+            .update_expression(format!("ADD {} SET expires_at = :expires", adds.join(", ")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("noting a late arrival", &e))
     }
 }
 
 #[async_trait]
 impl DeltaRead for DynamoStore {
-    async fn read_hour(&self, hour: Minute) -> Result<Vec<Delta>, StoreError> {
+    /// Reads the arrival hours from the cursor's to the current one (consistent `GetItem`s): every
+    /// counter not seen before names an hour partition to look at again. The cursor keeps the
+    /// previous arrival hour open (an ingest still running at the hour's turn notes the hour it
+    /// started in), and its `seen` holds the counters already taken from the open hours.
+    async fn arrivals(&self, cursor: &ArrivalCursor, _now: Minute) -> Result<Arrivals, StoreError> {
+        // Arrival hours are the ingest's clock, so this reads by the clock too, not by `now`
+        // (the schedule's time, which may lag it).
+        let now_hour = now_seconds().div_euclid(3600) * 60;
+        let keep_from = now_hour - 60;
+        let from = if cursor.position <= 0 || cursor.position > now_hour {
+            keep_from
+        } else {
+            cursor
+                .position
+                .max(now_hour - ARRIVAL_TTL_DAYS * MINUTES_PER_DAY)
+        };
+        let mut hours = std::collections::BTreeSet::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut arrival = from;
+        while arrival <= now_hour {
+            let item = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(arrival_pk(arrival)))
+                .key("sk", s(ARRIVAL_SK))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| store_error("reading the arrival log", &e))?;
+            for (name, value) in item.item().into_iter().flatten() {
+                let Some(hour) = name.strip_prefix("D#").and_then(parse_hour_pk) else {
+                    continue;
+                };
+                let count = value.as_n().map(String::as_str).unwrap_or("0");
+                let note = format!("{}|{name}={count}", arrival_pk(arrival));
+                if !cursor.seen.contains(&note) {
+                    hours.insert(hour);
+                }
+                if arrival >= keep_from {
+                    seen.insert(note);
+                }
+            }
+            arrival += 60;
+        }
+        Ok(Arrivals {
+            hours,
+            cursor: ArrivalCursor {
+                position: keep_from,
+                seen,
+            },
+        })
+    }
+
+    async fn read_hour_parts(&self, hour: Minute) -> Result<Vec<HourPart>, StoreError> {
         let mut pages = self
             .client
             .query()
@@ -348,7 +453,10 @@ impl DeltaRead for DynamoStore {
                     .take(MAX_PART_JSON)
                     .read_to_end(&mut json)
                     .map_err(|e| corrupt_part(item, e))?;
-                deltas.push(serde_json::from_slice(&json).map_err(|e| corrupt_part(item, e))?);
+                deltas.push(HourPart {
+                    id: string_attr(item, "sk")?.to_owned(),
+                    delta: serde_json::from_slice(&json).map_err(|e| corrupt_part(item, e))?,
+                });
             }
         }
         Ok(deltas)
@@ -858,6 +966,16 @@ where
 /// `D#2026-03-02T14`: the partition of the deltas of an hour.
 pub fn delta_pk(hour: Minute) -> String {
     format!("D#{}", to_datetime(hour).format("%Y-%m-%dT%H"))
+}
+
+/// The arrival-log item of the arrival hour starting at `hour`.
+pub fn arrival_pk(hour: Minute) -> String {
+    format!("A#{}", to_datetime(hour).format("%Y-%m-%dT%H"))
+}
+
+/// The hour of `YYYY-MM-DDTHH` (a partition key without its `D#`).
+fn parse_hour_pk(text: &str) -> Option<Minute> {
+    crate::minute::parse_minute(&format!("{text}:00:00Z"))
 }
 
 fn marker_pk(file: &FileId) -> String {
