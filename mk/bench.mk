@@ -25,6 +25,10 @@ bench: bench-data
 	@echo "== one whole detect run (load state, 5 minutes, save state), a fresh process per size: time, peak RSS"
 	@rm -f $(BENCH_OUT)/detector_run.json
 	for n in 1000 10000 100000; do target/release/examples/detector_bench --run $(BENCH_OUT)/states/state-$$n.json.gz $$n | tee -a $(BENCH_OUT)/detector_run.json || exit 1; done
+	@echo "== bounded state: 60 days of 300 one-off keys a day and 200 steady keys, with and without eviction"
+	target/release/examples/detector_bench --eviction 60 300 | tee $(BENCH_OUT)/eviction.json
+	@echo "== a 3-hour catch-up at 100,000 series: one run, then runs cut by a 10-second deadline (same records)"
+	target/release/examples/detector_bench --catch-up 100000 3 10 | tee $(BENCH_OUT)/catch_up.json
 	@echo "== replay of the 9-day scenario (two regions, all cores)"
 	/usr/bin/time -f '{"replay_seconds": %e, "max_rss_kb": %M}' $(TRAILSIGHT) replay $(BENCH_DATA) 2>&1 >/dev/null | tail -1 | tee $(BENCH_OUT)/replay.json
 	@echo "== monthly cost model from these figures (docs/COST.md)"

@@ -17,8 +17,8 @@
 //!   `PutItem` conditional on `attribute_not_exists(pk)`: a part already there (a duplicate
 //!   delivery, a concurrent one, a retry after a crash) fails the condition, which counts as
 //!   [`WriteReport::parts_existing`], never as an error. Parts are written 16 at a time.
-//! - **Reads never scan.** The detector reads a key's recent minutes with one `Query` per hour
-//!   (`pk = D#<hour>`, paginated) and its baseline from the state document (one consistent
+//! - **Reads never scan.** The detector reads a key's recent minutes with one consistent `Query`
+//!   per hour (`pk = D#<hour>`, paginated) and its baseline from the state document (one consistent
 //!   `GetItem` of the head, one consistent `Query` of its chunks).
 //! - **Write units per file**: one conditional put per (file, hour, part), one marker put and one
 //!   marker get. A part holds at least one (series, minute) cell of its hour, so a file costs no
@@ -441,6 +441,10 @@ impl DeltaRead for DynamoStore {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(delta_pk(hour)))
+            // Consistent: a part written just before the read is in it. (An eventually
+            // consistent read could miss it, and once the watermark has left its hour, only
+            // the arrival log would bring it back, for files it notes.)
+            .consistent_read(true)
             .into_paginator()
             .send();
         let mut deltas = Vec::new();
