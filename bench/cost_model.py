@@ -125,10 +125,12 @@ def workload(events_per_day, series, inputs, trigger="s3"):
     detect_seconds = RUNS_PER_MONTH * (0.2 + series * run_seconds_per_series * 3 / vcpu)
     items[f"Lambda detect ({memory} MB)"] = (
         detect_seconds * memory / 1024 * PRICE["lambda_gb_s"] + RUNS_PER_MONTH * PRICE["lambda_request"])
-    # Writes: each part rounds up to whole KB; one marker per file.
+    # Writes: each part rounds up to whole KB; two marker updates per file (the version's claim and
+    # its commit, docs/TABLE.md). Reads: the marker twice (once consistent) and one consistent query
+    # of the key's parts per hour the file touches (about 1.5), a unit each.
     parts = max(files, stored_kb / 300)
-    items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + files) * PRICE["ddb_wru"]
-    items["DynamoDB reads (ingest markers)"] = files * PRICE["ddb_rru"]
+    items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + 2 * files) * PRICE["ddb_wru"]
+    items["DynamoDB reads (ingest markers)"] = 3.5 * files * PRICE["ddb_rru"]
     # Detect reads ~1.5 hours of deltas per run (eventually consistent, 8 KB per unit) and the
     # state head (consistent, one unit); each save is one conditional UpdateItem of the head.
     hour_kb = stored_kb / (DAYS * 24)

@@ -23,6 +23,8 @@ pub struct Summary {
     pub counted: u64,
     /// (series, minute) cells in the files stored.
     pub cells: usize,
+    /// Events that earlier versions of their keys had already counted (a re-uploaded object).
+    pub recounted: u64,
     pub parts_written: usize,
     /// Parts found already written (a retry completing an earlier attempt).
     pub parts_existing: usize,
@@ -48,8 +50,10 @@ impl Summary {
                 counted,
                 cells,
                 write,
+                recounted,
             } => {
                 self.files += 1;
+                self.recounted += recounted;
                 self.records += records;
                 self.counted += counted;
                 self.cells += cells;
@@ -70,6 +74,7 @@ impl Summary {
             records = self.records,
             counted = self.counted,
             cells = self.cells,
+            recounted = self.recounted,
             parts_written = self.parts_written,
             parts_existing = self.parts_existing,
             duplicates = self.duplicates,
@@ -149,6 +154,7 @@ mod tests {
                 parts_existing: 0,
                 requests: 1,
             },
+            recounted: 0,
         });
         summary.add(&IngestOutcome::Duplicate);
         summary.add(&IngestOutcome::NotALog {
