@@ -9,7 +9,7 @@ Prints a Markdown table per workload. Prices: us-east-1 as published (the contra
 What is modelled is what infra/template.yaml deploys with its defaults: TriggerMode s3 (the bucket
 invokes ingest directly, one file per invocation, no queue), the detector state's body in the S3
 state bucket (one PUT and one GET per run, its head in DynamoDB), MetricsLevel basic (one custom
-metric), two alarms, no dashboard. The summary also gives the total with a queue (TriggerMode sqs). No free tier is counted (an account may have used it up).
+metric, and the freshness alarm's log metric filter), four alarms, no dashboard. The summary also gives the total with a queue (TriggerMode sqs). No free tier is counted (an account may have used it up).
 Assumptions are named below; every other number comes from the benchmark files."""
 import json
 import math
@@ -41,10 +41,16 @@ SAVES_PER_RUN = 1.05  # a run that publishes saves twice (outbox, then published
 # What the template deploys by default (MetricsLevel basic, Dashboard false); see docs/DEPLOY.md.
 CUSTOM_METRICS = 1  # DetectorLagMinutes; ingest writes no EMF at basic
 METRIC_PUTS_PER_RUN = 1  # detect's PutMetricData (basic: sent by completed runs)
-ALARMS = 2  # DetectorLag (custom metric), IngestDeadLetters (AWS/SQS)
+# The freshness alarm's log metric filter makes one more custom metric (LogFilesIngested; no
+# PutMetricData: CloudWatch Logs writes it).
+LOG_FILTER_METRICS = 1
+# DetectorLag (custom metric), IngestDeadLetters (AWS/SQS), IngestFreshness (the log filter's metric),
+# IngestBacklog (AWS/Lambda AsyncEventAge, or the queue's oldest message)
+ALARMS = 4
 DASHBOARDS = 0
 # Assumptions (not measured here):
 LAMBDA_VCPU_AT_128MB = 128 / 1769  # Lambda gives one vCPU at 1,769 MB, proportionally below
+MARKER_BYTES = 250  # a key marker item: keys, status, seq, one version tag and ETag, TTL
 FILE_OVERHEAD_S = 0.08  # S3 GET + DynamoDB round trips per file, billed while waiting
 RECORDS_PER_FILE = {1e6: 1_000, 50e6: 5_000, 500e6: 5_000}
 # TriggerMode s3 (default): S3 sends one event per object, so one file per invocation. With a queue
@@ -125,16 +131,21 @@ def workload(events_per_day, series, inputs, trigger="s3"):
     detect_seconds = RUNS_PER_MONTH * (0.2 + series * run_seconds_per_series * 3 / vcpu)
     items[f"Lambda detect ({memory} MB)"] = (
         detect_seconds * memory / 1024 * PRICE["lambda_gb_s"] + RUNS_PER_MONTH * PRICE["lambda_request"])
-    # Writes: each part rounds up to whole KB; one marker per file.
+    # Writes: each part rounds up to whole KB; two marker updates per file (the version's claim and
+    # its commit, docs/TABLE.md). Reads: the marker twice (once consistent) and one consistent query
+    # of the key's parts per hour the file touches (about 1.5), a unit each.
     parts = max(files, stored_kb / 300)
-    items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + files) * PRICE["ddb_wru"]
-    items["DynamoDB reads (ingest markers)"] = files * PRICE["ddb_rru"]
+    items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + 2 * files) * PRICE["ddb_wru"]
+    items["DynamoDB reads (ingest markers)"] = 3.5 * files * PRICE["ddb_rru"]
     # Detect reads ~1.5 hours of deltas per run (eventually consistent, 8 KB per unit) and the
     # state head (consistent, one unit); each save is one conditional UpdateItem of the head.
     hour_kb = stored_kb / (DAYS * 24)
     items["DynamoDB reads (detect: deltas, state head)"] = RUNS_PER_MONTH * (1.5 * hour_kb / 8 + 1) * PRICE["ddb_rru"]
     items["DynamoDB writes (detect: state head)"] = RUNS_PER_MONTH * SAVES_PER_RUN * PRICE["ddb_wru"]
-    items["DynamoDB storage (35 days of deltas)"] = stored_kb * 35 / DAYS / 1024 / 1024 * PRICE["ddb_storage_gb"]
+    # Key markers live 36 days (longer than parts), about 250 bytes each with DynamoDB's overhead.
+    marker_kb = files / DAYS * 36 * MARKER_BYTES / 1024
+    items["DynamoDB storage (35 days of deltas, 36 of markers)"] = (
+        (stored_kb * 35 / DAYS + marker_kb) / 1024 / 1024 * PRICE["ddb_storage_gb"])
     # The state's body: one PUT per save, one GET per run, the previous version's DELETE (free);
     # one object stored.
     items["S3 detector state (PUT, GET, storage)"] = (
@@ -150,6 +161,7 @@ def workload(events_per_day, series, inputs, trigger="s3"):
     items["EventBridge events"] = INSIGHT_RECORDS_PER_MONTH * PRICE["eventbridge_event"]
     items[f"CloudWatch custom metrics ({CUSTOM_METRICS}, basic)"] = (
         CUSTOM_METRICS * PRICE["cw_metric"] + RUNS_PER_MONTH * METRIC_PUTS_PER_RUN * PRICE["cw_put"])
+    items["CloudWatch log metric filter (LogFilesIngested, freshness)"] = LOG_FILTER_METRICS * PRICE["cw_metric"]
     items[f"CloudWatch alarms ({ALARMS})"] = ALARMS * PRICE["cw_alarm"]
     items["CloudWatch dashboard (off by default)"] = DASHBOARDS * PRICE["cw_dashboard"]
     log_bytes = files * LOG_BYTES_PER_FILE + (invocations + RUNS_PER_MONTH) * LOG_BYTES_PER_INVOCATION

@@ -36,9 +36,9 @@ use trailsight::detect::{CollectingPublisher, DetectRun, run_detector};
 use trailsight::detector::DetectorState;
 use trailsight::fold::{Cell, DeltaBuilder};
 use trailsight::memory::MemoryStore;
-use trailsight::store::{DeltaWrite, FileId, StateStore};
 use trailsight::minute::parse_minute;
 use trailsight::series::SeriesKey;
+use trailsight::store::{DeltaWrite, FileId, StateStore};
 
 const START: &str = "2026-03-02T00:00:00Z";
 const WARM_MINUTES: i64 = 1440;
@@ -306,9 +306,14 @@ fn catch_up(n: usize, hours: i64, seconds: u64) -> Result<(), String> {
         let timer = Instant::now();
         {
             let store = catch_up_store(&keys, start, hours).await?;
-            let mut state = DetectorState::default();
-            state.watermark = Some(start - 1);
-            store.save_state(&state, 0).await.map_err(|e| e.to_string())?;
+            let state = DetectorState {
+                watermark: Some(start - 1),
+                ..DetectorState::default()
+            };
+            store
+                .save_state(&state, 0)
+                .await
+                .map_err(|e| e.to_string())?;
             run_detector(&config, now, &store, &store, &whole)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -316,9 +321,14 @@ fn catch_up(n: usize, hours: i64, seconds: u64) -> Result<(), String> {
         let one_run_seconds = timer.elapsed().as_secs_f64();
         let cut = CollectingPublisher::default();
         let store = catch_up_store(&keys, start, hours).await?;
-        let mut state = DetectorState::default();
-        state.watermark = Some(start - 1);
-        store.save_state(&state, 0).await.map_err(|e| e.to_string())?;
+        let state = DetectorState {
+            watermark: Some(start - 1),
+            ..DetectorState::default()
+        };
+        store
+            .save_state(&state, 0)
+            .await
+            .map_err(|e| e.to_string())?;
         let timer = Instant::now();
         let mut runs = 0;
         loop {

@@ -10,8 +10,8 @@ use crate::detector::DetectorState;
 use crate::fold::Delta;
 use crate::minute::Minute;
 use crate::store::{
-    ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart,
-    StateStore, StoreError, VersionedState, WriteReport,
+    ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart, KeyMark,
+    StateStore, StoreError, VersionCommit, VersionedState, WriteReport,
 };
 
 /// Cells per stored part (the DynamoDB store uses the same split, for its 400 KB item limit).
@@ -27,6 +27,7 @@ pub struct MemoryStore {
     marks: Mutex<HashMap<FileId, FileMark>>,
     /// The hour of every part written, in write order (the arrival log).
     arrivals: Mutex<Vec<Minute>>,
+    keys: Mutex<HashMap<FileId, KeyMark>>,
     state: Mutex<Option<(DetectorState, u64)>>,
 }
 
@@ -121,12 +122,84 @@ impl DeltaRead for MemoryStore {
 #[async_trait]
 impl FileMarks for MemoryStore {
     async fn file_mark(&self, file: &FileId) -> Result<Option<FileMark>, StoreError> {
-        Ok(Self::lock(&self.marks)?.get(file).cloned())
+        if let Some(mark) = Self::lock(&self.marks)?.get(file) {
+            return Ok(Some(mark.clone()));
+        }
+        Ok(Self::lock(&self.keys)?
+            .get(file)
+            .and_then(|mark| mark.status.clone()))
     }
 
     async fn set_file_mark(&self, file: &FileId, mark: &FileMark) -> Result<(), StoreError> {
         Self::lock(&self.marks)?.insert(file.clone(), mark.clone());
         Ok(())
+    }
+
+    async fn key_mark(&self, key: &FileId, _: bool) -> Result<Option<KeyMark>, StoreError> {
+        Ok(Self::lock(&self.keys)?.get(key).cloned())
+    }
+
+    async fn claim_version(
+        &self,
+        key: &FileId,
+        tag: &str,
+        base: u64,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<bool, StoreError> {
+        let mut keys = Self::lock(&self.keys)?;
+        let mark = keys.entry(key.clone()).or_default();
+        let free = match &mark.pending {
+            None => true,
+            Some((other, since)) => other == tag || *since < stale_before,
+        };
+        if mark.legacy || mark.seq != base || !free {
+            return Ok(false);
+        }
+        mark.pending = Some((tag.to_owned(), now));
+        Ok(true)
+    }
+
+    async fn commit_version(
+        &self,
+        key: &FileId,
+        commit: &VersionCommit,
+    ) -> Result<bool, StoreError> {
+        let mut keys = Self::lock(&self.keys)?;
+        let Some(mark) = keys.get_mut(key) else {
+            return Ok(false);
+        };
+        if mark.seq != commit.base
+            || mark.pending.as_ref().map(|p| p.0.as_str()) != Some(&commit.tag)
+        {
+            return Ok(false);
+        }
+        *mark = KeyMark {
+            status: Some(commit.status.clone()),
+            seq: commit.base + 1,
+            versions: commit.versions.clone(),
+            etags: commit.etags.clone(),
+            pending: None,
+            legacy: false,
+            expires_at: Some(commit.expires_at),
+        };
+        Ok(true)
+    }
+
+    async fn key_parts(
+        &self,
+        key: &FileId,
+        hours: &[Minute],
+        except: &FileId,
+    ) -> Result<Vec<Delta>, StoreError> {
+        let deltas = Self::lock(&self.deltas)?;
+        Ok(hours
+            .iter()
+            .filter_map(|hour| deltas.get(hour))
+            .flat_map(|parts| parts.iter())
+            .filter(|((file, _), _)| file.0.starts_with(&key.0) && file != except)
+            .map(|(_, delta)| delta.clone())
+            .collect())
     }
 }
 

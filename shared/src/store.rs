@@ -7,8 +7,10 @@
 //!   parts when large), is written once per (file, hour, part): the write is conditional on the
 //!   part not existing yet, so duplicates, concurrent deliveries and retries after a crash all
 //!   leave exactly one copy. The detector reads an hour's deltas with one query, never a scan.
-//! - **File markers.** A file whose deltas are all written gets a marker (expiring after a week),
-//!   so a duplicate notification costs one read, not a download.
+//! - **Key markers.** One per (bucket, key): the versions counted under the key, and the claim
+//!   of the version being written. A duplicate notification costs one read, not a download; a
+//!   new version of the key adds only what it holds beyond what the key already counts
+//!   ([`crate::ingest`]). Markers live longer than the parts they describe.
 //! - **Detector state.** One versioned document; a save succeeds only over the version it read.
 
 use std::collections::BTreeSet;
@@ -26,10 +28,28 @@ pub struct FileId(pub String);
 
 impl FileId {
     pub fn new(bucket: &str, key: &str) -> Self {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{bucket}\n{key}").as_bytes());
-        FileId(digest.iter().take(12).map(|b| format!("{b:02x}")).collect())
+        FileId(hex_digest(format!("{bucket}\n{key}").as_bytes(), 12))
     }
+
+    /// The parts written for one version of this key, counted over `base` earlier versions:
+    /// `<key id>.<version digest>.<base>`. Every attempt at the same (version, base) makes the
+    /// same parts; all of a key's parts start with the key's id.
+    pub fn version_parts(&self, tag: &str, base: u64) -> FileId {
+        FileId(format!(
+            "{}.{}.{base}",
+            self.0,
+            hex_digest(tag.as_bytes(), 6)
+        ))
+    }
+}
+
+fn hex_digest(data: &[u8], bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data)
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl std::fmt::Display for FileId {
@@ -78,10 +98,78 @@ pub enum FileMark {
     Failed { reason: String },
 }
 
+/// Versions of a key remembered on its marker, at most (the newest). Forgetting one costs a
+/// download when it is notified again, never a double count (see [`crate::ingest`]).
+pub const VERSIONS_REMEMBERED: usize = 32;
+
+/// A key's marker: what its versions added, and the version being written now, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyMark {
+    /// The last version's outcome; `None` while only a claim exists.
+    pub status: Option<FileMark>,
+    /// Versions whose parts are complete (0: none yet).
+    pub seq: u64,
+    /// Version tags counted (S3 version id, else ETag), newest last.
+    pub versions: Vec<String>,
+    /// ETags counted, newest last: the same content uploaded again is a duplicate.
+    pub etags: Vec<String>,
+    /// The version being written (its tag) and when it was claimed (epoch seconds).
+    pub pending: Option<(String, i64)>,
+    /// Written before markers knew versions (no `seq`): any version of the key is a duplicate.
+    pub legacy: bool,
+    /// When the marker expires (epoch seconds), if it does.
+    pub expires_at: Option<i64>,
+}
+
+/// What committing a version writes on its key's marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionCommit {
+    pub tag: String,
+    /// `seq` when the version was claimed; the commit makes it `base + 1`.
+    pub base: u64,
+    pub status: FileMark,
+    /// The marker's new lists (bounded to [`VERSIONS_REMEMBERED`]).
+    pub versions: Vec<String>,
+    pub etags: Vec<String>,
+    /// When the marker may expire (epoch seconds): after the key's parts.
+    pub expires_at: i64,
+}
+
 #[async_trait]
 pub trait FileMarks: Send + Sync {
+    /// The last outcome recorded for `file` (a key's marker, or a local file's).
     async fn file_mark(&self, file: &FileId) -> Result<Option<FileMark>, StoreError>;
+    /// Records `mark` for a file that has no versions (local files).
     async fn set_file_mark(&self, file: &FileId, mark: &FileMark) -> Result<(), StoreError>;
+    /// The key's marker; `consistent` reads see every committed version.
+    async fn key_mark(&self, key: &FileId, consistent: bool)
+    -> Result<Option<KeyMark>, StoreError>;
+    /// Claims the key for writing version `tag` over `base` committed versions: succeeds (true)
+    /// when the marker's `seq` is still `base` and no other version's claim newer than
+    /// `stale_before` (epoch seconds) holds it. A claim keeps other versions of the key from
+    /// writing until it is committed or goes stale.
+    async fn claim_version(
+        &self,
+        key: &FileId,
+        tag: &str,
+        base: u64,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<bool, StoreError>;
+    /// Commits a claimed version (false: the claim was lost, nothing written).
+    async fn commit_version(
+        &self,
+        key: &FileId,
+        commit: &VersionCommit,
+    ) -> Result<bool, StoreError>;
+    /// Every stored part of `key` (any version) holding minutes of the `hours`, except the parts
+    /// named `except` (the version being written).
+    async fn key_parts(
+        &self,
+        key: &FileId,
+        hours: &[Minute],
+        except: &FileId,
+    ) -> Result<Vec<Delta>, StoreError>;
 }
 
 #[async_trait]

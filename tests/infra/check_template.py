@@ -92,7 +92,13 @@ ALARMS = {
     "DeadLetterAlarm": None,
     "IngestFailuresAlarm": "MetricsFull",
     "DetectErrorsAlarm": None,
+    "FreshnessAlarm": "HasFreshnessAlarm",
+    "IngestAsyncEventAgeAlarm": "HasS3BacklogAlarm",
+    "IngestQueueAgeAlarm": "HasQueueBacklogAlarm",
 }
+# Metrics that log metric filters of the template make from the functions' log lines: name -> filter.
+FILTER_METRICS = {"LogFilesIngested": "IngestedFilesMetricFilter"}
+SUMMARY_RS = ROOT / "functions" / "ingest" / "src" / "summary.rs"
 FREE_NAMESPACES = ("AWS/SQS", "AWS/Lambda", "AWS/Events")
 DETAIL_TYPE = "AWS Insight via CloudTrail"
 
@@ -179,11 +185,11 @@ def test_detect_reaches_only_its_state_prefix():
     assert all(s["Condition"]["StringLike"]["s3:prefix"] == f"{prefix}/state/*" for s in listing)
 
 
-def test_ingest_updates_only_the_arrival_log():
+def test_ingest_updates_only_markers_and_the_arrival_log():
     statements = props("IngestRole")["Policies"][0]["PolicyDocument"]["Statement"]
     updates = [s for s in statements if isinstance(s, dict) and "dynamodb:UpdateItem" in _list(s.get("Action", []))]
     assert len(updates) == 1 and _list(updates[0]["Action"]) == ["dynamodb:UpdateItem"]
-    assert updates[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*"]}}
+    assert updates[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*", "F#*"]}}
 
 
 def _list(value) -> list:
@@ -263,8 +269,15 @@ def test_queue_and_event_source():
         if name in ("IngestQueue", "IngestRole", "DashboardResource", "BucketNotificationCommand"):
             continue
         if '"IngestQueue"' in json.dumps(res):
-            assert res.get("Condition") in ("UsesQueue", "IsSqs", "IsSnsSqs", "IsEventBridge"), \
-                f"{name} names IngestQueue without a queue mode's condition"
+            assert _implies_queue(res.get("Condition")), f"{name} names IngestQueue without a queue mode's condition"
+
+
+def _implies_queue(condition) -> bool:
+    """The condition holds only in a queue mode (itself one, or an And of one)."""
+    if condition in ("UsesQueue", "IsSqs", "IsSnsSqs", "IsEventBridge"):
+        return True
+    terms = T["Conditions"].get(condition, {}).get("Fn::And", []) if condition else []
+    return any(_implies_queue(t.get("Condition")) for t in terms if isinstance(t, dict))
 
 
 def test_direct_s3_trigger():
@@ -323,6 +336,17 @@ def test_alarms_use_emitted_metrics():
     for name, alarm in alarms.items():
         p = alarm["Properties"]
         assert p["AlarmActions"] == [{"Ref": "AlertTopic"}], name
+        if "Metrics" in p:  # metric math over AWS-vended metrics
+            for m in p["Metrics"]:
+                if "MetricStat" in m:
+                    assert m["MetricStat"]["Metric"]["Namespace"] in FREE_NAMESPACES, name
+            continue
+        if p["MetricName"] in FILTER_METRICS:
+            f = RES[FILTER_METRICS[p["MetricName"]]]
+            t = f["Properties"]["MetricTransformations"][0]
+            assert (t["MetricNamespace"], t["MetricName"]) == (p["Namespace"], p["MetricName"]), name
+            assert f.get("Condition") == alarm.get("Condition"), name
+            continue
         if p["Namespace"] != ns:
             assert p["Namespace"] in FREE_NAMESPACES, name
             continue
@@ -337,6 +361,56 @@ def test_alarms_use_emitted_metrics():
         assert alarm.get("Condition") == want, f"{name} reads {metric} but exists under {alarm.get('Condition')}"
     lag = props("DetectorLagAlarm")
     assert lag["TreatMissingData"] == "breaching" and lag["Statistic"] == "Maximum" and lag["Threshold"] == 60
+
+
+def test_freshness_alarm_counts_stored_files_and_breaches_on_silence():
+    param = T["Parameters"]["FreshnessAlarmMinutes"]
+    assert param["Default"] == "60" and "0" in param["AllowedValues"]
+    periods = T["Mappings"]["FreshnessPeriods"]
+    assert set(periods) == set(param["AllowedValues"]) - {"0"}
+    for minutes, row in periods.items():
+        assert row["Periods"] * 300 == int(minutes) * 60, minutes
+        assert row["Periods"] * 300 <= 86400, "CloudWatch evaluates at most one day"
+    alarm = props("FreshnessAlarm")
+    assert alarm["Period"] == 300 and alarm["Statistic"] == "Sum"
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"]
+    assert alarm["EvaluationPeriods"] == {"Fn::FindInMap": ["FreshnessPeriods", {"Ref": "FreshnessAlarmMinutes"}, "Periods"]}
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["TreatMissingData"] == "breaching", "no file stored at all must alarm"
+    assert T["Conditions"]["HasFreshnessAlarm"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "FreshnessAlarmMinutes"}, "0"]}]}
+    # The filter reads ingest's summary line: its message and the `files` field the code writes.
+    f = props("IngestedFilesMetricFilter")
+    assert f["LogGroupName"] == {"Ref": "IngestLogGroup"}
+    summary = SUMMARY_RS.read_text()
+    message = re.search(r'"(Invocation done\.)"', summary).group(1)
+    assert f'$.fields.message = "{message}"' in f["FilterPattern"]
+    assert "files = self.files" in summary and "$.fields.files > 0" in f["FilterPattern"]
+    assert f["MetricTransformations"][0]["MetricValue"] == "$.fields.files"
+    # The summary line is info level: the rule refuses a LogLevel that would silence it.
+    rule = T["Rules"]["FreshnessNeedsSummaryLines"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Contains": [["info", "debug", "trace"], {"Ref": "LogLevel"}]}
+    assert "tracing::info!" in summary.split("Invocation done.")[0].rsplit("fn log", 1)[1]
+
+
+def test_backlog_alarm_for_each_trigger_mode():
+    s3, queue = props("IngestAsyncEventAgeAlarm"), props("IngestQueueAgeAlarm")
+    assert s3["AlarmName"] == queue["AlarmName"], "one alarm name, whichever exists"
+    for alarm, metric, divisor in ((s3, "AsyncEventAge", "60000"), (queue, "ApproximateAgeOfOldestMessage", "60")):
+        stat, expression = alarm["Metrics"]
+        assert stat["MetricStat"]["Metric"]["MetricName"] == metric and stat["MetricStat"]["Stat"] == "Maximum"
+        assert expression["Expression"] == f"{stat['Id']} / {divisor}", "the threshold is in minutes"
+        assert expression["ReturnData"] is True and stat["ReturnData"] is False
+        assert alarm["Threshold"] == {"Ref": "IngestBacklogAlarmMinutes"}
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert s3["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "IngestFunction"}}]
+    assert queue["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["IngestQueue", "QueueName"]}}]
+    conditions = T["Conditions"]
+    assert conditions["HasS3BacklogAlarm"] == {"Fn::And": [{"Condition": "IsS3"}, {"Condition": "HasBacklogAlarm"}]}
+    assert conditions["HasQueueBacklogAlarm"] == {"Fn::And": [{"Condition": "UsesQueue"}, {"Condition": "HasBacklogAlarm"}]}
+    assert T["Parameters"]["IngestBacklogAlarmMinutes"]["Default"] == 30
+    # The dead letters have their alarm in every mode.
+    assert "Condition" not in RES["DeadLetterAlarm"]
 
 
 def test_metrics_level_and_dashboard_parameters():

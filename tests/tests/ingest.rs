@@ -26,7 +26,8 @@ use trailsight::memory::delta_parts;
 use trailsight::minute::{Minute, parse_minute};
 use trailsight::series::SeriesKey;
 use trailsight::store::{
-    DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, StateStore, StoreError, WriteReport,
+    DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, KeyMark, StateStore, StoreError,
+    VersionCommit, WriteReport,
 };
 use trailsight_ingest::config::Config;
 use trailsight_ingest::handler::{Ingest, SqsBatchResponse};
@@ -399,6 +400,38 @@ impl FileMarks for MarkerWriteFails {
             "crash injected before the marker".into(),
         ))
     }
+    async fn key_mark(
+        &self,
+        key: &FileId,
+        consistent: bool,
+    ) -> Result<Option<KeyMark>, StoreError> {
+        self.0.key_mark(key, consistent).await
+    }
+    async fn claim_version(
+        &self,
+        key: &FileId,
+        tag: &str,
+        base: u64,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .claim_version(key, tag, base, now, stale_before)
+            .await
+    }
+    async fn commit_version(&self, _: &FileId, _: &VersionCommit) -> Result<bool, StoreError> {
+        Err(StoreError::Transient(
+            "crash injected before the marker".into(),
+        ))
+    }
+    async fn key_parts(
+        &self,
+        key: &FileId,
+        hours: &[Minute],
+        except: &FileId,
+    ) -> Result<Vec<Delta>, StoreError> {
+        self.0.key_parts(key, hours, except).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,6 +638,191 @@ async fn a_crash_between_writes_is_completed_by_the_retry() {
     assert_eq!(env.count_items("crash-marker", "D#").await, parts);
 }
 
+/// A log of `calls` write calls per minute for `minutes` minutes from 14:00, event IDs `e-<m>-<n>`.
+fn small_log(minutes: i64, calls: usize) -> Vec<u8> {
+    let start = parse_minute("2026-03-02T14:00:00Z").expect("minute");
+    let mut records = Vec::new();
+    for minute in 0..minutes {
+        let time = trailsight::minute::format_minute(start + minute);
+        for n in 0..calls {
+            records.push(format!(
+                r#"{{"eventID":"e-{minute}-{n}","eventTime":"{time}","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"userIdentity":{{"arn":"arn:aws:iam::111122223333:user/u{n}"}}}}"#
+            ));
+        }
+    }
+    gzip(format!("{{\"Records\":[{}]}}", records.join(",")).as_bytes())
+}
+
+/// A direct S3 event naming one version of `key` in `bucket`.
+fn s3_version_event(bucket: &str, key: &str, version_id: Option<&str>, etag: &str) -> Value {
+    let mut object = json!({"key": url_encode(key), "size": 1, "eTag": etag});
+    if let Some(id) = version_id {
+        object["versionId"] = json!(id);
+    }
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-03-02T16:05:10.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket}, "object": object}
+    }]})
+}
+
+#[tokio::test]
+async fn reuploads_under_the_same_key_count_their_new_content_once() {
+    let env = Env::start().await;
+    let bucket = "trailsight-versioned";
+    env.s3
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket");
+    env.s3
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let put = |body: Vec<u8>| {
+        let s3 = env.s3.clone();
+        async move {
+            let out = s3
+                .put_object()
+                .bucket(bucket)
+                .key(SYNTHETIC_KEY)
+                .body(body.into())
+                .send()
+                .await
+                .expect("put");
+            let id = out.version_id().expect("a version id").to_owned();
+            let etag = out.e_tag().expect("an etag").trim_matches('"').to_owned();
+            (id, etag)
+        }
+    };
+    let store = env.table("versions").await;
+    let ingest = env.ingest("versions");
+    let (first, more) = (small_log(30, 2), small_log(45, 3));
+    let key = FileId::new(bucket, SYNTHETIC_KEY);
+
+    let (v1, e1) = put(first.clone()).await;
+    let done = ingest
+        .process(&s3_version_event(bucket, SYNTHETIC_KEY, Some(&v1), &e1))
+        .await;
+    assert_eq!((done.summary.files, done.summary.recounted), (1, 0));
+    assert_holds_exactly(&store, &fold(&first)).await;
+
+    // The same content uploaded again: a new version id, the same ETag: a duplicate.
+    let (v1b, e1b) = put(first.clone()).await;
+    assert_ne!(v1b, v1);
+    assert_eq!(e1b, e1);
+    let again = ingest
+        .process(&s3_version_event(bucket, SYNTHETIC_KEY, Some(&v1b), &e1b))
+        .await;
+    assert_eq!((again.summary.files, again.summary.duplicates), (0, 1));
+
+    // New content: 15 more minutes, and a third call in each of the first 30.
+    let (v2, e2) = put(more.clone()).await;
+    let new = ingest
+        .process(&s3_version_event(bucket, SYNTHETIC_KEY, Some(&v2), &e2))
+        .await;
+    assert!(new.errors.is_empty(), "{:?}", new.errors);
+    assert_eq!((new.summary.files, new.summary.recounted), (1, 60));
+    let expected = counts_of([&fold(&more)]);
+    let stored = counts_of(&read_hours(&store, &hours_of(&expected)).await);
+    assert_eq!(stored, expected, "the key counts its new content, once");
+
+    // v1's notification late (after v2), and v2's again: the versions named are read and
+    // found counted; nothing changes. A notification without a version reads the current one.
+    for (id, etag) in [
+        (Some(v1.as_str()), e1.as_str()),
+        (Some(&v2), &e2),
+        (None, ""),
+    ] {
+        let late = ingest
+            .process(&s3_version_event(bucket, SYNTHETIC_KEY, id, etag))
+            .await;
+        assert_eq!(
+            (late.summary.files, late.summary.duplicates),
+            (0, 1),
+            "{id:?}"
+        );
+    }
+    let stored = counts_of(&read_hours(&store, &hours_of(&expected)).await);
+    assert_eq!(stored, expected);
+    let mark = store
+        .key_mark(&key, true)
+        .await
+        .expect("mark")
+        .expect("a mark");
+    assert_eq!(mark.versions, [v1.clone(), v2.clone()]);
+    assert_eq!(mark.seq, 2);
+    let item = env
+        .ddb
+        .get_item()
+        .table_name("versions")
+        .key("pk", AttributeValue::S(format!("F#{key}")))
+        .key("sk", AttributeValue::S("F".into()))
+        .send()
+        .await
+        .expect("marker")
+        .item
+        .expect("marker item");
+    let expires: i64 = item["expires_at"]
+        .as_n()
+        .expect("ttl")
+        .parse()
+        .expect("number");
+    let last_hour = *hours_of(&expected).last().expect("hours");
+    assert!(
+        expires >= (last_hour + 35 * 1440 + 60) * 60,
+        "the marker outlives the parts"
+    );
+
+    // An unversioned bucket: an overwrite's notification names its ETag; the new content is
+    // read and only its difference stored.
+    let store = env.table("overwrite").await;
+    let ingest = env.ingest("overwrite");
+    env.put(SYNTHETIC_KEY, first.clone()).await;
+    let etag = || async {
+        let head = env
+            .s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(SYNTHETIC_KEY)
+            .send()
+            .await;
+        head.expect("head")
+            .e_tag()
+            .expect("etag")
+            .trim_matches('"')
+            .to_owned()
+    };
+    ingest
+        .process(&s3_version_event(
+            BUCKET,
+            SYNTHETIC_KEY,
+            None,
+            &etag().await,
+        ))
+        .await;
+    env.put(SYNTHETIC_KEY, more.clone()).await;
+    let over = ingest
+        .process(&s3_version_event(
+            BUCKET,
+            SYNTHETIC_KEY,
+            None,
+            &etag().await,
+        ))
+        .await;
+    assert_eq!((over.summary.files, over.summary.recounted), (1, 60));
+    let stored = counts_of(&read_hours(&store, &hours_of(&expected)).await);
+    assert_eq!(stored, expected);
+}
+
 #[tokio::test]
 async fn throttling_is_retried_with_backoff_and_counts_stay_exact() {
     let env = Env::start().await;
@@ -613,8 +831,9 @@ async fn throttling_is_retried_with_backoff_and_counts_stay_exact() {
     let expected = fold(&body);
     let store = env.table("throttled").await;
     // Five throttles for each operation: the marker read meets five before its sixth and last
-    // attempt succeeds; the conditional puts of the parts share five between them; the note in
-    // the arrival log (the synthetic file is old, so late) meets five.
+    // attempt succeeds; the marker's claim and commit and the note in the arrival log (the
+    // synthetic file is old, so late; all UpdateItem), the read of the key's parts (Query) and
+    // the conditional puts of the parts share five per operation between them.
     let proxy = FaultProxy::start(&env.moto.endpoint, 5, true);
     let ingest = Ingest::new(
         &config("throttled", &[]),
@@ -626,7 +845,7 @@ async fn throttling_is_retried_with_backoff_and_counts_stay_exact() {
         .await;
     let elapsed = started.elapsed();
     assert!(processed.retry.is_empty(), "{:?}", processed.errors);
-    assert_eq!(proxy.control(None).0, 15, "every throttle was met");
+    assert_eq!(proxy.control(None).0, 20, "every throttle was met");
     assert_holds_exactly(&store, &expected).await;
     assert_eq!(
         env.count_items("throttled", "D#").await,

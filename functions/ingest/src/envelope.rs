@@ -14,6 +14,7 @@
 
 use percent_encoding::percent_decode_str;
 use serde_json::Value;
+use trailsight::ingest::ObjectVersion;
 
 /// An object to ingest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct ObjectRef {
     pub bucket: String,
     /// Decoded: the key as S3 stores it.
     pub key: String,
+    /// The version the notification names (S3 and EventBridge events carry the version id in a
+    /// versioned bucket, and the ETag); CloudTrail's own message names none.
+    pub version: ObjectVersion,
 }
 
 /// One notification: an SQS message, an SNS record, or the whole event otherwise.
@@ -166,9 +170,14 @@ fn s3_event(records: &[Value]) -> Result<Content, EnvelopeError> {
                 "a record has no bucket name or object key",
             ));
         };
+        let field = |name: &str| {
+            s3.pointer(&format!("/object/{name}"))
+                .and_then(Value::as_str)
+        };
         objects.push(ObjectRef {
             bucket: bucket.to_owned(),
             key: decode_s3_key(key)?,
+            version: ObjectVersion::new(field("versionId"), field("eTag")),
         });
     }
     if objects.is_empty() && !others.is_empty() {
@@ -186,10 +195,16 @@ fn eventbridge(value: &Value, detail_type: &str) -> Result<Content, EnvelopeErro
     }
     let bucket = value.pointer("/detail/bucket/name").and_then(Value::as_str);
     let key = value.pointer("/detail/object/key").and_then(Value::as_str);
+    let field = |name: &str| {
+        value
+            .pointer(&format!("/detail/object/{name}"))
+            .and_then(Value::as_str)
+    };
     match (bucket, key) {
         (Some(bucket), Some(key)) => Ok(Content::Objects(vec![ObjectRef {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            version: ObjectVersion::new(field("version-id"), field("etag")),
         }])),
         _ => Err(malformed(
             "EventBridge Object Created event",
@@ -215,6 +230,7 @@ fn cloudtrail_message(value: &Value) -> Result<Content, EnvelopeError> {
             Some(key) => Ok(ObjectRef {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
+                version: ObjectVersion::default(),
             }),
             None => Err(malformed(what, "an s3ObjectKey entry is not a string")),
         })
@@ -374,6 +390,66 @@ mod tests {
         ));
         let unknown = decode_event(&serde_json::json!({"hello": "world"}));
         assert!(unknown[0].content.is_err());
+    }
+
+    #[test]
+    fn versions_are_read_from_s3_and_eventbridge_events() {
+        let etag = || Some("d8e8fca2dc0f896fd7cb4cb0031ba249".to_owned());
+        for name in [
+            "s3",
+            "sqs-s3",
+            "sqs-sns-s3",
+            "sns-s3",
+            "eventbridge",
+            "sqs-eventbridge",
+        ] {
+            let bytes: &[u8] = match name {
+                "s3" => include_bytes!("../testdata/s3-event.json"),
+                "sqs-s3" => include_bytes!("../testdata/sqs-s3-event.json"),
+                "sqs-sns-s3" => include_bytes!("../testdata/sqs-sns-s3-event.json"),
+                "sns-s3" => include_bytes!("../testdata/sns-s3-event.json"),
+                "eventbridge" => include_bytes!("../testdata/eventbridge-object-created.json"),
+                _ => include_bytes!("../testdata/sqs-eventbridge-object-created.json"),
+            };
+            let messages = decode_event(&fixture(bytes));
+            let Ok(Content::Objects(objects)) = &messages[0].content else {
+                panic!("{name}");
+            };
+            assert_eq!(objects[0].version.etag, etag(), "{name}");
+            assert_eq!(objects[0].version.version_id, None, "{name}");
+        }
+        let versioned = decode_event(&serde_json::json!({"Records": [{
+            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": BUCKET}, "object": {"key": "k", "eTag": "\"abc\"",
+                   "versionId": "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"}}
+        }]}));
+        let Ok(Content::Objects(objects)) = &versioned[0].content else {
+            panic!("{versioned:?}");
+        };
+        assert_eq!(
+            objects[0].version,
+            ObjectVersion::new(Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"), Some("abc"))
+        );
+        assert_eq!(
+            objects[0].version.tag(),
+            Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+        );
+        let eventbridge = decode_event(&serde_json::json!({
+            "detail-type": "Object Created", "source": "aws.s3",
+            "detail": {"bucket": {"name": BUCKET},
+                       "object": {"key": "k", "etag": "abc", "version-id": "v2"}}
+        }));
+        let Ok(Content::Objects(objects)) = &eventbridge[0].content else {
+            panic!("{eventbridge:?}");
+        };
+        assert_eq!(objects[0].version.tag(), Some("v2"));
+        let cloudtrail = decode_event(&fixture(include_bytes!(
+            "../testdata/cloudtrail-notification.json"
+        )));
+        let Ok(Content::Objects(objects)) = &cloudtrail[0].content else {
+            panic!("{cloudtrail:?}");
+        };
+        assert_eq!(objects[0].version, ObjectVersion::default());
     }
 
     #[test]

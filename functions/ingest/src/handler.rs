@@ -222,17 +222,21 @@ async fn ingest_one(
     ingest: &ObjectIngest<'_>,
     object: &ObjectRef,
 ) -> Result<IngestOutcome, IngestError> {
-    let result = ingest.ingest(&object.bucket, &object.key).await;
+    let result = ingest
+        .ingest(&object.bucket, &object.key, &object.version)
+        .await;
     match &result {
         Ok(IngestOutcome::Stored {
             records,
             counted,
             cells,
             write,
+            recounted,
         }) => tracing::info!(
             records,
             counted,
             cells,
+            recounted,
             parts_written = write.parts_written,
             parts_existing = write.parts_existing,
             "Stored."

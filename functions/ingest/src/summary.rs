@@ -23,6 +23,8 @@ pub struct Summary {
     pub counted: u64,
     /// (series, minute) cells in the files stored.
     pub cells: usize,
+    /// Events that earlier versions of their keys had already counted (a re-uploaded object).
+    pub recounted: u64,
     pub parts_written: usize,
     /// Parts found already written (a retry completing an earlier attempt).
     pub parts_existing: usize,
@@ -48,8 +50,10 @@ impl Summary {
                 counted,
                 cells,
                 write,
+                recounted,
             } => {
                 self.files += 1;
+                self.recounted += recounted;
                 self.records += records;
                 self.counted += counted;
                 self.cells += cells;
@@ -70,6 +74,7 @@ impl Summary {
             records = self.records,
             counted = self.counted,
             cells = self.cells,
+            recounted = self.recounted,
             parts_written = self.parts_written,
             parts_existing = self.parts_existing,
             duplicates = self.duplicates,
@@ -149,6 +154,7 @@ mod tests {
                 parts_existing: 0,
                 requests: 1,
             },
+            recounted: 0,
         });
         summary.add(&IngestOutcome::Duplicate);
         summary.add(&IngestOutcome::NotALog {
@@ -182,6 +188,42 @@ mod tests {
         assert_eq!(emf["FilesFailed"], 1);
         assert_eq!(emf["RecordsIngested"], 10);
         assert_eq!(emf["_aws"]["Timestamp"], 1_700_000_000_000i64);
+    }
+
+    /// The freshness alarm's log metric filter (infra/template.yaml, `IngestedFilesMetricFilter`)
+    /// reads `$.fields.message` and `$.fields.files` of this line in Lambda's JSON log format.
+    #[test]
+    fn the_summary_line_has_the_fields_the_freshness_filter_reads() {
+        use lambda_runtime::tracing::subscriber;
+        use std::sync::{Arc, Mutex};
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let json = subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let summary = Summary {
+            files: 3,
+            ..Summary::default()
+        };
+        tracing::subscriber::with_default(json, || summary.log());
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["fields"]["message"], "Invocation done.");
+        assert_eq!(line["fields"]["files"], 3);
+        assert_eq!(line["level"], "INFO");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::aws::retry::{describe, is_transient};
 use crate::aws::s3::{IngestError, ObjectError, ObjectIngest};
 use crate::classify::ClassifyOptions;
 use crate::ingest::IngestOutcome;
+use crate::ingest::ObjectVersion;
 use crate::logfile::ReadLimits;
 use crate::minute::{MINUTES_PER_DAY, Minute, day_start, to_datetime};
 use crate::s3key::{KeyKind, classify_key};
@@ -71,6 +72,7 @@ impl BackfillReport {
                 counted,
                 cells,
                 write,
+                ..
             }) => {
                 self.stored += 1;
                 self.records += records;
@@ -123,7 +125,7 @@ where
     };
     let mut results = stream::iter(keys)
         .map(|key| async move {
-            let outcome = ingest.ingest(bucket, &key).await;
+            let outcome = ingest.ingest(bucket, &key, &ObjectVersion::default()).await;
             (key, outcome)
         })
         .buffer_unordered(options.concurrency.max(1));

@@ -7,7 +7,7 @@
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
 //! | delta part | `D#<YYYY-MM-DDTHH>` (UTC hour of its minutes) | `<file id>#<part>` | `d` (B: gzip JSON of a [`Delta`]), `expires_at` = hour + 35 days |
-//! | file marker | `F#<file id>` | `F` | `status` (`done`/`failed`), `records` (N), `reason` (S, failed only), `expires_at` = now + 7 days |
+//! | key marker | `F#<file id>` | `F` | `status` (`done`/`failed`), `records` (N), `reason` (S, failed only), `seq` (N), `versions`, `etags` (L of S), `pending` (S), `pending_at` (N), `expires_at` = after its parts |
 //! | state head | `S` | `HEAD` | `version` (N), `chunks` (N), `token` (S), `s3key` (S, when the body is in S3) |
 //! | state chunk | `S` | `C#<version, 20 digits>#<token>#<i, 5 digits>` | `d` (B: a slice of the gzip JSON of the [`DetectorState`]) |
 //!
@@ -20,8 +20,11 @@
 //! - **Reads never scan.** The detector reads a key's recent minutes with one consistent `Query`
 //!   per hour (`pk = D#<hour>`, paginated) and its baseline from the state document (one consistent
 //!   `GetItem` of the head, one consistent `Query` of its chunks).
-//! - **Write units per file**: one conditional put per (file, hour, part), one marker put and one
-//!   marker get. A part holds at least one (series, minute) cell of its hour, so a file costs no
+//! - **Versions** of a key (an object overwritten) are claimed, written as their difference to
+//!   the key's parts and committed on the key's marker with conditional `UpdateItem`s
+//!   ([`crate::ingest`] has the protocol, `docs/TABLE.md` the expressions).
+//! - **Write units per file**: one conditional put per (file, hour, part), two marker updates
+//!   (claim, commit), two marker gets and one consistent `Query` per hour touched. A part holds at least one (series, minute) cell of its hour, so a file costs no
 //!   more part writes than the (series, hour) cells it touches, however many records it holds.
 //!   The marker get is eventually consistent (half a read unit): a stale miss costs a download
 //!   and conditional puts that find their parts, never a double count.
@@ -68,8 +71,8 @@ use crate::fold::{Delta, DeltaBuilder};
 use crate::memory::delta_parts;
 use crate::minute::{MINUTES_PER_DAY, Minute, to_datetime};
 use crate::store::{
-    ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart,
-    StateStore, StoreError, VersionedState, WriteReport,
+    ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart, KeyMark,
+    StateStore, StoreError, VersionCommit, VersionedState, WriteReport,
 };
 use crate::topk::TopK;
 
@@ -80,8 +83,8 @@ pub const TABLE_DEFINITION: &str = include_str!("../../../infra/table.json");
 pub const MAX_ITEM_DATA: usize = 350 * 1024;
 /// Delta parts live this long after their hour (the detector's recent window, with margin).
 pub const DELTA_TTL_DAYS: i64 = 35;
-/// File markers live this long after the file was processed.
-pub const MARKER_TTL_DAYS: i64 = 7;
+/// File markers live at least this long (longer than parts: see [`crate::ingest`]).
+pub use crate::ingest::MARKER_TTL_DAYS;
 /// Conditional puts in flight per file.
 pub const PUTS_IN_FLIGHT: usize = 16;
 /// State chunk writes and deletes in flight.
@@ -467,6 +470,17 @@ impl DeltaRead for DynamoStore {
     }
 }
 
+/// A stored delta part's `Delta`.
+fn decode_part(item: &HashMap<String, AttributeValue>) -> Result<Delta, StoreError> {
+    let data = binary_attr(item, "d")?;
+    let mut json = Vec::new();
+    GzDecoder::new(data)
+        .take(MAX_PART_JSON)
+        .read_to_end(&mut json)
+        .map_err(|e| corrupt_part(item, e))?;
+    serde_json::from_slice(&json).map_err(|e| corrupt_part(item, e))
+}
+
 fn corrupt_part(
     item: &HashMap<String, AttributeValue>,
     error: impl std::fmt::Display,
@@ -479,30 +493,11 @@ fn corrupt_part(
 #[async_trait]
 impl FileMarks for DynamoStore {
     async fn file_mark(&self, file: &FileId) -> Result<Option<FileMark>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(marker_pk(file)))
-            .key("sk", s("F"))
-            .send()
-            .await
-            .map_err(|e| store_error("reading a file marker", &e))?
-            .item;
-        let Some(item) = item else {
-            return Ok(None);
-        };
-        match string_attr(&item, "status")? {
-            "done" => Ok(Some(FileMark::Done {
-                records: number_attr(&item, "records").unwrap_or(0),
-            })),
-            "failed" => Ok(Some(FileMark::Failed {
-                reason: string_attr(&item, "reason").unwrap_or_default().to_owned(),
-            })),
-            other => Err(StoreError::Corrupt(format!(
-                "file marker {file} has status {other:?}"
-            ))),
-        }
+        Ok(self
+            .get_marker(file, false)
+            .await?
+            .and_then(|item| marker_status(&item, file).transpose())
+            .transpose()?)
     }
 
     async fn set_file_mark(&self, file: &FileId, mark: &FileMark) -> Result<(), StoreError> {
@@ -527,6 +522,216 @@ impl FileMarks for DynamoStore {
             .await
             .map(|_| ())
             .map_err(|e| store_error("writing a file marker", &e))
+    }
+
+    async fn key_mark(
+        &self,
+        key: &FileId,
+        consistent: bool,
+    ) -> Result<Option<KeyMark>, StoreError> {
+        let Some(item) = self.get_marker(key, consistent).await? else {
+            return Ok(None);
+        };
+        let list = |name: &str| match item.get(name) {
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .filter_map(|v| v.as_s().ok().cloned())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let seq = number_attr(&item, "seq");
+        let status = marker_status(&item, key)?;
+        let pending = match (item.get("pending"), number_attr(&item, "pending_at")) {
+            (Some(AttributeValue::S(tag)), Some(at)) => Some((tag.clone(), at as i64)),
+            _ => None,
+        };
+        Ok(Some(KeyMark {
+            legacy: seq.is_none() && status.is_some(),
+            status,
+            seq: seq.unwrap_or(0),
+            versions: list("versions"),
+            etags: list("etags"),
+            pending,
+            expires_at: number_attr(&item, "expires_at").map(|e| e as i64),
+        }))
+    }
+
+    async fn claim_version(
+        &self,
+        key: &FileId,
+        tag: &str,
+        base: u64,
+        now: i64,
+        stale_before: i64,
+    ) -> Result<bool, StoreError> {
+        // A marker written before versions (status, no seq) is never claimed.
+        let committed = if base == 0 {
+            "attribute_not_exists(seq) AND attribute_not_exists(#status)"
+        } else {
+            "seq = :base"
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(marker_pk(key)))
+            .key("sk", s("F"))
+            .update_expression(
+                "SET pending = :tag, pending_at = :now, \
+                 expires_at = if_not_exists(expires_at, :expires)",
+            )
+            .condition_expression(format!(
+                "({committed}) AND (attribute_not_exists(pending) OR pending = :tag \
+                 OR pending_at < :stale)"
+            ))
+            .expression_attribute_values(":tag", s(tag))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":stale", n(stale_before))
+            .expression_attribute_values(
+                ":expires",
+                n(now + MARKER_TTL_DAYS * MINUTES_PER_DAY * 60),
+            );
+        update = if base == 0 {
+            update.expression_attribute_names("#status", "status")
+        } else {
+            update.expression_attribute_values(":base", n(base))
+        };
+        conditional(update.send().await, "claiming a key's marker")
+    }
+
+    async fn commit_version(
+        &self,
+        key: &FileId,
+        commit: &VersionCommit,
+    ) -> Result<bool, StoreError> {
+        let committed = if commit.base == 0 {
+            "attribute_not_exists(seq)"
+        } else {
+            "seq = :base"
+        };
+        let strings =
+            |values: &[String]| AttributeValue::L(values.iter().map(|v| s(v.clone())).collect());
+        let (status, records, reason) = match &commit.status {
+            FileMark::Done { records } => ("done", *records, None),
+            FileMark::Failed { reason } => ("failed", 0, Some(truncate(reason, 2048))),
+        };
+        let mut set = "SET seq = :next, #status = :status, records = :records, \
+                       versions = :versions, etags = :etags, expires_at = :expires"
+            .to_owned();
+        set.push_str(if reason.is_some() {
+            ", reason = :reason REMOVE pending, pending_at"
+        } else {
+            " REMOVE pending, pending_at, reason"
+        });
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(marker_pk(key)))
+            .key("sk", s("F"))
+            .update_expression(set)
+            .condition_expression(format!("({committed}) AND pending = :tag"))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":tag", s(commit.tag.clone()))
+            .expression_attribute_values(":next", n(commit.base + 1))
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":records", n(records))
+            .expression_attribute_values(":versions", strings(&commit.versions))
+            .expression_attribute_values(":etags", strings(&commit.etags))
+            .expression_attribute_values(":expires", n(commit.expires_at));
+        if commit.base > 0 {
+            update = update.expression_attribute_values(":base", n(commit.base));
+        }
+        if let Some(reason) = reason {
+            update = update.expression_attribute_values(":reason", s(reason));
+        }
+        conditional(update.send().await, "committing a key's marker")
+    }
+
+    async fn key_parts(
+        &self,
+        key: &FileId,
+        hours: &[Minute],
+        except: &FileId,
+    ) -> Result<Vec<Delta>, StoreError> {
+        let skip = format!("{except}#");
+        let mut deltas = Vec::new();
+        for hour in hours {
+            let mut pages = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :key)")
+                .expression_attribute_values(":pk", s(delta_pk(*hour)))
+                .expression_attribute_values(":key", s(key.to_string()))
+                .consistent_read(true)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| store_error("reading a key's delta parts", &e))?;
+                for item in page.items() {
+                    if string_attr(item, "sk")?.starts_with(&skip) {
+                        continue;
+                    }
+                    deltas.push(decode_part(item)?);
+                }
+            }
+        }
+        Ok(deltas)
+    }
+}
+
+impl DynamoStore {
+    async fn get_marker(
+        &self,
+        file: &FileId,
+        consistent: bool,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(marker_pk(file)))
+            .key("sk", s("F"))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| store_error("reading a file marker", &e))?
+            .item)
+    }
+}
+
+/// A marker's outcome; `None` while it only holds a claim.
+fn marker_status(
+    item: &HashMap<String, AttributeValue>,
+    file: &FileId,
+) -> Result<Option<FileMark>, StoreError> {
+    match item.get("status") {
+        None => Ok(None),
+        Some(AttributeValue::S(status)) if status == "done" => Ok(Some(FileMark::Done {
+            records: number_attr(item, "records").unwrap_or(0),
+        })),
+        Some(AttributeValue::S(status)) if status == "failed" => Ok(Some(FileMark::Failed {
+            reason: string_attr(item, "reason").unwrap_or_default().to_owned(),
+        })),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "file marker {file} has status {other:?}"
+        ))),
+    }
+}
+
+/// A conditional write's result: `Ok(false)` when its condition failed.
+fn conditional<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    what: &str,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(error) if error.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(error) => Err(store_error(what, &error)),
     }
 }
 

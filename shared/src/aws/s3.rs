@@ -15,7 +15,9 @@ use aws_sdk_s3::Client;
 
 use crate::aws::retry::{describe, is_transient};
 use crate::classify::ClassifyOptions;
-use crate::ingest::{FoldedObject, IngestOutcome, check_marker, fold_object, store_folded};
+use crate::ingest::{
+    FoldedObject, IngestOutcome, ObjectVersion, check_version, fold_object, store_version,
+};
 use crate::logfile::{ReadError, ReadLimits, peak_read_memory};
 use crate::s3key::{KeyKind, classify_key};
 use crate::store::{DeltaWrite, FileId, FileMarks, StoreError};
@@ -61,7 +63,7 @@ pub async fn get_object_bytes(
     key: &str,
     max_compressed_bytes: u64,
 ) -> Result<Vec<u8>, ObjectError> {
-    let object = open_object(client, bucket, key, max_compressed_bytes).await?;
+    let object = open_object(client, bucket, key, None, max_compressed_bytes).await?;
     object.collect().await
 }
 
@@ -71,22 +73,34 @@ pub struct OpenObject {
     key: String,
     /// The `ContentLength` S3 declared, if any.
     pub declared: Option<u64>,
+    /// The version read (its version id and ETag, as S3 answered).
+    pub version: ObjectVersion,
     limit: u64,
     body: aws_sdk_s3::primitives::ByteStream,
 }
 
-/// Sends the `GetObject` and checks the declared length against the limit. Dropping the result
-/// closes the connection without reading the body.
+/// Sends the `GetObject` (of `version_id` when given, else of the current version) and checks the
+/// declared length against the limit. Dropping the result closes the connection without reading
+/// the body.
 pub async fn open_object(
     client: &Client,
     bucket: &str,
     key: &str,
+    version_id: Option<&str>,
     max_compressed_bytes: u64,
 ) -> Result<OpenObject, ObjectError> {
-    let output = match client.get_object().bucket(bucket).key(key).send().await {
+    let request = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version_id.map(str::to_owned));
+    let output = match request.send().await {
         Ok(output) => output,
         Err(error) => {
-            if error.as_service_error().is_some_and(|e| e.is_no_such_key()) {
+            use aws_sdk_s3::error::ProvideErrorMetadata;
+            if error.as_service_error().is_some_and(|e| e.is_no_such_key())
+                || error.code() == Some("NoSuchVersion")
+            {
                 return Err(ObjectError::Gone {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
@@ -110,6 +124,7 @@ pub async fn open_object(
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         declared,
+        version: ObjectVersion::new(output.version_id(), output.e_tag()),
         limit: max_compressed_bytes,
         body: output.body,
     })
@@ -234,20 +249,40 @@ pub struct ObjectIngest<'a> {
 }
 
 impl ObjectIngest<'_> {
-    /// The pipeline for one object (key already URL-decoded): classify its key, check its marker,
-    /// download it, fold it (on the blocking pool), store the fold and mark the file.
-    pub async fn ingest(&self, bucket: &str, key: &str) -> Result<IngestOutcome, IngestError> {
+    /// The pipeline for one object (key already URL-decoded): classify its key, check its
+    /// marker, open it (the version the notification names, else the current one), check the
+    /// marker against the version S3 answered with, download and fold it (on the blocking pool),
+    /// store what it adds to its key ([`store_version`]).
+    pub async fn ingest(
+        &self,
+        bucket: &str,
+        key: &str,
+        notified: &ObjectVersion,
+    ) -> Result<IngestOutcome, IngestError> {
         if let KeyKind::Skip(why) = classify_key(key) {
             return Ok(IngestOutcome::NotALog {
                 reason: why.to_owned(),
             });
         }
         let file = FileId::new(bucket, key);
-        if let Some(done) = check_marker(&file, self.marks).await? {
+        if let Some(done) = check_version(&file, notified, self.marks).await? {
             return Ok(done);
         }
         let limit = self.limits.max_compressed_bytes;
-        let folded = match open_object(self.s3, bucket, key, limit).await {
+        let opened = open_object(self.s3, bucket, key, notified.version_id.as_deref(), limit).await;
+        let mut version = notified.clone();
+        if let Ok(object) = &opened {
+            version = ObjectVersion {
+                version_id: object.version.version_id.clone(),
+                etag: object.version.etag.clone().or(version.etag),
+            };
+            if object.version != *notified
+                && let Some(done) = check_version(&file, &version, self.marks).await?
+            {
+                return Ok(done);
+            }
+        }
+        let folded = match opened {
             Ok(object) => {
                 let reservation = match self.budget {
                     Some(budget) => {
@@ -270,7 +305,8 @@ impl ObjectIngest<'_> {
             Err(ObjectError::TooLarge { limit, .. }) => Err(ReadError::CompressedTooLarge(limit)),
             Err(error) => return Err(error.into()),
         };
-        Ok(store_folded(&file, folded, self.marks, self.deltas).await?)
+        let now = chrono::Utc::now().timestamp();
+        Ok(store_version(&file, &version, folded, self.marks, self.deltas, now).await?)
     }
 
     async fn fold(
