@@ -547,6 +547,7 @@ mod tests {
             baseline_average: 0.001,
             baseline_duration: 10080,
             baseline_tops: Default::default(),
+            cooling: None,
             held: None,
         };
         let open = open_insight(&key, &episode, 103);

@@ -68,6 +68,11 @@ pub struct Episode {
     pub baseline_duration: i64,
     /// The baseline's top values when the episode started (ARN, user agent, error code).
     pub baseline_tops: [TopK; 3],
+    /// Events (counted) and top values of the minutes after `last_hot` (a spike cooling down):
+    /// they join the episode if a later minute is unusual again, and are left out of the End
+    /// otherwise, whose window ends at the last unusual minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooling: Option<Box<Cell>>,
     /// A drop not yet reported, and the minute it was found: it is reported once the trail is
     /// known to have delivered data of that account and region for a minute at or after it
     /// (so a delivery outage is never mistaken for a silence), and forgotten without a record
@@ -553,12 +558,19 @@ fn evaluate_series(
             .as_mut()
             .filter(|e| e.kind == EpisodeKind::Spike);
         if let Some(episode) = episode {
+            if let Some(cell) = cell {
+                let cooling = episode.cooling.get_or_insert_with(Box::default);
+                cooling.count += x;
+                cooling.arns.merge(&cell.arns);
+                cooling.agents.merge(&cell.agents);
+                cooling.errors.merge(&cell.errors);
+            }
             if hot1 || hot5 || still_hot {
                 episode.last_hot = minute;
-            }
-            if let Some(cell) = cell {
-                episode.events += x;
-                merge_cell(episode, cell);
+                if let Some(cooling) = episode.cooling.take() {
+                    episode.events += cooling.count;
+                    merge_cell(episode, &cooling);
+                }
             }
             if minute - episode.last_hot >= config.cooldown_minutes {
                 let episode = state.episode.take();
@@ -744,6 +756,7 @@ fn new_episode(
         baseline_average: average(events, duration),
         baseline_duration: duration,
         baseline_tops: [b.arns.clone(), b.agents.clone(), b.errors.clone()],
+        cooling: None,
         held: None,
     }
 }

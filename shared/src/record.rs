@@ -31,6 +31,9 @@ pub struct Record<'a> {
     pub read_only: Option<bool>,
     pub error_code: Option<Cow<'a, str>>,
     pub user_agent: Option<Cow<'a, str>>,
+    /// `sessionCredentialFromConsole` (`"true"` on calls made from an AWS Management Console
+    /// session).
+    pub session_credential_from_console: Option<bool>,
     pub recipient_account_id: Option<Cow<'a, str>>,
     pub user_identity: Option<UserIdentity<'a>>,
 }
@@ -69,6 +72,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
                         b"readOnly" => r.read_only = map.next_value_seed(Flag)?,
                         b"errorCode" => r.error_code = map.next_value_seed(Text)?,
                         b"userAgent" => r.user_agent = map.next_value_seed(Text)?,
+                        b"sessionCredentialFromConsole" => {
+                            r.session_credential_from_console = map.next_value_seed(Flag)?
+                        }
                         b"recipientAccountId" => {
                             r.recipient_account_id = map.next_value_seed(Text)?
                         }
@@ -189,17 +195,50 @@ impl<'a> Record<'a> {
         self.user_identity.as_ref()?.arn.as_deref()
     }
 
+    /// True for calls made from an AWS Management Console session: a person, whatever else the
+    /// record says (`sessionCredentialFromConsole`, sign-in or console as `invokedBy`, a console
+    /// user agent such as `console.amazonaws.com`, `console.ec2.amazonaws.com` or
+    /// `signin.amazonaws.com`).
+    pub fn is_console_call(&self) -> bool {
+        if self.session_credential_from_console == Some(true) {
+            return true;
+        }
+        let invoked_by = self
+            .user_identity
+            .as_ref()
+            .and_then(|i| i.invoked_by.as_deref());
+        if invoked_by.is_some_and(is_console_principal) {
+            return true;
+        }
+        self.user_agent
+            .as_deref()
+            .is_some_and(|agent| is_console_principal(agent.trim()))
+    }
+
     /// True for calls an AWS service made on the user's behalf (`AWSService` identity, or a
-    /// service principal in `invokedBy`).
+    /// service principal in `invokedBy`), never for a person at the console
+    /// ([`Self::is_console_call`]).
     pub fn is_aws_service_call(&self) -> bool {
         let Some(identity) = &self.user_identity else {
             return false;
         };
+        if self.is_console_call() {
+            return false;
+        }
         if identity.identity_type.as_deref() == Some("AWSService") {
             return true;
         }
         matches!(identity.invoked_by.as_deref(), Some(by) if by.ends_with(".amazonaws.com"))
     }
+}
+
+/// `signin.amazonaws.com`, `console.amazonaws.com` and the per-service consoles
+/// (`console.ec2.amazonaws.com`...): what a console session puts in `invokedBy` or `userAgent`.
+fn is_console_principal(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "signin.amazonaws.com"
+        || (name.starts_with("console.") && name.ends_with(".amazonaws.com"))
+        || name == "console.amazonaws.com"
 }
 
 /// A string field that borrows from the input when it has no escapes (serde's own `Cow` support
@@ -478,5 +517,28 @@ mod tests {
         assert!(a.is_aws_service_call());
         assert!(b.is_aws_service_call());
         assert!(!c.is_aws_service_call());
+        // People at the console, in the record shapes CloudTrail writes for them.
+        let console = [
+            // Older records: the console signs in on the user's behalf.
+            br#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/alice","invokedBy":"signin.amazonaws.com"},"userAgent":"signin.amazonaws.com"}"#.as_slice(),
+            // An assumed role from the console (SSO), flagged at the record's top level.
+            br#"{"userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin/bob"},"sessionCredentialFromConsole":"true","userAgent":"Mozilla/5.0"}"#.as_slice(),
+            // A service console as the user agent.
+            br#"{"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/carol","invokedBy":"AWS Internal"},"userAgent":"console.ec2.amazonaws.com"}"#.as_slice(),
+            // Console flag beside a service principal: still a person.
+            br#"{"userIdentity":{"type":"AssumedRole","invokedBy":"s3.amazonaws.com"},"sessionCredentialFromConsole":true}"#.as_slice(),
+        ];
+        for json in console {
+            let record = Record::parse(json).unwrap();
+            assert!(record.is_console_call(), "{}", String::from_utf8_lossy(json));
+            assert!(!record.is_aws_service_call(), "{}", String::from_utf8_lossy(json));
+        }
+        // A service principal that merely contains "console" is not a console.
+        let not_console = Record::parse(
+            br#"{"userIdentity":{"type":"AWSService","invokedBy":"consoleapp.example.com"}}"#,
+        )
+        .unwrap();
+        assert!(!not_console.is_console_call());
+        assert!(not_console.is_aws_service_call());
     }
 }
