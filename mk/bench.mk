@@ -3,7 +3,7 @@
 BENCH_DATA ?= $(OUT)/bench-data
 BENCH_OUT  ?= $(OUT)/bench
 
-.PHONY: bench bench-data cold-start
+.PHONY: bench bench-data cold-start ingest-memory
 
 bench-data: cli
 	@test -f $(BENCH_DATA)/labels.json || $(TRAILSIGHT) simulate --out $(BENCH_DATA) --days 9 --seed 1
@@ -34,6 +34,7 @@ bench: bench-data
 	@echo "== monthly cost model from these figures (docs/COST.md)"
 	python3 bench/cost_model.py $(BENCH_OUT) | tee $(BENCH_OUT)/cost.md
 	@$(MAKE) --no-print-directory cold-start
+	@$(MAKE) --no-print-directory ingest-memory
 
 # Lambda cold start of the bootstraps `make build` deploys, each started fresh COLD_START_RUNS times
 # against a minimal local Lambda Runtime API: Init Duration, first invocation, peak RSS, sizes.
@@ -42,3 +43,11 @@ cold-start: build
 	@mkdir -p $(BENCH_OUT)
 	@echo "== Lambda cold start: release bootstraps under a local Runtime API, $(COLD_START_RUNS) fresh processes each"
 	python3 bench/cold_start.py --runs $(COLD_START_RUNS) --out $(BENCH_OUT)/cold_start.json
+
+# Peak RSS of the ingest bootstrap `make build` deploys, under the same local Runtime API, against
+# moto (S3, DynamoDB): a 48 MB gzip log file, and 100,000 distinct series in 1 MB (capped, and
+# uncapped for comparison). Both deployed cases must stay under 100 MB of the function's 128.
+ingest-memory: build
+	@mkdir -p $(BENCH_OUT)
+	@echo "== ingest bootstrap peak RSS: 48 MB gzip file, 100,000 distinct series (local Runtime API, moto)"
+	$(VENV_BIN)/python bench/ingest_memory.py --out $(BENCH_OUT)/ingest_memory.json --work $(BENCH_OUT)/ingest-memory

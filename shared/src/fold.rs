@@ -19,6 +19,26 @@ use crate::topk::{TOP_REPORTED, TopK};
 /// The attribution value for "no error" in call-rate series, as the managed service writes it.
 pub const NO_ERROR: &str = "null";
 
+/// Distinct series one file may create, by default ([`Folder::with_max_series`]). A CloudTrail
+/// file covers one account and region for about five minutes: a few hundred series at most. The
+/// cap bounds the fold's memory (about 1 KB per series) against a file crafted with many distinct
+/// APIs or error codes.
+pub const DEFAULT_MAX_SERIES_PER_FILE: usize = 10_000;
+
+/// The series that a file's events go to once the file has made [`DEFAULT_MAX_SERIES_PER_FILE`]
+/// (or the configured cap) distinct series: `*/*/trailsight.overflow:OtherSeries`. Its cells
+/// count those events per minute, with their callers, user agents and error codes (the code of
+/// each, `null` for none) as attributions; nothing is dropped. A burst of it is itself unusual.
+pub fn overflow_series() -> SeriesKey {
+    SeriesKey {
+        account: "*".into(),
+        region: "*".into(),
+        event_source: "trailsight.overflow".into(),
+        event_name: "OtherSeries".into(),
+        error_code: None,
+    }
+}
+
 /// One series' activity in one minute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
@@ -212,6 +232,9 @@ pub struct FoldStats {
     pub unusable: u64,
     /// Records counted in at least one series.
     pub counted: u64,
+    /// Of which counted in the overflow series (their file had too many distinct series).
+    #[serde(default)]
+    pub overflow: u64,
     pub first_minute: Option<Minute>,
     pub last_minute: Option<Minute>,
 }
@@ -226,6 +249,7 @@ impl FoldStats {
         self.excluded_read += other.excluded_read;
         self.unusable += other.unusable;
         self.counted += other.counted;
+        self.overflow += other.overflow;
         self.first_minute = min_opt(self.first_minute, other.first_minute);
         self.last_minute = self.last_minute.max(other.last_minute);
     }
@@ -249,9 +273,12 @@ impl BuildHasher for FixedState {
 }
 
 /// Folds the records of one file.
-#[derive(Default)]
 pub struct Folder {
     options: ClassifyOptions,
+    /// Distinct series this file may create (the overflow series aside).
+    max_series: usize,
+    /// The overflow series' index, once used.
+    overflow: Option<u32>,
     /// Series index by "account\0region\0source\0name\0error", looked up without allocating.
     lookup: HashMap<String, u32>,
     scratch: String,
@@ -260,12 +287,31 @@ pub struct Folder {
     stats: FoldStats,
 }
 
+impl Default for Folder {
+    fn default() -> Self {
+        Self::new(ClassifyOptions::default())
+    }
+}
+
 impl Folder {
     pub fn new(options: ClassifyOptions) -> Self {
         Self {
             options,
-            ..Self::default()
+            max_series: DEFAULT_MAX_SERIES_PER_FILE,
+            overflow: None,
+            lookup: HashMap::new(),
+            scratch: String::new(),
+            seen_ids: HashSet::default(),
+            delta: Delta::default(),
+            stats: FoldStats::default(),
         }
+    }
+
+    /// Caps the distinct series this file may create; events of further series are counted in
+    /// [`overflow_series`].
+    pub fn with_max_series(mut self, max_series: usize) -> Self {
+        self.max_series = max_series;
+        self
     }
 
     /// Parses and folds one record's JSON text.
@@ -321,24 +367,50 @@ impl Folder {
         let service = record.is_aws_service_call();
         let arn = record.user_arn();
         let agent = record.user_agent.as_deref();
+        // A record goes to the overflow series at most once, with its error code.
+        let mut overflowed = false;
         if call {
-            let i = self.series_index(record, None);
+            let (i, over) = match self.series_index(record, None) {
+                Some(i) => (i, false),
+                None => (self.overflow_index(), true),
+            };
+            overflowed = over;
             let cell = self.delta.cells.entry((i, minute)).or_default();
             add_event(cell, service, arn, agent);
             cell.errors.add(error_code.unwrap_or(NO_ERROR), 1);
         }
         if let Some(code) = error_code {
-            let i = self.series_index(record, Some(code));
-            add_event(
-                self.delta.cells.entry((i, minute)).or_default(),
-                service,
-                arn,
-                agent,
-            );
+            match self.series_index(record, Some(code)) {
+                Some(i) => add_event(
+                    self.delta.cells.entry((i, minute)).or_default(),
+                    service,
+                    arn,
+                    agent,
+                ),
+                None if !overflowed => {
+                    overflowed = true;
+                    let i = self.overflow_index();
+                    let cell = self.delta.cells.entry((i, minute)).or_default();
+                    add_event(cell, service, arn, agent);
+                    cell.errors.add(code, 1);
+                }
+                None => {}
+            }
+        }
+        if overflowed {
+            self.stats.overflow += 1;
         }
     }
 
-    fn series_index(&mut self, record: &Record<'_>, error_code: Option<&str>) -> u32 {
+    fn overflow_index(&mut self) -> u32 {
+        *self.overflow.get_or_insert_with(|| {
+            self.delta.series.push(overflow_series());
+            (self.delta.series.len() - 1) as u32
+        })
+    }
+
+    /// The record's series index; `None` when it would be a new series beyond the cap.
+    fn series_index(&mut self, record: &Record<'_>, error_code: Option<&str>) -> Option<u32> {
         let account = record.account().unwrap_or("unknown");
         let region = record.aws_region.as_deref().unwrap_or_default();
         let source = record.event_source.as_deref().unwrap_or_default();
@@ -349,7 +421,10 @@ impl Folder {
             self.scratch.push('\0');
         }
         if let Some(&i) = self.lookup.get(self.scratch.as_str()) {
-            return i;
+            return Some(i);
+        }
+        if self.lookup.len() >= self.max_series {
+            return None;
         }
         let i = self.delta.series.len() as u32;
         self.delta.series.push(SeriesKey {
@@ -360,7 +435,7 @@ impl Folder {
             error_code: error_code.map(str::to_owned),
         });
         self.lookup.insert(self.scratch.clone(), i);
-        i
+        Some(i)
     }
 
     pub fn stats(&self) -> &FoldStats {
@@ -439,6 +514,33 @@ mod tests {
             vec![("Client.InstanceLimitExceeded", 1), (NO_ERROR, 1)]
         );
         assert_eq!(first_minute.arns.sorted(), vec![("arn:a", 1)]);
+    }
+
+    #[test]
+    fn series_beyond_the_cap_are_counted_in_the_overflow_series() {
+        let record = |i: usize, error: &str| {
+            format!(
+                r#"{{"eventID":"{i}{}","eventTime":"2026-03-02T14:07:12Z","eventSource":"s","eventName":"Api{i}","awsRegion":"r","readOnly":false{error}}}"#,
+                error.len()
+            )
+        };
+        let mut folder = Folder::new(ClassifyOptions::default()).with_max_series(3);
+        for i in 0..5 {
+            folder.add_json(record(i, "").as_bytes());
+        }
+        // An existing API's error series is new: beyond the cap too, once.
+        folder.add_json(record(0, r#","errorCode":"Boom""#).as_bytes());
+        let (delta, stats) = folder.finish();
+        assert_eq!((stats.counted, stats.overflow), (6, 3));
+        let totals = delta.totals();
+        assert_eq!(totals.len(), 4, "three series and the overflow series");
+        assert_eq!(totals[&overflow_series()], 3);
+        assert_eq!(totals.values().sum::<u64>(), 7, "nothing dropped");
+        let (_, _, cell) = delta
+            .iter()
+            .find(|(key, _, _)| **key == overflow_series())
+            .unwrap();
+        assert_eq!(cell.errors.sorted(), vec![(NO_ERROR, 2), ("Boom", 1)]);
     }
 
     #[test]

@@ -29,7 +29,10 @@ use std::io::Read;
 
 use crate::classify::ClassifyOptions;
 use crate::fold::{Cell, Delta, DeltaBuilder, FoldStats, Folder};
-use crate::logfile::{ReadError, ReadLimits, ReadStats, read_parsed};
+use crate::logfile::{
+    ReadError, ReadLimits, ReadStats, max_inflated, peak_inflate_memory, read_parsed,
+    read_parsed_bytes,
+};
 use crate::minute::{MINUTES_PER_DAY, Minute};
 use crate::series::SeriesKey;
 use crate::store::{
@@ -46,6 +49,30 @@ pub const CLAIM_LEASE_SECONDS: i64 = 16 * 60;
 pub const MARKER_TTL_DAYS: i64 = 36;
 /// Attempts at claiming a key whose marker changes under us.
 const CLAIM_ATTEMPTS: usize = 3;
+
+/// The fold's memory, measured (`make bench`, `fold_memory` in BENCHMARKS.md) and rounded up:
+/// per distinct series (its key, twice: the delta's and the lookup's), per (series, minute) cell
+/// (the cell and its attribution strings) and per record (its `eventID`'s hash, for duplicates).
+pub const FOLD_BYTES_PER_SERIES: u64 = 400;
+pub const FOLD_BYTES_PER_CELL: u64 = 600;
+pub const FOLD_BYTES_PER_RECORD: u64 = 24;
+/// A CloudTrail record's usual size in a log file (JSON); the estimate below counts records by it.
+pub const USUAL_RECORD_BYTES: u64 = 1_000;
+
+/// What folding an object of `compressed` bytes held in memory may take, all included: the bytes
+/// (the one copy), the inflated text or streaming buffer, and the fold (distinct series, at most
+/// the cap; a cell and an ID per record of usual size, at most the record limit). The memory
+/// budget of the ingest function reserves this much per object in flight.
+pub fn peak_fold_memory(compressed: u64, limits: &ReadLimits) -> u64 {
+    let records = limits
+        .max_records
+        .min(max_inflated(compressed, limits) / USUAL_RECORD_BYTES + 1);
+    let series = (limits.max_series as u64).min(2 * records);
+    compressed
+        + peak_inflate_memory(compressed, limits)
+        + series * FOLD_BYTES_PER_SERIES
+        + records * (FOLD_BYTES_PER_CELL + FOLD_BYTES_PER_RECORD)
+}
 
 /// Which version of an object: what a notification or a `GetObject` says about it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,8 +203,20 @@ pub fn fold_object<R: Read>(
     limits: &ReadLimits,
     options: ClassifyOptions,
 ) -> Result<FoldedObject, ReadError> {
-    let mut folder = Folder::new(options);
+    let mut folder = Folder::new(options).with_max_series(limits.max_series);
     let read = read_parsed(source, limits, |item| folder.add_item(item))?;
+    let (delta, fold) = folder.finish();
+    Ok(FoldedObject { delta, fold, read })
+}
+
+/// [`fold_object`] of an object already in memory, read in place (no second copy of it).
+pub fn fold_bytes(
+    bytes: &[u8],
+    limits: &ReadLimits,
+    options: ClassifyOptions,
+) -> Result<FoldedObject, ReadError> {
+    let mut folder = Folder::new(options).with_max_series(limits.max_series);
+    let read = read_parsed_bytes(bytes, limits, |item| folder.add_item(item))?;
     let (delta, fold) = folder.finish();
     Ok(FoldedObject { delta, fold, read })
 }
@@ -193,6 +232,9 @@ pub enum IngestOutcome {
         write: WriteReport,
         /// Events this version holds that earlier versions of its key already counted.
         recounted: u64,
+        /// Records counted in the overflow series: the file had more distinct series than
+        /// its cap ([`crate::fold::overflow_series`]).
+        overflow: u64,
     },
     /// Already done or already failed earlier: nothing to do.
     Duplicate,
@@ -237,6 +279,7 @@ pub async fn store_folded(
                 cells: object.delta.cells.len(),
                 write,
                 recounted: 0,
+                overflow: object.fold.overflow,
             })
         }
         Err(error) if error.is_not_a_log() => Ok(IngestOutcome::NotALog {
@@ -327,15 +370,24 @@ pub async fn store_version(
             let counted = marks
                 .key_parts(key, &delta_hours(&object.delta), &parts)
                 .await?;
-            let added = delta_minus(&object.delta, &counted);
-            let write = deltas.write_delta(&parts, &added).await?;
             let total = |d: &Delta| d.cells.values().map(|c| c.count).sum::<u64>();
+            // The usual case, a key seen once: the fold itself, not a copy of it.
+            let (added, recounted) = if counted.is_empty() {
+                (object.delta, 0)
+            } else {
+                let added = delta_minus(&object.delta, &counted);
+                let recounted = total(&object.delta) - total(&added);
+                (added, recounted)
+            };
+            drop(counted);
+            let write = deltas.write_delta(&parts, &added).await?;
             let outcome = IngestOutcome::Stored {
                 records: object.fold.records,
                 counted: object.fold.counted,
                 cells: added.cells.len(),
                 write,
-                recounted: total(&object.delta) - total(&added),
+                recounted,
+                overflow: object.fold.overflow,
             };
             (outcome, object.fold.last_minute)
         }
@@ -514,6 +566,31 @@ mod tests {
         assert_eq!(cell.arns.sorted(), vec![("arn:4", 1), ("arn:5", 1)]);
         assert!(delta_minus(&old.delta, std::slice::from_ref(&old.delta)).is_empty());
         assert_eq!(delta_minus(&old.delta, &[]), old.delta);
+    }
+
+    #[test]
+    fn the_fold_budget_counts_the_bytes_once_and_the_fold() {
+        let limits = ReadLimits::default();
+        let small = peak_fold_memory(100 << 10, &limits);
+        let read = (100 << 10) + peak_inflate_memory(100 << 10, &limits);
+        // 100 KiB may inflate 100-fold: 10,241 records of usual size, series capped at 10,000.
+        let records = 100 * (100 << 10) / USUAL_RECORD_BYTES + 1;
+        assert_eq!(records, 10_241);
+        assert_eq!(
+            small,
+            read + 10_000 * FOLD_BYTES_PER_SERIES
+                + records * (FOLD_BYTES_PER_CELL + FOLD_BYTES_PER_RECORD)
+        );
+        let capped = ReadLimits {
+            max_series: 10,
+            max_records: 100,
+            ..limits
+        };
+        assert_eq!(
+            peak_fold_memory(100 << 10, &capped),
+            read + 10 * FOLD_BYTES_PER_SERIES + 100 * (FOLD_BYTES_PER_CELL + FOLD_BYTES_PER_RECORD)
+        );
+        assert!(peak_fold_memory(48 << 20, &limits) > 48 << 20);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ReadLimits {
     pub max_records: u64,
     /// Bytes of one record, at most.
     pub max_record_bytes: usize,
+    /// Distinct series one file may create; the events of further series are counted in the
+    /// overflow series ([`crate::fold::overflow_series`]).
+    pub max_series: usize,
 }
 
 impl Default for ReadLimits {
@@ -46,6 +49,7 @@ impl Default for ReadLimits {
             max_ratio: 100,
             max_records: 5_000_000,
             max_record_bytes: 4 << 20,
+            max_series: crate::fold::DEFAULT_MAX_SERIES_PER_FILE,
         }
     }
 }
@@ -115,9 +119,23 @@ pub const WHOLE_INFLATE_MAX: u64 = 8 << 20;
 /// bytes: a copy of the compressed bytes, and the whole inflated object or the streaming buffer
 /// (one read chunk and the largest record), whichever is larger.
 pub fn peak_read_memory(compressed: u64, limits: &ReadLimits) -> u64 {
+    compressed + peak_inflate_memory(compressed, limits)
+}
+
+/// Memory that reading an object of `compressed` bytes held in memory ([`read_parsed_bytes`])
+/// takes besides those bytes: the whole inflated object or the streaming buffer, whichever is
+/// larger.
+pub fn peak_inflate_memory(compressed: u64, limits: &ReadLimits) -> u64 {
     let whole = WHOLE_INFLATE_MAX.min(limits.max_ratio.saturating_mul(compressed).max(RATIO_GRACE));
     let streaming = 2 * CHUNK as u64 + limits.max_record_bytes as u64;
-    compressed + whole.max(streaming)
+    whole.max(streaming)
+}
+
+/// Decompressed bytes an object of `compressed` bytes may inflate to, at most.
+pub fn max_inflated(compressed: u64, limits: &ReadLimits) -> u64 {
+    limits
+        .max_decompressed_bytes
+        .min(limits.max_ratio.saturating_mul(compressed).max(RATIO_GRACE))
 }
 const CHUNK: usize = 256 << 10;
 /// The ratio limit applies once this much has been inflated (tiny files compress very well).
@@ -190,14 +208,19 @@ where
     R: Read,
     F: FnMut(Item<'_>),
 {
-    read_items(source, limits, true, &mut |item| match item {
-        Element::Parsed(record) => on_item(Item::Record(record)),
-        Element::Text(json) => on_item(match Record::parse(json) {
+    read_items(source, limits, true, &mut |item| on_item(item_of(item)))
+}
+
+/// An element as the caller sees it: text parsed now if the scanner did not parse it.
+fn item_of(element: Element<'_>) -> Item<'_> {
+    match element {
+        Element::Parsed(record) => Item::Record(record),
+        Element::Text(json) => match Record::parse(json) {
             Ok(record) => Item::Record(record),
             Err(_) => Item::Malformed,
-        }),
-        Element::Rejected => on_item(Item::Malformed),
-    })
+        },
+        Element::Rejected => Item::Malformed,
+    }
 }
 
 /// What the scanner hands out internally.
@@ -240,23 +263,7 @@ fn read_items<R: Read>(
         if let Err(e) = counted.read_to_end(&mut gz) {
             return Err(map_io(e, limits));
         }
-        if let Some(data) = inflate_whole(&gz, limits) {
-            let result = scan_whole(data, limits, parse_in_place, on_element, gz.len() as u64);
-            return finish(result, gz.len() as u64, limits);
-        }
-        // The ratio is checked against the compressed bytes the decoder has consumed so far, so
-        // a bomb stops after a few megabytes.
-        let consumed = Rc::new(Cell::new(0u64));
-        let mut decoder = MultiGzDecoder::new(CountingReader {
-            inner: gz.as_slice(),
-            count: Rc::clone(&consumed),
-            limit: u64::MAX,
-        });
-        let result = scan(&mut decoder, limits, parse_in_place, on_element, &|| {
-            consumed.get()
-        });
-        drop(decoder);
-        finish(result, gz.len() as u64, limits)
+        read_gzip(&gz, limits, parse_in_place, on_element)
     } else {
         let mut plain = prefix.chain(&mut counted);
         let result = scan(&mut plain, limits, parse_in_place, on_element, &|| {
@@ -265,6 +272,51 @@ fn read_items<R: Read>(
         drop(plain);
         finish(result, compressed.get(), limits)
     }
+}
+
+/// Reads a gzip object held in memory: inflated whole when small enough, else streamed.
+fn read_gzip(
+    gz: &[u8],
+    limits: &ReadLimits,
+    parse_in_place: bool,
+    on_element: &mut Sink<'_>,
+) -> Result<ReadStats, ReadError> {
+    if let Some(data) = inflate_whole(gz, limits) {
+        let result = scan_whole(data, limits, parse_in_place, on_element, gz.len() as u64);
+        return finish(result, gz.len() as u64, limits);
+    }
+    // The ratio is checked against the compressed bytes the decoder has consumed so far, so
+    // a bomb stops after a few megabytes.
+    let consumed = Rc::new(Cell::new(0u64));
+    let mut decoder = MultiGzDecoder::new(CountingReader {
+        inner: gz,
+        count: Rc::clone(&consumed),
+        limit: u64::MAX,
+    });
+    let result = scan(&mut decoder, limits, parse_in_place, on_element, &|| {
+        consumed.get()
+    });
+    drop(decoder);
+    finish(result, gz.len() as u64, limits)
+}
+
+/// [`read_parsed`] of an object already in memory (what S3 returned), without copying it: the
+/// only copy of the compressed bytes is the caller's.
+pub fn read_parsed_bytes<F>(
+    data: &[u8],
+    limits: &ReadLimits,
+    mut on_item: F,
+) -> Result<ReadStats, ReadError>
+where
+    F: FnMut(Item<'_>),
+{
+    if data.len() as u64 > limits.max_compressed_bytes {
+        return Err(ReadError::CompressedTooLarge(limits.max_compressed_bytes));
+    }
+    if !data.starts_with(&GZIP_MAGIC) {
+        return read_parsed(data, limits, on_item);
+    }
+    read_gzip(data, limits, true, &mut |item| on_item(item_of(item)))
 }
 
 /// Inflates a gzip object in one call when its trailer (the last member's size, mod 2^32) is
@@ -1004,6 +1056,46 @@ mod tests {
             peak_read_memory(1 << 20, &limits),
             (1 << 20) + WHOLE_INFLATE_MAX.max(streaming)
         );
+    }
+
+    #[test]
+    fn bytes_in_memory_read_as_a_stream_does() {
+        let collect = |data: &[u8], from_bytes: bool| {
+            let mut names = Vec::new();
+            let mut on_item = |item: Item<'_>| {
+                names.push(match item {
+                    Item::Record(r) => r.event_name.as_deref().unwrap_or("-").to_owned(),
+                    Item::Malformed => "malformed".into(),
+                })
+            };
+            let stats = if from_bytes {
+                read_parsed_bytes(data, &ReadLimits::default(), &mut on_item)
+            } else {
+                read_parsed(data, &ReadLimits::default(), &mut on_item)
+            };
+            stats.map(|s| (names, s.records, s.compressed_bytes))
+        };
+        let plain = br#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#.to_vec();
+        let big: String = (0..60_000)
+            .map(|i| format!(r#"{{"eventName":"E{i}","pad":"{i:0>200}"}}"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let streamed = gzip(format!(r#"{{"Records":[{big}]}}"#).as_bytes());
+        assert!(streamed.len() > 100_000, "large enough to stream");
+        for data in [plain.clone(), gzip(&plain), streamed] {
+            assert_eq!(
+                collect(&data, true).unwrap(),
+                collect(&data, false).unwrap()
+            );
+        }
+        let tight = ReadLimits {
+            max_compressed_bytes: 10,
+            ..ReadLimits::default()
+        };
+        assert!(matches!(
+            read_parsed_bytes(&plain, &tight, |_| {}),
+            Err(ReadError::CompressedTooLarge(10))
+        ));
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub struct Config {
     /// `TRAILSIGHT_TABLE` (required).
     pub table: String,
     /// `TRAILSIGHT_MAX_COMPRESSED_BYTES`, `TRAILSIGHT_MAX_DECOMPRESSED_BYTES`,
-    /// `TRAILSIGHT_MAX_RECORDS`; the library's defaults otherwise.
+    /// `TRAILSIGHT_MAX_RECORDS`, `TRAILSIGHT_MAX_SERIES_PER_FILE`; the library's defaults
+    /// otherwise.
     pub limits: ReadLimits,
     /// `TRAILSIGHT_INCLUDE_READ_APIS`, `TRAILSIGHT_INCLUDE_DATA_EVENTS` (`true`/`false`).
     pub classify: ClassifyOptions,
@@ -57,6 +58,10 @@ impl Config {
                 defaults.max_decompressed_bytes,
             )?,
             max_records: env.positive("TRAILSIGHT_MAX_RECORDS", defaults.max_records)?,
+            max_series: usize::try_from(
+                env.positive("TRAILSIGHT_MAX_SERIES_PER_FILE", defaults.max_series as u64)?,
+            )
+            .unwrap_or(usize::MAX),
             ..defaults
         };
         Ok(Config {
@@ -119,6 +124,7 @@ mod tests {
             ("TRAILSIGHT_MAX_COMPRESSED_BYTES", "52428800"),
             ("TRAILSIGHT_MAX_DECOMPRESSED_BYTES", "536870912"),
             ("TRAILSIGHT_MAX_RECORDS", "500000"),
+            ("TRAILSIGHT_MAX_SERIES_PER_FILE", "2000"),
             ("TRAILSIGHT_INCLUDE_READ_APIS", "true"),
             ("TRAILSIGHT_INCLUDE_DATA_EVENTS", "False"),
             ("TRAILSIGHT_METRIC_NAMESPACE", "Custom/NS"),
@@ -129,6 +135,7 @@ mod tests {
         assert_eq!(c.limits.max_compressed_bytes, 52_428_800);
         assert_eq!(c.limits.max_decompressed_bytes, 536_870_912);
         assert_eq!(c.limits.max_records, 500_000);
+        assert_eq!(c.limits.max_series, 2_000);
         assert!(c.classify.include_read_apis);
         assert!(!c.classify.include_data_events);
         assert_eq!(c.metric_namespace, "Custom/NS");

@@ -232,15 +232,27 @@ async fn ingest_one(
             cells,
             write,
             recounted,
-        }) => tracing::info!(
-            records,
-            counted,
-            cells,
-            recounted,
-            parts_written = write.parts_written,
-            parts_existing = write.parts_existing,
-            "Stored."
-        ),
+            overflow,
+        }) => {
+            if *overflow > 0 {
+                tracing::warn!(
+                    overflow,
+                    max_series = ingest.limits.max_series,
+                    "More distinct series than a file may make: the excess is counted in the \
+                     overflow series */*/trailsight.overflow:OtherSeries."
+                );
+            }
+            tracing::info!(
+                records,
+                counted,
+                cells,
+                recounted,
+                overflow,
+                parts_written = write.parts_written,
+                parts_existing = write.parts_existing,
+                "Stored."
+            )
+        }
         Ok(IngestOutcome::Duplicate) => tracing::debug!("Already ingested."),
         Ok(IngestOutcome::NotALog { reason }) => {
             tracing::debug!(reason, "Skipped: not a log file.")

@@ -25,6 +25,8 @@ pub struct Summary {
     pub cells: usize,
     /// Events that earlier versions of their keys had already counted (a re-uploaded object).
     pub recounted: u64,
+    /// Records counted in the overflow series (files with more distinct series than the cap).
+    pub overflow: u64,
     pub parts_written: usize,
     /// Parts found already written (a retry completing an earlier attempt).
     pub parts_existing: usize,
@@ -51,9 +53,11 @@ impl Summary {
                 cells,
                 write,
                 recounted,
+                overflow,
             } => {
                 self.files += 1;
                 self.recounted += recounted;
+                self.overflow += overflow;
                 self.records += records;
                 self.counted += counted;
                 self.cells += cells;
@@ -75,6 +79,7 @@ impl Summary {
             counted = self.counted,
             cells = self.cells,
             recounted = self.recounted,
+            overflow = self.overflow,
             parts_written = self.parts_written,
             parts_existing = self.parts_existing,
             duplicates = self.duplicates,
@@ -155,6 +160,7 @@ mod tests {
                 requests: 1,
             },
             recounted: 0,
+            overflow: 0,
         });
         summary.add(&IngestOutcome::Duplicate);
         summary.add(&IngestOutcome::NotALog {

@@ -15,10 +15,11 @@ use aws_sdk_s3::Client;
 
 use crate::aws::retry::{describe, is_transient};
 use crate::classify::ClassifyOptions;
+use crate::ingest::peak_fold_memory;
 use crate::ingest::{
-    FoldedObject, IngestOutcome, ObjectVersion, check_version, fold_object, store_version,
+    FoldedObject, IngestOutcome, ObjectVersion, check_version, fold_bytes, store_version,
 };
-use crate::logfile::{ReadError, ReadLimits, peak_read_memory};
+use crate::logfile::{ReadError, ReadLimits};
 use crate::s3key::{KeyKind, classify_key};
 use crate::store::{DeltaWrite, FileId, FileMarks, StoreError};
 
@@ -176,11 +177,11 @@ fn failure(bucket: &str, key: &str, reason: String, transient: bool) -> ObjectEr
     }
 }
 
-/// Bounds the memory that objects in flight hold: an object reserves its compressed size plus
-/// what reading it may take ([`peak_read_memory`]: a copy of its bytes, and its whole inflated
-/// text when it is small enough to be inflated at once, else the streaming buffer) from the
-/// budget, once its length is known and until its fold is done. An object larger than the whole
-/// budget waits until it can have all of it, so it runs alone.
+/// Bounds the memory that objects in flight hold: an object reserves what folding it may take
+/// ([`peak_fold_memory`]: its compressed bytes, held once; its whole inflated text when it is
+/// small enough to be inflated at once, else the streaming buffer; the fold's series, cells and
+/// record IDs) from the budget, once its length is known and until its fold is done. An object
+/// larger than the whole budget waits until it can have all of it, so it runs alone.
 #[derive(Debug)]
 pub struct MemoryBudget {
     semaphore: tokio::sync::Semaphore,
@@ -197,8 +198,9 @@ impl MemoryBudget {
         }
     }
 
-    async fn reserve(&self, compressed_bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let wanted = (compressed_bytes.saturating_mul(2) >> 10).max(1);
+    /// Waits until `bytes` (all of it, if more than the budget) can be held.
+    async fn reserve(&self, bytes: u64) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        let wanted = (bytes >> 10).max(1);
         let kib = u32::try_from(wanted).unwrap_or(u32::MAX).min(self.capacity);
         // The semaphore is never closed; a failure would only mean no bound.
         self.semaphore.acquire_many(kib).await.ok()
@@ -287,8 +289,9 @@ impl ObjectIngest<'_> {
                 let reservation = match self.budget {
                     Some(budget) => {
                         let compressed = object.declared.unwrap_or(limit);
-                        let reading = peak_read_memory(compressed, self.limits);
-                        budget.reserve(compressed.saturating_add(reading)).await
+                        budget
+                            .reserve(peak_fold_memory(compressed, self.limits))
+                            .await
                     }
                     None => None,
                 };
@@ -316,7 +319,7 @@ impl ObjectIngest<'_> {
         bytes: Vec<u8>,
     ) -> Result<Result<FoldedObject, ReadError>, IngestError> {
         let (limits, options) = (*self.limits, self.options);
-        tokio::task::spawn_blocking(move || fold_object(bytes.as_slice(), &limits, options))
+        tokio::task::spawn_blocking(move || fold_bytes(&bytes, &limits, options))
             .await
             .map_err(|e| IngestError::Fold {
                 bucket: bucket.to_owned(),
@@ -334,11 +337,11 @@ mod tests {
     #[tokio::test]
     async fn the_budget_holds_back_objects_that_do_not_fit() {
         let budget = MemoryBudget::new(1 << 20);
-        let first = budget.reserve(300 << 10).await;
-        let second = budget.reserve(200 << 10).await;
+        let first = budget.reserve(600 << 10).await;
+        let second = budget.reserve(400 << 10).await;
         assert!(first.is_some() && second.is_some());
-        // 600 + 400 KiB reserved: another 100 KB (200 KiB reserved) must wait.
-        let waiting = tokio::time::timeout(Duration::from_millis(50), budget.reserve(100 << 10));
+        // 600 + 400 KiB reserved: another 200 KiB must wait.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), budget.reserve(200 << 10));
         assert!(waiting.await.is_err());
         drop(first);
         assert!(budget.reserve(100 << 10).await.is_some());
