@@ -9,7 +9,7 @@ Prints a Markdown table per workload. Prices: us-east-1 as published (the contra
 What is modelled is what infra/template.yaml deploys with its defaults: TriggerMode s3 (the bucket
 invokes ingest directly, one file per invocation, no queue), the detector state's body in the S3
 state bucket (one PUT and one GET per run, its head in DynamoDB), MetricsLevel basic (one custom
-metric, and the freshness alarm's log metric filter), four alarms, no dashboard. The summary also gives the total with a queue (TriggerMode sqs). No free tier is counted (an account may have used it up).
+metric, and the freshness alarm's log metric filter), five alarms, no dashboard. The summary also gives the total with a queue (TriggerMode sqs). No free tier is counted (an account may have used it up).
 Assumptions are named below; every other number comes from the benchmark files."""
 import json
 import math
@@ -45,10 +45,14 @@ METRIC_PUTS_PER_RUN = 1  # detect's PutMetricData (basic: sent by completed runs
 # PutMetricData: CloudWatch Logs writes it).
 LOG_FILTER_METRICS = 1
 # DetectorLag (custom metric), IngestDeadLetters (AWS/SQS), IngestFreshness (the log filter's metric),
-# IngestBacklog (AWS/Lambda AsyncEventAge, or the queue's oldest message)
-ALARMS = 4
+# IngestBacklog (AWS/Lambda AsyncEventAge, or the queue's oldest message), DetectErrors (AWS/Lambda
+# Errors: a run that could not deliver insight records or reach its storage)
+ALARMS = 5
 DASHBOARDS = 0
 # Assumptions (not measured here):
+# Files noted in the arrival log (their first minute over 10 minutes old when written: a CloudTrail
+# file spans about 5 minutes and is delivered about 5 minutes after, so many are): one UpdateItem each.
+LATE_NOTED_SHARE = 0.5
 LAMBDA_VCPU_AT_128MB = 128 / 1769  # Lambda gives one vCPU at 1,769 MB, proportionally below
 MARKER_BYTES = 250  # a key marker item: keys, status, seq, one version tag and ETag, TTL
 FILE_OVERHEAD_S = 0.08  # S3 GET + DynamoDB round trips per file, billed while waiting
@@ -135,12 +139,15 @@ def workload(events_per_day, series, inputs, trigger="s3"):
     # its commit, docs/TABLE.md). Reads: the marker twice (once consistent) and one consistent query
     # of the key's parts per hour the file touches (about 1.5), a unit each.
     parts = max(files, stored_kb / 300)
-    items["DynamoDB writes (ingest)"] = (stored_kb + parts * 0.5 + 2 * files) * PRICE["ddb_wru"]
+    items["DynamoDB writes (ingest)"] = (
+        stored_kb + parts * 0.5 + 2 * files + LATE_NOTED_SHARE * files) * PRICE["ddb_wru"]
     items["DynamoDB reads (ingest markers)"] = 3.5 * files * PRICE["ddb_rru"]
-    # Detect reads ~1.5 hours of deltas per run (eventually consistent, 8 KB per unit) and the
-    # state head (consistent, one unit); each save is one conditional UpdateItem of the head.
+    # Detect reads ~1.5 hours of deltas per run (consistent, 4 KB per unit), the state head and the
+    # arrival log's two current hours (consistent, a unit each); late files make it read an hour
+    # again now and then (not modelled). Each save is one conditional UpdateItem of the head.
     hour_kb = stored_kb / (DAYS * 24)
-    items["DynamoDB reads (detect: deltas, state head)"] = RUNS_PER_MONTH * (1.5 * hour_kb / 8 + 1) * PRICE["ddb_rru"]
+    items["DynamoDB reads (detect: deltas, state head, arrival log)"] = (
+        RUNS_PER_MONTH * (1.5 * hour_kb / 4 + 3) * PRICE["ddb_rru"])
     items["DynamoDB writes (detect: state head)"] = RUNS_PER_MONTH * SAVES_PER_RUN * PRICE["ddb_wru"]
     # Key markers live 36 days (longer than parts), about 250 bytes each with DynamoDB's overhead.
     marker_kb = files / DAYS * 36 * MARKER_BYTES / 1024

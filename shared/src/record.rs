@@ -530,8 +530,16 @@ mod tests {
         ];
         for json in console {
             let record = Record::parse(json).unwrap();
-            assert!(record.is_console_call(), "{}", String::from_utf8_lossy(json));
-            assert!(!record.is_aws_service_call(), "{}", String::from_utf8_lossy(json));
+            assert!(
+                record.is_console_call(),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+            assert!(
+                !record.is_aws_service_call(),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
         }
         // A service principal that merely contains "console" is not a console.
         let not_console = Record::parse(
