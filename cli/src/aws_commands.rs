@@ -547,6 +547,8 @@ mod tests {
             baseline_average: 0.001,
             baseline_duration: 10080,
             baseline_tops: Default::default(),
+            peak1: 40,
+            peak5: 40,
             cooling: None,
             held: None,
         };

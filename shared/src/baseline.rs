@@ -15,8 +15,9 @@
 //! - **Who and how.** Top caller ARNs, user agents and error codes, decayed by 6/7 a day (a
 //!   7-day memory), for the baseline side of attributions.
 //!
-//! Minutes inside an open spike do not teach the baseline (they count as the expected rate), so a
-//! long incident does not become normal while it lasts.
+//! Minutes inside an open spike do not teach the baseline (they count as the expected rate), so an
+//! incident does not become normal while it lasts; a spike longer than `adapt_after_minutes` is a
+//! new level and teaches it (docs/DETECTION.md, "Learning new routines").
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{DiscreteCDF, NegativeBinomial, Poisson};

@@ -160,6 +160,9 @@ pub struct DetectorConfig {
     /// A drop is reported once data of its account and region for the hour after it has been
     /// read (so a delivery outage is never taken for a silence), or after this long at most.
     pub drop_hold_minutes: i64,
+    /// A spike lasting longer than this is a new level: its minutes teach the baseline from then
+    /// on (an incident shorter than this never becomes normal while it lasts).
+    pub adapt_after_minutes: i64,
 }
 
 impl Default for DetectorConfig {
@@ -180,6 +183,7 @@ impl Default for DetectorConfig {
             evict_idle_minutes: 14 * 24 * 60,
             delivery_attempts: 5,
             drop_hold_minutes: 180,
+            adapt_after_minutes: 24 * 60,
         }
     }
 }

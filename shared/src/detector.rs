@@ -30,7 +30,7 @@ use crate::insight::{
     Attribution, AttributionValue, Average, InsightRecord, InsightState, RecordParts, Statistics,
     average, baseline_duration, build_record,
 };
-use crate::minute::{MINUTES_PER_DAY, Minute};
+use crate::minute::{MINUTES_PER_DAY, MINUTES_PER_WEEK, Minute};
 use crate::series::{InsightType, SeriesKey};
 use crate::topk::{TOP_REPORTED, TopK};
 
@@ -68,6 +68,12 @@ pub struct Episode {
     pub baseline_duration: i64,
     /// The baseline's top values when the episode started (ARN, user agent, error code).
     pub baseline_tops: [TopK; 3],
+    /// The largest 1-minute and 5-minute counts of the episode (spikes), remembered when it ends
+    /// so that a burst that recurs stops being unusual ([`SeriesState::recurring`]).
+    #[serde(default)]
+    pub peak1: u64,
+    #[serde(default)]
+    pub peak5: u64,
     /// Events (counted) and top values of the minutes after `last_hot` (a spike cooling down):
     /// they join the episode if a later minute is unusual again, and are left out of the End
     /// otherwise, whose window ends at the last unusual minute.
@@ -157,6 +163,47 @@ pub struct SeriesState {
     /// late data never reports a second insight over minutes already reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_spikes: Vec<(Minute, Minute)>,
+    /// The spikes of the last 7 days: (start, largest 1-minute count, largest 5-minute count).
+    /// Once a key has had two, a burst no larger than the second largest is its routine, not an
+    /// insight: a new job is reported on its first two occurrences, never from its third.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recurring: Vec<(Minute, u64, u64)>,
+}
+
+/// Spikes a key must have had in the last 7 days before their size becomes its routine.
+const ROUTINE_AFTER_EPISODES: usize = 2;
+
+impl SeriesState {
+    /// The bar a minute's 1- and 5-minute counts must clear: the week's usual peaks, and once
+    /// the key's spikes recur, the second largest of them ([`Self::recurring`]).
+    fn bar(&self, minute: Minute) -> (u64, u64) {
+        let (peak1, peak5) = self.baseline.peaks(minute);
+        let week: Vec<&(Minute, u64, u64)> = self
+            .recurring
+            .iter()
+            .filter(|(start, _, _)| *start < minute && minute - start <= MINUTES_PER_WEEK)
+            .collect();
+        if week.len() < ROUTINE_AFTER_EPISODES {
+            return (peak1, peak5);
+        }
+        let nth = |values: Vec<u64>| {
+            let mut values = values;
+            values.sort_unstable_by(|a, b| b.cmp(a));
+            values.get(ROUTINE_AFTER_EPISODES - 1).copied().unwrap_or(0)
+        };
+        (
+            peak1.max(nth(week.iter().map(|e| e.1).collect())),
+            peak5.max(nth(week.iter().map(|e| e.2).collect())),
+        )
+    }
+
+    /// Remembers a spike that ended, for [`Self::bar`]; forgets those older than a week.
+    fn remember_spike(&mut self, episode: &Episode, now: Minute) {
+        self.recurring
+            .push((episode.start, episode.peak1, episode.peak5));
+        self.recurring
+            .retain(|(start, _, _)| now - start <= MINUTES_PER_WEEK);
+    }
 }
 
 /// The detector's whole state: what storage saves between runs.
@@ -543,7 +590,7 @@ fn evaluate_series(
         hot1,
         hot5,
         still_hot,
-    } = heat(config, x, x5, expected, state.baseline.peaks(minute));
+    } = heat(config, x, x5, expected, state.bar(minute));
 
     // Events count toward the contract's baseline average whatever they are.
     if x > 0 {
@@ -565,6 +612,8 @@ fn evaluate_series(
                 cooling.agents.merge(&cell.agents);
                 cooling.errors.merge(&cell.errors);
             }
+            episode.peak1 = episode.peak1.max(x);
+            episode.peak5 = episode.peak5.max(x5);
             if hot1 || hot5 || still_hot {
                 episode.last_hot = minute;
                 if let Some(cooling) = episode.cooling.take() {
@@ -578,6 +627,7 @@ fn evaluate_series(
                     state
                         .past_spikes
                         .push((episode.start, episode.last_hot + 1));
+                    state.remember_spike(&episode, minute);
                     out.push(end_record(
                         key,
                         &episode,
@@ -610,12 +660,23 @@ fn evaluate_series(
             }
         }
         episode.last_hot = minute;
+        episode.peak1 = state
+            .recent
+            .iter()
+            .filter(|(m, _, _)| *m >= start)
+            .map(|(_, c, _)| *c)
+            .max()
+            .unwrap_or(0)
+            .max(x);
+        episode.peak5 = x5;
         out.push(start_record(key, &episode, &first_minute));
         state.episode = Some(episode);
     }
 
-    // Learning: spike minutes teach the expected rate, not their own.
-    let spiking = matches!(&state.episode, Some(e) if e.kind == EpisodeKind::Spike);
+    // Learning: spike minutes teach the expected rate, not their own, for `adapt_after_minutes`;
+    // a spike that lasts longer is a new level, taught as it is (so it ends within days).
+    let spiking = matches!(&state.episode,
+        Some(e) if e.kind == EpisodeKind::Spike && minute - e.start < config.adapt_after_minutes);
     state
         .baseline
         .learn_minute(if spiking { expected.mean } else { x as f64 });
@@ -756,6 +817,8 @@ fn new_episode(
         baseline_average: average(events, duration),
         baseline_duration: duration,
         baseline_tops: [b.arns.clone(), b.agents.clone(), b.errors.clone()],
+        peak1: 0,
+        peak5: 0,
         cooling: None,
         held: None,
     }

@@ -53,7 +53,8 @@ pub struct Config {
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
     /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`, `TRAILSIGHT_LATE_WINDOW_MINUTES`,
     /// `TRAILSIGHT_EVICT_IDLE_MINUTES`, `TRAILSIGHT_DELIVERY_ATTEMPTS`,
-    /// `TRAILSIGHT_DROP_HOLD_MINUTES`; [`DetectorConfig::default`] otherwise.
+    /// `TRAILSIGHT_DROP_HOLD_MINUTES`, `TRAILSIGHT_ADAPT_AFTER_MINUTES`; [`DetectorConfig::default`]
+    /// otherwise.
     pub detector: DetectorConfig,
 }
 
@@ -151,6 +152,12 @@ impl Config {
             0,
             "a whole number of minutes, 0 or more",
         )?;
+        let adapt_after_minutes = env.integer(
+            "TRAILSIGHT_ADAPT_AFTER_MINUTES",
+            defaults.adapt_after_minutes,
+            60,
+            "a whole number of minutes, at least 60",
+        )?;
         let sensitivity = env.parsed(
             "TRAILSIGHT_SENSITIVITY",
             defaults.sensitivity,
@@ -228,6 +235,7 @@ impl Config {
                 evict_idle_minutes,
                 delivery_attempts,
                 drop_hold_minutes,
+                adapt_after_minutes,
                 ..defaults
             },
         })
@@ -313,6 +321,7 @@ mod tests {
             ("TRAILSIGHT_EVICT_IDLE_MINUTES", "43200"),
             ("TRAILSIGHT_DELIVERY_ATTEMPTS", "3"),
             ("TRAILSIGHT_DROP_HOLD_MINUTES", "60"),
+            ("TRAILSIGHT_ADAPT_AFTER_MINUTES", "2880"),
         ])
         .unwrap();
         assert_eq!(
@@ -324,6 +333,7 @@ mod tests {
             ),
             (720, 43200, 3, 60)
         );
+        assert_eq!(c.detector.adapt_after_minutes, 2880);
         assert!(
             config(&[
                 ("TRAILSIGHT_TABLE", "t"),

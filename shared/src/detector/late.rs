@@ -92,7 +92,7 @@ impl DetectorState {
                     x,
                     x5,
                     state.baseline.expect(minute),
-                    state.baseline.peaks(minute),
+                    state.bar(minute),
                 );
                 if warm
                     && admitted
@@ -204,7 +204,7 @@ fn late_spike(
             x,
             x5,
             state.baseline.expect(minute),
-            state.baseline.peaks(minute),
+            state.bar(minute),
         );
         if heat.hot1 || heat.hot5 || heat.still_hot {
             last_hot = minute;
@@ -221,6 +221,12 @@ fn late_spike(
         episode.events += counted(config, cell);
         merge_cell(&mut episode, cell);
     }
+    for minute in start..end {
+        episode.peak1 = episode.peak1.max(count(minute));
+        episode.peak5 = episode
+            .peak5
+            .max((minute - 4..=minute).map(count).sum::<u64>());
+    }
     episode.last_hot = end - 1;
     let first_minute = cells.full.get(&start).cloned().unwrap_or_default();
     let mut records = vec![start_record(key, &episode, &first_minute)];
@@ -230,6 +236,7 @@ fn late_spike(
         return records;
     }
     state.past_spikes.push((start, end));
+    state.remember_spike(&episode, watermark);
     records.push(end_record(key, &episode, end - start));
     records
 }
