@@ -186,11 +186,18 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     stdout.flush()?;
     if let Some(dir) = &args.out {
-        let files = write_insight_files(dir, &report.records)?;
+        let written = write_insight_files(dir, &report.records)?;
         eprintln!(
-            "wrote {files} CloudTrail-Insight files under {}",
+            "wrote {} CloudTrail-Insight files under {}",
+            written.files,
             dir.display()
         );
+        if written.unplaced > 0 {
+            eprintln!(
+                "{} insight records not written to files: their account or region is not an AWS identifier (the overflow series)",
+                written.unplaced
+            );
+        }
     }
     let f = &report.fold;
     eprintln!(

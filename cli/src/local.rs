@@ -119,9 +119,11 @@ fn fold_file(path: &Path, limits: &ReadLimits, options: ClassifyOptions) -> Loca
     }
     let result = match File::open(path) {
         Ok(file) => match fold_object(BufReader::with_capacity(256 << 10, file), limits, options) {
+            // Records that are not CloudTrail events at all; records with refused identifiers
+            // (a crafted account or region) make a log file with unusable records instead.
             Ok(folded)
                 if folded.fold.records > 0
-                    && folded.fold.records == folded.fold.unusable + folded.fold.malformed =>
+                    && folded.fold.records == not_events(&folded.fold) + folded.fold.malformed =>
             {
                 FileResult::NotALog("no CloudTrail events in it".into())
             }
@@ -140,6 +142,14 @@ fn fold_file(path: &Path, limits: &ReadLimits, options: ClassifyOptions) -> Loca
         delivered,
         result,
     }
+}
+
+/// Records that are no CloudTrail events: fields missing or an unreadable time.
+fn not_events(fold: &trailsight::fold::FoldStats) -> u64 {
+    ["missing_fields", "event_time"]
+        .iter()
+        .filter_map(|reason| fold.unusable_reasons.get(*reason))
+        .sum()
 }
 
 /// Sorts files into delivery order (delivery minute, then path).

@@ -114,6 +114,14 @@ impl Summary {
             self.accounts.iter().cloned().collect::<Vec<_>>().join(", "),
             self.regions.iter().cloned().collect::<Vec<_>>().join(", "),
         );
+        if !f.unusable_reasons.is_empty() {
+            let reasons: Vec<String> = f
+                .unusable_reasons
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            out.push_str(&format!("unusable by reason: {}\n\n", reasons.join(", ")));
+        }
         let mut calls: BTreeMap<String, u64> = BTreeMap::new();
         let mut errors: BTreeMap<String, u64> = BTreeMap::new();
         for s in &self.series {

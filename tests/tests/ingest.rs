@@ -962,7 +962,7 @@ async fn damaged_and_foreign_objects_are_recorded_or_skipped_never_retried() {
 async fn url_encoded_keys_with_spaces_and_plus_signs() {
     let env = Env::start().await;
     let store = env.table("encoded").await;
-    let key = "AWSLogs/111/CloudTrail/us-east-1/2026/03/02/111_CloudTrail_us-east-1_20260302T1405Z_a+b c.json.gz";
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_a+b c.json.gz";
     let body = synthetic_log();
     env.put(key, body.clone()).await;
     let event = sqs_event(&[("m1", vec![key])]);
@@ -995,7 +995,7 @@ async fn a_gzip_bomb_and_an_oversized_object_are_rejected_cheaply() {
         bomb.extend_from_slice(&mib_of_spaces);
     }
     bomb.extend_from_slice(&gzip(b"]}"));
-    let bomb_key = "AWSLogs/111/CloudTrail/us-east-1/2026/03/02/111_CloudTrail_us-east-1_20260302T1405Z_Bomb000000000001.json.gz";
+    let bomb_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_Bomb000000000001.json.gz";
     env.put(bomb_key, bomb.clone()).await;
     let started = Instant::now();
     let processed = env
@@ -1016,7 +1016,7 @@ async fn a_gzip_bomb_and_an_oversized_object_are_rejected_cheaply() {
     eprintln!("{} KB bomb rejected in {elapsed:?}", bomb.len() / 1024);
 
     // Over the compressed-size limit: refused by its length, before its body is read.
-    let big_key = "AWSLogs/111/CloudTrail/us-east-1/2026/03/02/111_CloudTrail_us-east-1_20260302T1405Z_Big0000000000001.json.gz";
+    let big_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_Big0000000000001.json.gz";
     env.put(big_key, synthetic_log()).await;
     let small = Ingest::new(
         &config("limits", &[("TRAILSIGHT_MAX_COMPRESSED_BYTES", "1000")]),
