@@ -146,7 +146,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("trailsight: {error:#}");
+            eprintln!(
+                "trailsight: {}",
+                crate::terminal::escape(&format!("{error:#}"))
+            );
             ExitCode::FAILURE
         }
     }
@@ -190,7 +193,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         eprintln!(
             "wrote {} CloudTrail-Insight files under {}",
             written.files,
-            dir.display()
+            crate::terminal::path(dir)
         );
         if written.unplaced > 0 {
             eprintln!(

@@ -12,6 +12,16 @@ use trailsight::s3key::insight_key;
 
 /// A plain text table with aligned columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells hold log content (API names, ARNs, regions): escaped before they are measured.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| crate::terminal::escape(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -153,7 +163,11 @@ fn contained(dir: &Path, key: &str) -> std::io::Result<PathBuf> {
     if key.is_empty() || !plain {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!("refusing to write {key:?} outside {}", dir.display()),
+            format!(
+                "refusing to write {} outside {}",
+                crate::terminal::escape(key),
+                crate::terminal::path(dir)
+            ),
         ));
     }
     Ok(dir.join(relative))

@@ -184,7 +184,13 @@ fn a_record_dated_in_the_far_future_is_reported_and_skipped() {
 
 /// A burst of `CreateUser` calls over a quiet day of `RunInstances`, one file per hour, with the
 /// account, region or API of the burst chosen by the caller.
-fn write_burst_logs(dir: &std::path::Path, account: &str, region: &str, burst_name: &str) {
+fn write_burst_logs(
+    dir: &std::path::Path,
+    account: &str,
+    region: &str,
+    burst_name: &str,
+    burst_arn: &str,
+) {
     std::fs::create_dir_all(dir).unwrap();
     let mut id = 0;
     for hour in 0..30 {
@@ -196,10 +202,16 @@ fn write_burst_logs(dir: &std::path::Path, account: &str, region: &str, burst_na
                 hour % 24
             );
             let burst = hour == 28 && (10..20).contains(&minute);
-            let (acct, reg, name, n) = if burst {
-                (account, region, burst_name, 40)
+            let (acct, reg, name, arn, n) = if burst {
+                (account, region, burst_name, burst_arn, 40)
             } else {
-                ("111122223333", "us-east-1", "RunInstances", 1)
+                (
+                    "111122223333",
+                    "us-east-1",
+                    "RunInstances",
+                    "arn:aws:iam::111122223333:user/u",
+                    1,
+                )
             };
             for _ in 0..n {
                 id += 1;
@@ -208,7 +220,7 @@ fn write_burst_logs(dir: &std::path::Path, account: &str, region: &str, burst_na
                     "eventSource": "iam.amazonaws.com", "eventName": name, "awsRegion": reg,
                     "recipientAccountId": acct, "readOnly": false, "eventType": "AwsApiCall",
                     "managementEvent": true, "eventCategory": "Management",
-                    "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/u"},
+                    "userIdentity": {"type": "IAMUser", "arn": arn},
                 }));
             }
         }
@@ -242,10 +254,10 @@ fn a_crafted_account_writes_nothing_outside_out() {
     let dir = temp_dir("traversal");
     let data = dir.join("a/b/c/d/data");
     let out_dir = dir.join("a/b/c/d/out");
-    write_burst_logs(&data, "../../../../x", "us-east-1", "CreateUser");
+    write_burst_logs(&data, "../../../../x", "us-east-1", "CreateUser", "arn:u");
     // The same burst with a real account is found: the crafted one only lacks its account.
     let control = dir.join("control");
-    write_burst_logs(&control, "111122223333", "us-east-1", "CreateUser");
+    write_burst_logs(&control, "111122223333", "us-east-1", "CreateUser", "arn:u");
     let out = trailsight()
         .args(["replay", "--min-calls", "5", "--warmup-hours", "1"])
         .arg(&control)
@@ -297,5 +309,116 @@ fn a_crafted_account_writes_nothing_outside_out() {
     assert_eq!(summary["fold"]["unusable"], 400);
     assert_eq!(summary["fold"]["unusable_reasons"]["account"], 400);
     assert_eq!(summary["files_read"], 30);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn log_content_and_file_names_reach_the_terminal_escaped() {
+    let dir = temp_dir("terminal");
+    let forged = "\nskipped damaged file FAKE\u{1b}[2J\u{1b}[31m";
+    // A burst whose caller ARN holds a newline and ANSI escapes (clear screen, red): an insight,
+    // its top caller shown in the table.
+    let data = dir.join("data");
+    let arn = format!("arn:aws:iam::111122223333:user/x{forged}");
+    write_burst_logs(&data, "111122223333", "us-east-1", "CreateUser", &arn);
+    // A burst whose eventName holds them: no series (an unusable record), so printed nowhere.
+    let names = dir.join("names");
+    write_burst_logs(
+        &names,
+        "111122223333",
+        "us-east-1",
+        &format!("CreateUser{forged}"),
+        "arn:u",
+    );
+    // A damaged file whose name forges a line of the report.
+    let good = real_data().join("invictus-aws-attack-simulation/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json.gz");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(
+        data.join(format!("x.json.gz{forged}.json.gz")),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+
+    for (input, status) in [(&data, 3), (&names, 0)] {
+        let out = trailsight()
+            .args([
+                "replay",
+                "--min-calls",
+                "5",
+                "--warmup-hours",
+                "1",
+                "--format",
+                "table",
+            ])
+            .arg(input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(status));
+        for text in [
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        ] {
+            assert!(!text.contains('\u{1b}'), "{text}");
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("skipped damaged file FAKE")),
+                "{text}"
+            );
+        }
+    }
+    let out = trailsight()
+        .args([
+            "replay",
+            "--min-calls",
+            "5",
+            "--warmup-hours",
+            "1",
+            "--format",
+            "table",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown, escaped (the table shortens the ARN: its start is enough).
+    assert!(stdout.contains("user/x\\nskipped damage"), "{stdout}");
+    assert!(
+        stderr.contains("x.json.gz\\nskipped damaged file FAKE\\e[2J\\e[31m.json.gz"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("skipped damaged file").count(),
+        2,
+        "one report line, which names the forged text once: {stderr}"
+    );
+
+    // JSON output stays exact JSON: the ARN round-trips byte for byte.
+    let out = trailsight()
+        .args(["replay", "--min-calls", "5", "--warmup-hours", "1"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\u{1b}'), "JSON escapes controls itself");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| r
+            .to_string()
+            .contains(&serde_json::to_string(&arn).unwrap())),
+        "{stdout}"
+    );
+
+    let out = trailsight()
+        .args(["summarize", "--json"])
+        .arg(&names)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["fold"]["unusable_reasons"]["event_name"], 400);
     let _ = std::fs::remove_dir_all(&dir);
 }
