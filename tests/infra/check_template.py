@@ -30,6 +30,7 @@ DEPLOY_DOC = ROOT / "docs" / "DEPLOY.md"
 ENV = {
     "IngestFunction": {
         "TRAILSIGHT_TABLE",
+        "TRAILSIGHT_TRAIL_BUCKETS",
         "TRAILSIGHT_MAX_COMPRESSED_BYTES",
         "TRAILSIGHT_MAX_DECOMPRESSED_BYTES",
         "TRAILSIGHT_MAX_RECORDS",
@@ -203,6 +204,11 @@ def _list(value) -> list:
 def test_functions_are_the_two_expected():
     assert set(resources_of("AWS::Serverless::Function")) == set(ENV)
     assert not resources_of("AWS::Lambda::Function"), "define functions as AWS::Serverless::Function"
+
+
+def test_ingest_accepts_only_the_trail_bucket():
+    variables = props("IngestFunction")["Environment"]["Variables"]
+    assert variables["TRAILSIGHT_TRAIL_BUCKETS"] == {"Ref": "TrailBucketName"}
 
 
 def test_environment_variable_names():
