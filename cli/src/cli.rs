@@ -155,6 +155,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The files under `paths`; entries that cannot be walked (dangling symlinks, loops) are reported
+/// with their path and skipped.
+fn discovered(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let found = discover(paths)?;
+    for (path, why) in &found.broken {
+        eprintln!(
+            "skipped {}: {}",
+            crate::terminal::path(path),
+            crate::terminal::escape(why)
+        );
+    }
+    Ok(found.files)
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -166,7 +180,7 @@ pub fn replay_paths(
     analysis: &Analysis,
 ) -> anyhow::Result<crate::replay::ReplayReport> {
     let mut files = fold_files(
-        discover(paths)?,
+        discovered(paths)?,
         &ReadLimits::default(),
         analysis.classify(),
     );
@@ -227,7 +241,7 @@ fn run_summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
         include_read_apis: args.include_read_apis,
         include_data_events: args.include_data_events,
     };
-    let files = fold_files(discover(&args.paths)?, &ReadLimits::default(), options);
+    let files = fold_files(discovered(&args.paths)?, &ReadLimits::default(), options);
     let summary = crate::summarize::summarize(&files);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -422,3 +422,46 @@ fn log_content_and_file_names_reach_the_terminal_escaped() {
     assert_eq!(summary["fold"]["unusable_reasons"]["event_name"], 400);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_read_once_and_broken_ones_reported_not_fatal() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_dir("symlinks");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let good = real_data().join("invictus-aws-attack-simulation/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json.gz");
+    std::fs::copy(&good, data.join("good.json.gz")).unwrap();
+    symlink(&data, dir.join("again")).unwrap();
+    symlink(&dir, data.join("loop")).unwrap();
+    symlink(dir.join("gone.json.gz"), data.join("dangling.json.gz")).unwrap();
+    symlink(data.join("ouroboros"), data.join("ouroboros")).unwrap();
+    for command in ["summarize", "replay"] {
+        let mut cmd = trailsight();
+        cmd.arg(command);
+        if command == "summarize" {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg(&dir).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "skipped {}: broken symlink",
+                dir.join("again/dangling.json.gz").display()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("ouroboros"), "{stderr}");
+        if command == "summarize" {
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                summary["files_read"], 1,
+                "the symlinked folder is not read twice"
+            );
+        } else {
+            assert!(stderr.contains("replay: 1 files read"), "{stderr}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
