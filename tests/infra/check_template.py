@@ -206,6 +206,19 @@ def test_functions_are_the_two_expected():
     assert not resources_of("AWS::Lambda::Function"), "define functions as AWS::Serverless::Function"
 
 
+def test_detect_has_only_the_dynamodb_actions_it_calls():
+    statements = props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements if isinstance(s, dict) for a in _list(s.get("Action", []))}
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    }, sorted(dynamodb)
+
+
 def test_ingest_accepts_only_the_trail_bucket():
     variables = props("IngestFunction")["Environment"]["Variables"]
     assert variables["TRAILSIGHT_TRAIL_BUCKETS"] == {"Ref": "TrailBucketName"}
