@@ -282,7 +282,11 @@ pub fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listing s3://{}/{}", args.bucket, args.prefix))?;
         bar.finish_and_clear();
         for (key, error) in report.errors.iter().take(20) {
-            eprintln!("not ingested: {key}: {error}");
+            eprintln!(
+                "not ingested: {}: {}",
+                crate::terminal::escape(key),
+                crate::terminal::escape(&error.to_string())
+            );
         }
         eprintln!(
             "backfill: {} files listed, {} stored ({} records, {} counted), {} already ingested, {} not logs, {} unreadable, {} errors, in {:.1}s",

@@ -146,10 +146,27 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("trailsight: {error:#}");
+            eprintln!(
+                "trailsight: {}",
+                crate::terminal::escape(&format!("{error:#}"))
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// The files under `paths`; entries that cannot be walked (dangling symlinks, loops) are reported
+/// with their path and skipped.
+fn discovered(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let found = discover(paths)?;
+    for (path, why) in &found.broken {
+        eprintln!(
+            "skipped {}: {}",
+            crate::terminal::path(path),
+            crate::terminal::escape(why)
+        );
+    }
+    Ok(found.files)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -163,7 +180,7 @@ pub fn replay_paths(
     analysis: &Analysis,
 ) -> anyhow::Result<crate::replay::ReplayReport> {
     let mut files = fold_files(
-        discover(paths)?,
+        discovered(paths)?,
         &ReadLimits::default(),
         analysis.classify(),
     );
@@ -186,11 +203,18 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     stdout.flush()?;
     if let Some(dir) = &args.out {
-        let files = write_insight_files(dir, &report.records)?;
+        let written = write_insight_files(dir, &report.records)?;
         eprintln!(
-            "wrote {files} CloudTrail-Insight files under {}",
-            dir.display()
+            "wrote {} CloudTrail-Insight files under {}",
+            written.files,
+            crate::terminal::path(dir)
         );
+        if written.unplaced > 0 {
+            eprintln!(
+                "{} insight records not written to files: their account or region is not an AWS identifier (the overflow series)",
+                written.unplaced
+            );
+        }
     }
     let f = &report.fold;
     eprintln!(
@@ -217,7 +241,7 @@ fn run_summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
         include_read_apis: args.include_read_apis,
         include_data_events: args.include_data_events,
     };
-    let files = fold_files(discover(&args.paths)?, &ReadLimits::default(), options);
+    let files = fold_files(discovered(&args.paths)?, &ReadLimits::default(), options);
     let summary = crate::summarize::summarize(&files);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

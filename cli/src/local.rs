@@ -37,27 +37,87 @@ pub struct LocalFile {
     pub result: FileResult,
 }
 
-/// Every regular file under `paths`, recursively, sorted by path.
-pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        walk(path, &mut files)?;
-    }
-    files.sort();
-    files.dedup();
-    Ok(files)
+/// What [`discover`] found: the files to read, and the entries it could not walk.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Regular files, sorted by path, each once.
+    pub files: Vec<PathBuf>,
+    /// Entries skipped, with the reason: a dangling symlink, a symlink loop, an unreadable folder.
+    pub broken: Vec<(PathBuf, String)>,
 }
 
-fn walk(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let meta = std::fs::metadata(path)?;
+/// Every regular file under `paths`, recursively, sorted by path.
+///
+/// Symlinks are followed, once each: every folder and file is identified by its canonical path,
+/// so a symlinked folder (or a link back to an ancestor) adds nothing already seen, and a file
+/// reached through two names is read once, under the first name found. A dangling symlink, a
+/// loop or an unreadable entry is reported in [`Discovered::broken`] with its path and skipped;
+/// it never stops the walk.
+/// A path given that does not exist at all (not even as a link) is an error: most likely a typo.
+pub fn discover(paths: &[PathBuf]) -> std::io::Result<Discovered> {
+    let mut found = Discovered::default();
+    let mut seen = std::collections::HashSet::new();
+    for path in paths {
+        if let Err(e) = std::fs::symlink_metadata(path) {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ));
+        }
+        walk(path, &mut seen, &mut found);
+    }
+    found.files.sort();
+    found.broken.sort();
+    Ok(found)
+}
+
+fn walk(path: &Path, seen: &mut std::collections::HashSet<PathBuf>, found: &mut Discovered) {
+    // canonicalize follows every link: it fails on a dangling link or a loop (ELOOP).
+    let canonical = match std::fs::canonicalize(path) {
+        Ok(canonical) => canonical,
+        Err(e) => {
+            let why = if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) {
+                format!("broken symlink ({e})")
+            } else {
+                e.to_string()
+            };
+            found.broken.push((path.to_path_buf(), why));
+            return;
+        }
+    };
+    if !seen.insert(canonical.clone()) {
+        return;
+    }
+    let meta = match std::fs::metadata(&canonical) {
+        Ok(meta) => meta,
+        Err(e) => {
+            found.broken.push((path.to_path_buf(), e.to_string()));
+            return;
+        }
+    };
     if meta.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            walk(&entry?.path(), out)?;
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) => {
+                found.broken.push((path.to_path_buf(), e.to_string()));
+                return;
+            }
+        };
+        let mut children: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => children.push(entry.path()),
+                Err(e) => found.broken.push((path.to_path_buf(), e.to_string())),
+            }
+        }
+        // Sorted, so which of two names of one file is kept does not depend on the folder order.
+        children.sort();
+        for child in children {
+            walk(&child, seen, found);
         }
     } else if meta.is_file() {
-        out.push(path.to_path_buf());
+        found.files.push(path.to_path_buf());
     }
-    Ok(())
 }
 
 /// Folds every file (two threads; the machine's cores), with a progress bar on a terminal.
@@ -119,9 +179,11 @@ fn fold_file(path: &Path, limits: &ReadLimits, options: ClassifyOptions) -> Loca
     }
     let result = match File::open(path) {
         Ok(file) => match fold_object(BufReader::with_capacity(256 << 10, file), limits, options) {
+            // Records that are not CloudTrail events at all; records with refused identifiers
+            // (a crafted account or region) make a log file with unusable records instead.
             Ok(folded)
                 if folded.fold.records > 0
-                    && folded.fold.records == folded.fold.unusable + folded.fold.malformed =>
+                    && folded.fold.records == not_events(&folded.fold) + folded.fold.malformed =>
             {
                 FileResult::NotALog("no CloudTrail events in it".into())
             }
@@ -142,6 +204,14 @@ fn fold_file(path: &Path, limits: &ReadLimits, options: ClassifyOptions) -> Loca
     }
 }
 
+/// Records that are no CloudTrail events: fields missing or an unreadable time.
+fn not_events(fold: &trailsight::fold::FoldStats) -> u64 {
+    ["missing_fields", "event_time"]
+        .iter()
+        .filter_map(|reason| fold.unusable_reasons.get(*reason))
+        .sum()
+}
+
 /// Sorts files into delivery order (delivery minute, then path).
 pub fn delivery_order(files: &mut [LocalFile]) {
     files.sort_by(|a, b| {
@@ -149,4 +219,51 @@ pub fn delivery_order(files: &mut [LocalFile]) {
             .cmp(&b.delivered)
             .then_with(|| a.path.cmp(&b.path))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_followed_once_and_broken_ones_reported() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("trailsight-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = dir.join("data");
+        std::fs::create_dir_all(data.join("sub")).expect("dirs");
+        std::fs::write(data.join("a.json"), "{}").expect("file");
+        std::fs::write(data.join("sub/b.json"), "{}").expect("file");
+        symlink(&data, dir.join("alias")).expect("link to the folder");
+        symlink(&data, data.join("sub/loop")).expect("link to an ancestor");
+        symlink(dir.join("nowhere"), data.join("dangling")).expect("dangling link");
+        symlink(data.join("self"), data.join("self")).expect("a link to itself");
+
+        let found = discover(std::slice::from_ref(&dir)).expect("discover");
+        let names: Vec<String> = found
+            .files
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap_or(p).display().to_string())
+            .collect();
+        assert_eq!(names, vec!["alias/a.json", "alias/sub/b.json"]);
+        let broken: Vec<&Path> = found.broken.iter().map(|(p, _)| p.as_path()).collect();
+        assert_eq!(
+            broken,
+            vec![
+                dir.join("alias/dangling").as_path(),
+                dir.join("alias/self").as_path()
+            ]
+        );
+        assert!(
+            found.broken[0].1.contains("broken symlink"),
+            "{:?}",
+            found.broken
+        );
+        // The folder given twice, by two names: its files once.
+        let twice = discover(&[data.clone(), dir.join("alias")]).expect("discover");
+        assert_eq!(twice.files.len(), 2);
+        assert!(discover(&[dir.join("missing")]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -10,6 +10,7 @@ mod replay;
 mod scenario;
 mod simulate;
 mod summarize;
+mod terminal;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -12,6 +12,16 @@ use trailsight::s3key::insight_key;
 
 /// A plain text table with aligned columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells hold log content (API names, ARNs, regions): escaped before they are measured.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| crate::terminal::escape(cell).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -99,9 +109,20 @@ pub fn insights_table(records: &[InsightRecord]) -> String {
     )
 }
 
+/// What [`write_insight_files`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub files: usize,
+    /// Records whose account or region is not an AWS identifier (the overflow series' `*`):
+    /// no file is named after them.
+    pub unplaced: usize,
+}
+
 /// Writes records as CloudTrail-Insight files under `dir`, one per (account, region, 5 minutes
-/// of `eventTime`), named and laid out as the service does.
-pub fn write_insight_files(dir: &Path, records: &[InsightRecord]) -> std::io::Result<usize> {
+/// of `eventTime`), named and laid out as the service does. Paths are built only from validated
+/// identifiers ([`insight_key`]), and each is checked to stay under `dir` before it is created.
+pub fn write_insight_files(dir: &Path, records: &[InsightRecord]) -> std::io::Result<Written> {
+    let mut written = Written::default();
     let mut groups: BTreeMap<(String, String, i64), Vec<&InsightRecord>> = BTreeMap::new();
     for record in records {
         let minute = parse_minute(&record.event_time).unwrap_or_default();
@@ -116,16 +137,40 @@ pub fn write_insight_files(dir: &Path, records: &[InsightRecord]) -> std::io::Re
     }
     for ((account, region, slot), group) in &groups {
         let id = file_suffix(account, region, *slot, group);
-        let key = insight_key("", account, region, *slot, &id);
-        let path = dir.join(key);
+        let Some(key) = insight_key("", account, region, *slot, &id) else {
+            written.unplaced += group.len();
+            continue;
+        };
+        let path = contained(dir, &key)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         let mut gz = GzEncoder::new(std::fs::File::create(&path)?, Compression::default());
         serde_json::to_writer(&mut gz, &serde_json::json!({ "Records": group }))?;
         gz.finish()?.flush()?;
+        written.files += 1;
     }
-    Ok(groups.len())
+    Ok(written)
+}
+
+/// `dir` joined with a relative key, refused unless every component is a plain name: the last
+/// line of defence should a key ever hold `..`, a root or a drive.
+fn contained(dir: &Path, key: &str) -> std::io::Result<PathBuf> {
+    let relative = Path::new(key);
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if key.is_empty() || !plain {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "refusing to write {} outside {}",
+                crate::terminal::escape(key),
+                crate::terminal::path(dir)
+            ),
+        ));
+    }
+    Ok(dir.join(relative))
 }
 
 /// 16 alphanumerics derived from the file's content, so reruns name files the same.
@@ -157,4 +202,21 @@ pub fn starts(records: &[InsightRecord]) -> usize {
         .iter()
         .filter(|r| r.insight_details.state == InsightState::Start)
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_keys_are_written_under_the_directory() {
+        let dir = Path::new("/tmp/out");
+        assert_eq!(
+            contained(dir, "AWSLogs/111122223333/x.json.gz").unwrap(),
+            dir.join("AWSLogs/111122223333/x.json.gz")
+        );
+        for key in ["", "../x", "AWSLogs/../../x", "/etc/passwd", "./x"] {
+            assert!(contained(dir, key).is_err(), "{key}");
+        }
+    }
 }

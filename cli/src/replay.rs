@@ -65,7 +65,11 @@ pub async fn replay(
         match file.result {
             FileResult::NotALog(_) => report.files_not_logs += 1,
             FileResult::Damaged(error) => {
-                eprintln!("skipped damaged file {}: {error}", file.path.display());
+                eprintln!(
+                    "skipped damaged file {}: {}",
+                    crate::terminal::path(&file.path),
+                    crate::terminal::escape(&error.to_string())
+                );
                 report
                     .files_damaged
                     .push((file.path.display().to_string(), error.to_string()));
@@ -96,7 +100,7 @@ pub async fn replay(
                 eprintln!(
                     "skipped {future} events dated after {} in {}",
                     trailsight::minute::format_minute(limit),
-                    file.path.display()
+                    crate::terminal::path(&file.path)
                 );
                 report.future_events += future;
                 report.future_files.push(file.path.display().to_string());
@@ -106,7 +110,10 @@ pub async fn replay(
             let id = FileId::new("local", &file.path.to_string_lossy());
             match store_folded(&id, Ok(folded), &store, &store).await? {
                 IngestOutcome::Stored { .. } | IngestOutcome::Duplicate => {}
-                other => anyhow::bail!("unexpected outcome for {}: {other:?}", file.path.display()),
+                other => anyhow::bail!(
+                    "unexpected outcome for {}: {other:?}",
+                    crate::terminal::path(&file.path)
+                ),
             }
         }
         if delivered != Minute::MIN {

@@ -75,7 +75,7 @@ pub fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         report.records,
         report.anomalies,
         started.elapsed().as_secs_f64(),
-        report.labels.display()
+        crate::terminal::path(&report.labels)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -111,7 +111,7 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         } else {
             println!(
                 "== {} ({} records, replayed in {seconds:.1}s)",
-                dir.display(),
+                crate::terminal::path(dir),
                 report.fold.records
             );
             print!("{}", score.to_table());

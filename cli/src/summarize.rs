@@ -111,9 +111,17 @@ impl Summary {
             f.unusable,
             self.first_event.as_deref().unwrap_or("-"),
             self.last_event.as_deref().unwrap_or("-"),
-            self.accounts.iter().cloned().collect::<Vec<_>>().join(", "),
-            self.regions.iter().cloned().collect::<Vec<_>>().join(", "),
+            crate::terminal::escape(&self.accounts.iter().cloned().collect::<Vec<_>>().join(", ")),
+            crate::terminal::escape(&self.regions.iter().cloned().collect::<Vec<_>>().join(", ")),
         );
+        if !f.unusable_reasons.is_empty() {
+            let reasons: Vec<String> = f
+                .unusable_reasons
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            out.push_str(&format!("unusable by reason: {}\n\n", reasons.join(", ")));
+        }
         let mut calls: BTreeMap<String, u64> = BTreeMap::new();
         let mut errors: BTreeMap<String, u64> = BTreeMap::new();
         for s in &self.series {
@@ -149,7 +157,10 @@ impl Summary {
         out.push_str("Error codes\n");
         out.push_str(&table(&["errorCode", "events"], &rows));
         for d in &self.files_damaged {
-            out.push_str(&format!("damaged: {d}\n"));
+            out.push_str(&format!(
+                "damaged: {}\n",
+                crate::terminal::escape(&d.to_string())
+            ));
         }
         out
     }

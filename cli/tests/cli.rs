@@ -36,7 +36,13 @@ fn every_real_file_is_read_by_summarize_and_replay() {
     assert_eq!(summary["files_read"], 91);
     assert_eq!(summary["fold"]["records"], 2900 + 310 + 103);
     assert_eq!(summary["fold"]["malformed"], 0);
-    assert_eq!(summary["fold"]["unusable"], 0);
+    // The stratus detonations randomise regions to made-up names (`apiso-northsouth-3r`): not an
+    // AWS region, so their writes and errors are unusable, never a path or a series.
+    assert_eq!(summary["fold"]["unusable"], 98);
+    assert_eq!(
+        summary["fold"]["unusable_reasons"],
+        serde_json::json!({ "region": 98 })
+    );
 
     let out = trailsight()
         .arg("replay")
@@ -173,5 +179,289 @@ fn a_record_dated_in_the_far_future_is_reported_and_skipped() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("skipped 1 events dated after"), "{stderr}");
     assert!(stderr.contains("events.json"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A burst of `CreateUser` calls over a quiet day of `RunInstances`, one file per hour, with the
+/// account, region or API of the burst chosen by the caller.
+fn write_burst_logs(
+    dir: &std::path::Path,
+    account: &str,
+    region: &str,
+    burst_name: &str,
+    burst_arn: &str,
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut id = 0;
+    for hour in 0..30 {
+        let mut records = Vec::new();
+        for minute in 0..60 {
+            let time = format!(
+                "2026-03-{:02}T{:02}:{minute:02}:10Z",
+                2 + hour / 24,
+                hour % 24
+            );
+            let burst = hour == 28 && (10..20).contains(&minute);
+            let (acct, reg, name, arn, n) = if burst {
+                (account, region, burst_name, burst_arn, 40)
+            } else {
+                (
+                    "111122223333",
+                    "us-east-1",
+                    "RunInstances",
+                    "arn:aws:iam::111122223333:user/u",
+                    1,
+                )
+            };
+            for _ in 0..n {
+                id += 1;
+                records.push(serde_json::json!({
+                    "eventVersion": "1.08", "eventID": format!("e{id}"), "eventTime": time,
+                    "eventSource": "iam.amazonaws.com", "eventName": name, "awsRegion": reg,
+                    "recipientAccountId": acct, "readOnly": false, "eventType": "AwsApiCall",
+                    "managementEvent": true, "eventCategory": "Management",
+                    "userIdentity": {"type": "IAMUser", "arn": arn},
+                }));
+            }
+        }
+        std::fs::write(
+            dir.join(format!("hour{hour:02}.json")),
+            serde_json::json!({ "Records": records }).to_string(),
+        )
+        .unwrap();
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_crafted_account_writes_nothing_outside_out() {
+    let dir = temp_dir("traversal");
+    let data = dir.join("a/b/c/d/data");
+    let out_dir = dir.join("a/b/c/d/out");
+    write_burst_logs(&data, "../../../../x", "us-east-1", "CreateUser", "arn:u");
+    // The same burst with a real account is found: the crafted one only lacks its account.
+    let control = dir.join("control");
+    write_burst_logs(&control, "111122223333", "us-east-1", "CreateUser", "arn:u");
+    let out = trailsight()
+        .args(["replay", "--min-calls", "5", "--warmup-hours", "1"])
+        .arg(&control)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("CreateUser"),
+        "the control burst is an insight"
+    );
+
+    let out = trailsight()
+        .args(["replay", "--min-calls", "5", "--warmup-hours", "1", "--out"])
+        .arg(&out_dir)
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("CreateUser"));
+    // Nothing under the directory the traversal aims at (dir/a/x or above), nothing named x.
+    let everything = files_under(&dir);
+    assert!(
+        everything
+            .iter()
+            .all(|p| p.starts_with(&data) || p.starts_with(&out_dir) || p.starts_with(&control)),
+        "{everything:?}"
+    );
+    assert!(!dir.join("a/x").exists() && !dir.join("x").exists());
+    for path in files_under(&out_dir) {
+        assert!(
+            path.to_string_lossy()
+                .contains("/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/"),
+            "{}",
+            path.display()
+        );
+    }
+
+    let out = trailsight()
+        .args(["summarize", "--json"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["fold"]["unusable"], 400);
+    assert_eq!(summary["fold"]["unusable_reasons"]["account"], 400);
+    assert_eq!(summary["files_read"], 30);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn log_content_and_file_names_reach_the_terminal_escaped() {
+    let dir = temp_dir("terminal");
+    let forged = "\nskipped damaged file FAKE\u{1b}[2J\u{1b}[31m";
+    // A burst whose caller ARN holds a newline and ANSI escapes (clear screen, red): an insight,
+    // its top caller shown in the table.
+    let data = dir.join("data");
+    let arn = format!("arn:aws:iam::111122223333:user/x{forged}");
+    write_burst_logs(&data, "111122223333", "us-east-1", "CreateUser", &arn);
+    // A burst whose eventName holds them: no series (an unusable record), so printed nowhere.
+    let names = dir.join("names");
+    write_burst_logs(
+        &names,
+        "111122223333",
+        "us-east-1",
+        &format!("CreateUser{forged}"),
+        "arn:u",
+    );
+    // A damaged file whose name forges a line of the report.
+    let good = real_data().join("invictus-aws-attack-simulation/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json.gz");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(
+        data.join(format!("x.json.gz{forged}.json.gz")),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+
+    for (input, status) in [(&data, 3), (&names, 0)] {
+        let out = trailsight()
+            .args([
+                "replay",
+                "--min-calls",
+                "5",
+                "--warmup-hours",
+                "1",
+                "--format",
+                "table",
+            ])
+            .arg(input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(status));
+        for text in [
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        ] {
+            assert!(!text.contains('\u{1b}'), "{text}");
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.starts_with("skipped damaged file FAKE")),
+                "{text}"
+            );
+        }
+    }
+    let out = trailsight()
+        .args([
+            "replay",
+            "--min-calls",
+            "5",
+            "--warmup-hours",
+            "1",
+            "--format",
+            "table",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown, escaped (the table shortens the ARN: its start is enough).
+    assert!(stdout.contains("user/x\\nskipped damage"), "{stdout}");
+    assert!(
+        stderr.contains("x.json.gz\\nskipped damaged file FAKE\\e[2J\\e[31m.json.gz"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("skipped damaged file").count(),
+        2,
+        "one report line, which names the forged text once: {stderr}"
+    );
+
+    // JSON output stays exact JSON: the ARN round-trips byte for byte.
+    let out = trailsight()
+        .args(["replay", "--min-calls", "5", "--warmup-hours", "1"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains('\u{1b}'), "JSON escapes controls itself");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| r
+            .to_string()
+            .contains(&serde_json::to_string(&arn).unwrap())),
+        "{stdout}"
+    );
+
+    let out = trailsight()
+        .args(["summarize", "--json"])
+        .arg(&names)
+        .output()
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["fold"]["unusable_reasons"]["event_name"], 400);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_are_read_once_and_broken_ones_reported_not_fatal() {
+    use std::os::unix::fs::symlink;
+    let dir = temp_dir("symlinks");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let good = real_data().join("invictus-aws-attack-simulation/AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgocspSowgK0Gto.json.gz");
+    std::fs::copy(&good, data.join("good.json.gz")).unwrap();
+    symlink(&data, dir.join("again")).unwrap();
+    symlink(&dir, data.join("loop")).unwrap();
+    symlink(dir.join("gone.json.gz"), data.join("dangling.json.gz")).unwrap();
+    symlink(data.join("ouroboros"), data.join("ouroboros")).unwrap();
+    for command in ["summarize", "replay"] {
+        let mut cmd = trailsight();
+        cmd.arg(command);
+        if command == "summarize" {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg(&dir).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "skipped {}: broken symlink",
+                dir.join("again/dangling.json.gz").display()
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("ouroboros"), "{stderr}");
+        if command == "summarize" {
+            let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                summary["files_read"], 1,
+                "the symlinked folder is not read twice"
+            );
+        } else {
+            assert!(stderr.contains("replay: 1 files read"), "{stderr}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -230,6 +230,11 @@ pub struct FoldStats {
     pub excluded_data: u64,
     pub excluded_read: u64,
     pub unusable: u64,
+    /// Why records were unusable: `missing_fields` (no `eventTime`, `eventSource`, `eventName` or
+    /// region), `event_time` (unreadable), or an identifier refused by [`crate::ident::check`]
+    /// (`account`, `region`, `event_source`, `event_name`, `error_code`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unusable_reasons: BTreeMap<String, u64>,
     /// Records counted in at least one series.
     pub counted: u64,
     /// Of which counted in the overflow series (their file had too many distinct series).
@@ -240,6 +245,17 @@ pub struct FoldStats {
 }
 
 impl FoldStats {
+    /// Counts one unusable record with its reason.
+    pub fn add_unusable(&mut self, reason: &str) {
+        self.unusable += 1;
+        match self.unusable_reasons.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => {
+                self.unusable_reasons.insert(reason.to_owned(), 1);
+            }
+        }
+    }
+
     pub fn merge(&mut self, other: &FoldStats) {
         self.records += other.records;
         self.duplicates += other.duplicates;
@@ -248,6 +264,9 @@ impl FoldStats {
         self.excluded_data += other.excluded_data;
         self.excluded_read += other.excluded_read;
         self.unusable += other.unusable;
+        for (reason, n) in &other.unusable_reasons {
+            *self.unusable_reasons.entry(reason.clone()).or_insert(0) += n;
+        }
         self.counted += other.counted;
         self.overflow += other.overflow;
         self.first_minute = min_opt(self.first_minute, other.first_minute);
@@ -352,15 +371,27 @@ impl Folder {
                     Exclusion::Insight => self.stats.excluded_insight += 1,
                     Exclusion::DataEvent => self.stats.excluded_data += 1,
                     Exclusion::ReadOnly => self.stats.excluded_read += 1,
-                    Exclusion::Unusable => self.stats.unusable += 1,
+                    Exclusion::Unusable => self.stats.add_unusable("missing_fields"),
                 }
                 return;
             }
         };
         let Some(minute) = record.time().and_then(parse_minute) else {
-            self.stats.unusable += 1;
+            self.stats.add_unusable("event_time");
             return;
         };
+        // Log content is untrusted: only identifiers AWS could have written become series (and
+        // so paths, keys, metric dimensions and table rows).
+        if let Err(why) = crate::ident::check(
+            record.account(),
+            record.aws_region.as_deref().unwrap_or_default(),
+            record.event_source.as_deref().unwrap_or_default(),
+            record.event_name.as_deref().unwrap_or_default(),
+            error_code,
+        ) {
+            self.stats.add_unusable(why.as_str());
+            return;
+        }
         self.stats.counted += 1;
         self.stats.first_minute = min_opt(self.stats.first_minute, Some(minute));
         self.stats.last_minute = self.stats.last_minute.max(Some(minute));
@@ -411,7 +442,7 @@ impl Folder {
 
     /// The record's series index; `None` when it would be a new series beyond the cap.
     fn series_index(&mut self, record: &Record<'_>, error_code: Option<&str>) -> Option<u32> {
-        let account = record.account().unwrap_or("unknown");
+        let account = record.account().unwrap_or_default();
         let region = record.aws_region.as_deref().unwrap_or_default();
         let source = record.event_source.as_deref().unwrap_or_default();
         let name = record.event_name.as_deref().unwrap_or_default();
@@ -480,9 +511,9 @@ mod tests {
 
     #[test]
     fn counts_calls_and_errors_per_minute_once_per_event_id() {
-        let write = r#"{"eventID":"1","eventTime":"2026-03-02T14:07:12Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false,"userIdentity":{"arn":"arn:a"},"userAgent":"cli"}"#;
-        let failed = r#"{"eventID":"2","eventTime":"2026-03-02T14:07:59Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false,"errorCode":"Client.InstanceLimitExceeded"}"#;
-        let next_minute = r#"{"eventID":"3","eventTime":"2026-03-02T14:08:00Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false}"#;
+        let write = r#"{"eventID":"1","eventTime":"2026-03-02T14:07:12Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"userIdentity":{"arn":"arn:a"},"userAgent":"cli"}"#;
+        let failed = r#"{"eventID":"2","eventTime":"2026-03-02T14:07:59Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"errorCode":"Client.InstanceLimitExceeded"}"#;
+        let next_minute = r#"{"eventID":"3","eventTime":"2026-03-02T14:08:00Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false}"#;
         let (delta, stats) = fold(&[write, write, failed, next_minute, "not json"]);
         assert_eq!(stats.records, 5);
         assert_eq!(stats.duplicates, 1);
@@ -497,11 +528,11 @@ mod tests {
             totals,
             vec![
                 (
-                    "111/us-east-1/ec2.amazonaws.com:RunInstances".to_string(),
+                    "111122223333/us-east-1/ec2.amazonaws.com:RunInstances".to_string(),
                     3
                 ),
                 (
-                    "111/us-east-1/ec2.amazonaws.com:RunInstances[Client.InstanceLimitExceeded]"
+                    "111122223333/us-east-1/ec2.amazonaws.com:RunInstances[Client.InstanceLimitExceeded]"
                         .to_string(),
                     1
                 ),
@@ -520,7 +551,7 @@ mod tests {
     fn series_beyond_the_cap_are_counted_in_the_overflow_series() {
         let record = |i: usize, error: &str| {
             format!(
-                r#"{{"eventID":"{i}{}","eventTime":"2026-03-02T14:07:12Z","eventSource":"s","eventName":"Api{i}","awsRegion":"r","readOnly":false{error}}}"#,
+                r#"{{"eventID":"{i}{}","eventTime":"2026-03-02T14:07:12Z","eventSource":"s","eventName":"Api{i}","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false{error}}}"#,
                 error.len()
             )
         };
@@ -544,9 +575,56 @@ mod tests {
     }
 
     #[test]
+    fn crafted_identifiers_are_unusable_with_their_reason() {
+        let record = |id: usize, fields: &str| {
+            format!(
+                r#"{{"eventID":"{id}","eventTime":"2026-03-02T14:07:12Z","readOnly":false,{fields}}}"#
+            )
+        };
+        let good = r#""eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"us-east-1","recipientAccountId":"111122223333""#;
+        let lines = [
+            record(1, good),
+            record(2, &good.replace("111122223333", "../../../../x")),
+            record(3, &good.replace("\"us-east-1\"", "\"../../x\"")),
+            record(4, &good.replace("ec2.amazonaws.com", "ec2/../../x")),
+            record(
+                5,
+                &good.replace("RunInstances", "Run\\nInstances\\u001b[31m"),
+            ),
+            record(6, &format!(r#"{good},"errorCode":"Boom\u0007""#)),
+            record(7, r#""eventSource":"s","awsRegion":"us-east-1""#),
+            record(
+                8,
+                &good.replace(r#","recipientAccountId":"111122223333""#, ""),
+            ),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (delta, stats) = fold(&refs);
+        assert_eq!((stats.records, stats.counted, stats.unusable), (8, 1, 7));
+        let reasons: Vec<(&str, u64)> = stats
+            .unusable_reasons
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("account", 2),
+                ("error_code", 1),
+                ("event_name", 1),
+                ("event_source", 1),
+                ("missing_fields", 1),
+                ("region", 1),
+            ]
+        );
+        assert_eq!(delta.series.len(), 1);
+        assert_eq!(delta.series[0].account, "111122223333");
+    }
+
+    #[test]
     fn delta_round_trips_and_splits() {
-        let a = r#"{"eventID":"1","eventTime":"2026-03-02T14:59:12Z","eventSource":"s","eventName":"CreateX","awsRegion":"r","readOnly":false}"#;
-        let b = r#"{"eventID":"2","eventTime":"2026-03-02T15:00:12Z","eventSource":"s","eventName":"CreateX","awsRegion":"r","readOnly":false}"#;
+        let a = r#"{"eventID":"1","eventTime":"2026-03-02T14:59:12Z","eventSource":"s","eventName":"CreateX","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false}"#;
+        let b = r#"{"eventID":"2","eventTime":"2026-03-02T15:00:12Z","eventSource":"s","eventName":"CreateX","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false}"#;
         let (delta, _) = fold(&[a, b]);
         let json = serde_json::to_string(&delta).unwrap();
         assert_eq!(serde_json::from_str::<Delta>(&json).unwrap(), delta);

@@ -466,7 +466,7 @@ mod tests {
 
     fn record(id: usize, minute: usize, name: &str) -> String {
         format!(
-            r#"{{"eventID":"{id}","eventTime":"2026-03-02T14:{minute:02}:10Z","eventSource":"ec2.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","recipientAccountId":"111","readOnly":false,"userIdentity":{{"arn":"arn:{id}"}}}}"#
+            r#"{{"eventID":"{id}","eventTime":"2026-03-02T14:{minute:02}:10Z","eventSource":"ec2.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"userIdentity":{{"arn":"arn:{id}"}}}}"#
         )
     }
 

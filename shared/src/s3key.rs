@@ -64,6 +64,9 @@ pub fn parse_log_name(name: &str) -> Option<(String, String, Minute)> {
     let region = parts.next()?;
     let stamp = parts.next()?;
     let delivered = parse_stamp(stamp)?;
+    if !crate::ident::is_account(account) || !crate::ident::is_region(region) {
+        return None;
+    }
     Some((account.to_owned(), region.to_owned(), delivered))
 }
 
@@ -90,25 +93,34 @@ pub fn delivery_minute(path_or_key: &str) -> Option<Minute> {
     parse_log_name(name).map(|(_, _, m)| m)
 }
 
-/// The S3 key of an Insight file, in the service's layout.
+/// The S3 key of an Insight file, in the service's layout; `None` unless `account` is 12 digits,
+/// `region` an AWS region and `id` alphanumeric ([`crate::ident`]): keys are built only from
+/// validated parts, so no record can name a key outside `<prefix>/AWSLogs/<account>/`.
 pub fn insight_key(
     prefix: &str,
     account: &str,
     region: &str,
     delivered: Minute,
     id: &str,
-) -> String {
+) -> Option<String> {
+    if !crate::ident::is_account(account)
+        || !crate::ident::is_region(region)
+        || id.is_empty()
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
     let t = crate::minute::to_datetime(delivered);
     let prefix = if prefix.is_empty() || prefix.ends_with('/') {
         prefix.to_owned()
     } else {
         format!("{prefix}/")
     };
-    format!(
+    Some(format!(
         "{prefix}AWSLogs/{account}/CloudTrail-Insight/{region}/{}/{account}_CloudTrail-Insight_{region}_{}_{id}.json.gz",
         t.format("%Y/%m/%d"),
         t.format("%Y%m%dT%H%MZ")
-    )
+    ))
 }
 
 /// Day number of a minute (for callers that group by day).
@@ -161,12 +173,43 @@ mod tests {
     fn insight_keys_follow_the_service_layout() {
         let m = crate::minute::parse_minute("2026-03-02T14:07:00Z").unwrap();
         assert_eq!(
-            insight_key("p", "111", "us-east-1", m, "ABCDEFGHIJKLMNOP"),
-            "p/AWSLogs/111/CloudTrail-Insight/us-east-1/2026/03/02/111_CloudTrail-Insight_us-east-1_20260302T1407Z_ABCDEFGHIJKLMNOP.json.gz"
+            insight_key("p", "111122223333", "us-east-1", m, "ABCDEFGHIJKLMNOP").unwrap(),
+            "p/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/03/02/111122223333_CloudTrail-Insight_us-east-1_20260302T1407Z_ABCDEFGHIJKLMNOP.json.gz"
         );
         assert!(matches!(
-            classify_key(&insight_key("", "1", "r", m, "x")),
+            classify_key(&insight_key("", "111122223333", "us-east-1", m, "x").unwrap()),
             KeyKind::Skip(_)
         ));
+    }
+
+    #[test]
+    fn insight_keys_are_built_from_validated_parts_only() {
+        let m = crate::minute::parse_minute("2026-03-02T14:07:00Z").unwrap();
+        for (account, region, id) in [
+            ("../../../../x", "us-east-1", "ABC"),
+            ("111", "us-east-1", "ABC"),
+            ("*", "*", "ABC"),
+            ("111122223333", "../../x", "ABC"),
+            ("111122223333", "us-east-1\n", "ABC"),
+            ("111122223333", "us-east-1", "../x"),
+            ("111122223333", "us-east-1", ""),
+        ] {
+            assert_eq!(
+                insight_key("p", account, region, m, id),
+                None,
+                "{account} {region} {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_names_with_crafted_accounts_or_regions_are_skipped() {
+        for key in [
+            "AWSLogs/../../../../x/CloudTrail/us-east-1/2023/07/10/..%2F_CloudTrail_us-east-1_20230710T1145Z_a.json.gz",
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2023/07/10/111_CloudTrail_us-east-1_20230710T1145Z_a.json.gz",
+            "AWSLogs/111122223333/CloudTrail/x/2023/07/10/111122223333_CloudTrail_..\\x_20230710T1145Z_a.json.gz",
+        ] {
+            assert!(matches!(classify_key(key), KeyKind::Skip(_)), "{key}");
+        }
     }
 }

@@ -30,6 +30,7 @@ DEPLOY_DOC = ROOT / "docs" / "DEPLOY.md"
 ENV = {
     "IngestFunction": {
         "TRAILSIGHT_TABLE",
+        "TRAILSIGHT_TRAIL_BUCKETS",
         "TRAILSIGHT_MAX_COMPRESSED_BYTES",
         "TRAILSIGHT_MAX_DECOMPRESSED_BYTES",
         "TRAILSIGHT_MAX_RECORDS",
@@ -203,6 +204,24 @@ def _list(value) -> list:
 def test_functions_are_the_two_expected():
     assert set(resources_of("AWS::Serverless::Function")) == set(ENV)
     assert not resources_of("AWS::Lambda::Function"), "define functions as AWS::Serverless::Function"
+
+
+def test_detect_has_only_the_dynamodb_actions_it_calls():
+    statements = props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements if isinstance(s, dict) for a in _list(s.get("Action", []))}
+    dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+    assert dynamodb == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    }, sorted(dynamodb)
+
+
+def test_ingest_accepts_only_the_trail_bucket():
+    variables = props("IngestFunction")["Environment"]["Variables"]
+    assert variables["TRAILSIGHT_TRAIL_BUCKETS"] == {"Ref": "TrailBucketName"}
 
 
 def test_environment_variable_names():

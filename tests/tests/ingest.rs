@@ -959,10 +959,63 @@ async fn damaged_and_foreign_objects_are_recorded_or_skipped_never_retried() {
 }
 
 #[tokio::test]
+async fn a_notification_for_another_bucket_is_refused_at_once() {
+    let env = Env::start().await;
+    let store = env.table("foreign").await;
+    let other = "someone-elses-bucket";
+    env.s3
+        .create_bucket()
+        .bucket(other)
+        .send()
+        .await
+        .expect("create the other bucket");
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_Foreign000000001.json.gz";
+    let body = synthetic_log();
+    env.put(key, body.clone()).await;
+    env.s3
+        .put_object()
+        .bucket(other)
+        .key(key)
+        .body(body.clone().into())
+        .send()
+        .await
+        .expect("put in the other bucket");
+    // Two messages, the same key: one in the trail bucket, one in the other bucket.
+    let mut event = sqs_event(&[("trail", vec![key]), ("foreign", vec![key])]);
+    let foreign_body = event["Records"][1]["body"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(BUCKET, other);
+    event["Records"][1]["body"] = Value::String(foreign_body);
+    let ingest = Ingest::new(
+        &config("foreign", &[("TRAILSIGHT_TRAIL_BUCKETS", BUCKET)]),
+        &env.sdk,
+    );
+    let processed = ingest.process(&event).await;
+    let s = processed.summary;
+    assert_eq!(
+        (s.files, s.foreign_bucket, s.retried, s.failed),
+        (1, 1, 0, 0)
+    );
+    assert!(processed.retry.is_empty(), "final: never retried");
+    let response = ingest.handle(event).await.expect("handle");
+    assert!(failures(&response).is_empty());
+    // The trail's file counted once; the other bucket's never read, never marked.
+    assert_holds_exactly(&store, &fold(&body)).await;
+    assert_eq!(
+        store
+            .file_mark(&FileId::new(other, key))
+            .await
+            .expect("mark"),
+        None
+    );
+}
+
+#[tokio::test]
 async fn url_encoded_keys_with_spaces_and_plus_signs() {
     let env = Env::start().await;
     let store = env.table("encoded").await;
-    let key = "AWSLogs/111/CloudTrail/us-east-1/2026/03/02/111_CloudTrail_us-east-1_20260302T1405Z_a+b c.json.gz";
+    let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_a+b c.json.gz";
     let body = synthetic_log();
     env.put(key, body.clone()).await;
     let event = sqs_event(&[("m1", vec![key])]);
@@ -995,7 +1048,7 @@ async fn a_gzip_bomb_and_an_oversized_object_are_rejected_cheaply() {
         bomb.extend_from_slice(&mib_of_spaces);
     }
     bomb.extend_from_slice(&gzip(b"]}"));
-    let bomb_key = "AWSLogs/111/CloudTrail/us-east-1/2026/03/02/111_CloudTrail_us-east-1_20260302T1405Z_Bomb000000000001.json.gz";
+    let bomb_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_Bomb000000000001.json.gz";
     env.put(bomb_key, bomb.clone()).await;
     let started = Instant::now();
     let processed = env
@@ -1016,7 +1069,7 @@ async fn a_gzip_bomb_and_an_oversized_object_are_rejected_cheaply() {
     eprintln!("{} KB bomb rejected in {elapsed:?}", bomb.len() / 1024);
 
     // Over the compressed-size limit: refused by its length, before its body is read.
-    let big_key = "AWSLogs/111/CloudTrail/us-east-1/2026/03/02/111_CloudTrail_us-east-1_20260302T1405Z_Big0000000000001.json.gz";
+    let big_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_Big0000000000001.json.gz";
     env.put(big_key, synthetic_log()).await;
     let small = Ingest::new(
         &config("limits", &[("TRAILSIGHT_MAX_COMPRESSED_BYTES", "1000")]),

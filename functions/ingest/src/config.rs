@@ -25,6 +25,11 @@ pub struct Config {
     /// Memory that objects in flight may hold: half of `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (which
     /// Lambda sets, in MB; 128 when absent).
     pub memory_budget_bytes: u64,
+    /// `TRAILSIGHT_TRAIL_BUCKETS`: the trail bucket(s), comma-separated. A notification naming
+    /// any other bucket is refused at once (final, never retried): log files are untrusted, and
+    /// so is a notification pointing at a bucket someone else fills. Empty (unset) accepts every
+    /// bucket, for local runs; the template always sets it.
+    pub trail_buckets: Vec<String>,
 }
 
 /// A variable that is missing or invalid, named.
@@ -80,6 +85,14 @@ impl Config {
                 "full, basic or off",
             )?,
             memory_budget_bytes: env.positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 128)? << 19,
+            trail_buckets: env
+                .get("TRAILSIGHT_TRAIL_BUCKETS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }
@@ -109,6 +122,18 @@ mod tests {
         assert!(config(&[("TRAILSIGHT_TABLE", " ")]).is_err());
         let message = config(&[]).unwrap_err().to_string();
         assert!(message.contains("TRAILSIGHT_TABLE is not set"), "{message}");
+    }
+
+    #[test]
+    fn trail_buckets_are_a_comma_separated_list() {
+        let c = config(&[("TRAILSIGHT_TABLE", "t")]).unwrap();
+        assert!(c.trail_buckets.is_empty());
+        let c = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_TRAIL_BUCKETS", " trail-a, trail-b ,"),
+        ])
+        .unwrap();
+        assert_eq!(c.trail_buckets, vec!["trail-a", "trail-b"]);
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!   outside SQS the invocation fails, so Lambda retries it. Retrying is safe: the pipeline writes
 //!   each part once.
 //!
+//! A notification naming a bucket other than the trail bucket(s) (`TRAILSIGHT_TRAIL_BUCKETS`) is
+//! refused at once: logged, counted (`foreign_bucket`), final, never read nor retried.
+//!
 //! A notification whose shape is unknown is retried likewise, so that it ends in the dead-letter
 //! queue where an operator sees it, rather than being dropped.
 
@@ -51,6 +54,8 @@ pub struct Ingest {
     metric_namespace: String,
     metrics: MetricsLevel,
     budget: MemoryBudget,
+    /// Buckets whose notifications are ingested; empty: any.
+    trail_buckets: Vec<String>,
 }
 
 /// Why an invocation fails (outside SQS, where failures cannot be reported per message).
@@ -122,6 +127,7 @@ impl Ingest {
             metric_namespace: config.metric_namespace.clone(),
             metrics: config.metrics,
             budget: MemoryBudget::new(config.memory_budget_bytes),
+            trail_buckets: config.trail_buckets.clone(),
         }
     }
 
@@ -134,6 +140,11 @@ impl Ingest {
             .summary
             .emit_metrics(&self.metric_namespace, self.metrics);
         response(processed)
+    }
+
+    /// True when `bucket` is a trail bucket (or none is configured).
+    pub fn accepts(&self, bucket: &str) -> bool {
+        self.trail_buckets.is_empty() || self.trail_buckets.iter().any(|b| b == bucket)
     }
 
     /// Processes every object the event names.
@@ -149,7 +160,21 @@ impl Ingest {
         for (i, message) in messages.iter().enumerate() {
             let message_id = message.message_id.as_deref();
             match &message.content {
-                Ok(Content::Objects(refs)) => objects.extend(refs.iter().map(|o| (i, o.clone()))),
+                Ok(Content::Objects(refs)) => {
+                    for object in refs {
+                        if self.accepts(&object.bucket) {
+                            objects.push((i, object.clone()));
+                        } else {
+                            tracing::warn!(
+                                message_id,
+                                bucket = %object.bucket,
+                                key = %object.key,
+                                "Refused: not the trail bucket; not read and not retried."
+                            );
+                            processed.summary.foreign_bucket += 1;
+                        }
+                    }
+                }
                 Ok(Content::Ignored(why)) => {
                     tracing::debug!(message_id, why, "Notification ignored.");
                     processed.summary.ignored += 1;
@@ -303,6 +328,52 @@ pub fn response(processed: Processed) -> Result<SqsBatchResponse, HandlerError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The function with an S3 client that can reach nothing: a refused notification never
+    /// calls S3 or the store.
+    fn offline(trail_buckets: &[&str]) -> Ingest {
+        let config = Config::from_lookup(|name| match name {
+            "TRAILSIGHT_TABLE" => Some("t".into()),
+            "TRAILSIGHT_TRAIL_BUCKETS" => Some(trail_buckets.join(",")),
+            _ => None,
+        })
+        .expect("config");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .endpoint_url("http://127.0.0.1:9")
+                .build(),
+        );
+        let store = Arc::new(trailsight::memory::MemoryStore::new());
+        Ingest::with_store(&config, s3, store.clone(), store)
+    }
+
+    #[tokio::test]
+    async fn other_buckets_are_refused_at_once_and_never_retried() {
+        let direct: Value =
+            serde_json::from_slice(include_bytes!("../testdata/s3-event.json")).expect("fixture");
+        let sqs: Value = serde_json::from_slice(include_bytes!("../testdata/sqs-s3-event.json"))
+            .expect("fixture");
+        let ingest = offline(&["my-trail-bucket", "my-other-trail"]);
+        assert!(ingest.accepts("my-other-trail"));
+        assert!(!ingest.accepts("trailsight-logs"));
+        assert!(offline(&[]).accepts("anything"));
+        for event in [direct, sqs] {
+            let processed = ingest.process(&event).await;
+            assert_eq!(processed.summary.foreign_bucket, 1, "{event}");
+            assert_eq!(
+                (
+                    processed.summary.retried,
+                    processed.summary.messages_retried
+                ),
+                (0, 0)
+            );
+            assert!(processed.retry.is_empty() && processed.errors.is_empty());
+            let response = response(processed).expect("final, not an error");
+            assert!(response.batch_item_failures.is_empty());
+        }
+    }
 
     #[test]
     fn sqs_failures_are_reported_per_message() {

@@ -38,6 +38,8 @@ pub struct Summary {
     pub ignored: usize,
     /// Files that cannot be read (recorded, not retried) or are gone.
     pub failed: usize,
+    /// Objects in a bucket other than the trail bucket(s): refused, never read nor retried.
+    pub foreign_bucket: usize,
     /// Files left for a retry (throttling, storage or S3 unavailable).
     pub retried: usize,
     /// Notifications reported back for a retry.
@@ -86,6 +88,7 @@ impl Summary {
             skipped = self.skipped,
             ignored = self.ignored,
             failed = self.failed,
+            foreign_bucket = self.foreign_bucket,
             retried = self.retried,
             messages_retried = self.messages_retried,
             "Invocation done."
@@ -93,7 +96,7 @@ impl Summary {
     }
 
     /// One EMF document: `FilesIngested`, `FilesSkipped` (duplicates and non-logs),
-    /// `FilesFailed`, `RecordsIngested`, under `namespace` with `Function=ingest`.
+    /// `FilesFailed` (unreadable, gone, or in another bucket than the trail's), `RecordsIngested`, under `namespace` with `Function=ingest`.
     pub fn emf(&self, namespace: &str, timestamp_ms: i64) -> Value {
         let metrics: Vec<Value> = [
             "FilesIngested",
@@ -116,7 +119,7 @@ impl Summary {
             "Function": "ingest",
             "FilesIngested": self.files,
             "FilesSkipped": self.duplicates + self.skipped,
-            "FilesFailed": self.failed,
+            "FilesFailed": self.failed + self.foreign_bucket,
             "RecordsIngested": self.records,
         })
     }

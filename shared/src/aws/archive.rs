@@ -64,7 +64,9 @@ pub struct ArchiveFile {
 }
 
 /// How a batch is laid out in files: one per (account, region), named by [`insight_key`] at the
-/// latest `eventTime` of its records, with [`file_id`] of their `eventID`s.
+/// latest `eventTime` of its records, with [`file_id`] of their `eventID`s. Keys are built only
+/// from validated identifiers: records whose account or region is not one (the overflow series'
+/// `*`) are in no file.
 pub fn plan_files(prefix: &str, records: &[InsightRecord]) -> Vec<ArchiveFile> {
     let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
     for (i, record) in records.iter().enumerate() {
@@ -75,17 +77,17 @@ pub fn plan_files(prefix: &str, records: &[InsightRecord]) -> Vec<ArchiveFile> {
     }
     groups
         .into_iter()
-        .map(|((account, region), indices)| {
+        .filter_map(|((account, region), indices)| {
             let latest: Minute = indices
                 .iter()
                 .filter_map(|&i| parse_minute(&records[i].event_time))
                 .max()
                 .unwrap_or_default();
             let id = file_id(indices.iter().map(|&i| records[i].event_id.as_str()));
-            ArchiveFile {
-                key: insight_key(prefix, account, region, latest, &id),
+            Some(ArchiveFile {
+                key: insight_key(prefix, account, region, latest, &id)?,
                 records: indices,
-            }
+            })
         })
         .collect()
 }
@@ -144,7 +146,17 @@ impl InsightPublish for S3Archive {
     async fn publish(&self, records: &[InsightRecord]) -> Result<(), (Vec<usize>, PublishError)> {
         let mut failed = Vec::new();
         let mut first = None;
-        for file in plan_files(&self.prefix, records) {
+        let files = plan_files(&self.prefix, records);
+        let placed: usize = files.iter().map(|f| f.records.len()).sum();
+        if placed < records.len() {
+            // EventBridge has them; the archive's layout has no place for a non-AWS identifier.
+            tracing::warn!(
+                bucket = self.bucket,
+                records = records.len() - placed,
+                "Not archived: account or region is not an AWS identifier."
+            );
+        }
+        for file in files {
             let group: Vec<&InsightRecord> = file.records.iter().map(|&i| &records[i]).collect();
             if let Err(reason) = self.put(&file.key, &group).await {
                 tracing::warn!(
@@ -361,9 +373,9 @@ mod tests {
     #[test]
     fn files_are_per_account_and_region_and_named_by_their_records() {
         let records = vec![
-            record("111", "us-east-1", "2026-03-02T14:07:00Z"),
-            record("111", "eu-west-1", "2026-03-02T14:09:00Z"),
-            record("111", "us-east-1", "2026-03-02T14:20:00Z"),
+            record("111122223333", "us-east-1", "2026-03-02T14:07:00Z"),
+            record("111122223333", "eu-west-1", "2026-03-02T14:09:00Z"),
+            record("111122223333", "us-east-1", "2026-03-02T14:20:00Z"),
         ];
         let files = plan_files("archive", &records);
         assert_eq!(files.len(), 2);
@@ -375,7 +387,7 @@ mod tests {
         let name = us.key.rsplit('/').next().unwrap();
         assert!(
             us.key.starts_with(
-                "archive/AWSLogs/111/CloudTrail-Insight/us-east-1/2026/03/02/111_CloudTrail-Insight_us-east-1_20260302T1420Z_"
+                "archive/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/03/02/111122223333_CloudTrail-Insight_us-east-1_20260302T1420Z_"
             ),
             "{}",
             us.key
@@ -400,9 +412,23 @@ mod tests {
         // Other records: another name.
         let other = plan_files(
             "archive",
-            &[record("111", "us-east-1", "2026-03-02T14:20:00Z")],
+            &[record("111122223333", "us-east-1", "2026-03-02T14:20:00Z")],
         );
         assert_ne!(other[0].key, us.key);
+    }
+
+    #[test]
+    fn crafted_accounts_and_regions_name_no_file() {
+        let records = vec![
+            record("../../../../x", "us-east-1", "2026-03-02T14:07:00Z"),
+            record("111122223333", "../../x", "2026-03-02T14:07:00Z"),
+            record("*", "*", "2026-03-02T14:07:00Z"),
+            record("111122223333", "us-east-1", "2026-03-02T14:07:00Z"),
+        ];
+        let files = plan_files("archive", &records);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].records, vec![3]);
+        assert!(!files[0].key.contains(".."));
     }
 
     #[test]
