@@ -165,8 +165,11 @@ parts = [i for page in ddb.get_paginator("scan").paginate(TableName=table)
          for i in page["Items"] if i["pk"]["S"].startswith("D#")]
 if not parts:
     fail("no delta parts in the table")
-if any(not p["sk"]["S"].startswith(file_id + "#") for p in parts):
-    fail("a delta part of another file")
+# A version's parts are named <file id>.<version digest>.<base>#<part> (docs/TABLE.md).
+if any(not p["sk"]["S"].startswith(file_id + ".") for p in parts):
+    fail("a delta part of another file: " + ", ".join(p["sk"]["S"] for p in parts))
+if len({p["sk"]["S"].split("#")[0] for p in parts}) != 1:
+    fail("the duplicate delivery wrote a second version's parts")
 
 metrics = []
 for line in open(f"{work}/function.log"):
