@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +88,16 @@ class KillPlans:
             return queue.popleft() if queue else None
 
 
+class QuietServer(ThreadingHTTPServer):
+    """Says nothing of a connection a killed bootstrap left half-open."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class RuntimeTap:
     """A runtime-API proxy for one bootstrap process, which it starts, kills and restarts."""
 
@@ -94,11 +105,11 @@ class RuntimeTap:
         self.name = name
         self.upstream_port = upstream_port
         self.plans = plans
-        self.spawn = spawn  # () -> a new bootstrap process, its runtime API this tap
+        self.spawn = spawn  # (tap's port) -> a new bootstrap process, its runtime API this tap
         self.stats = stats  # a Counter shared by the taps, under STATS_LOCK
         self.lock = threading.Lock()
         self.process = None
-        self.invocations = {}  # request id -> "running" | "responded" | "killed"
+        self.invocations = {}  # request id -> "running" | "kill-at-response" | "responded" | "killed"
         tap = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,14 +123,13 @@ class RuntimeTap:
 
             do_POST = do_GET
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def start(self):
         with self.lock:
-            self.process = self.spawn()
+            self.process = self.spawn(self.port)
 
     def upstream(self, method, path, body=b"", headers=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=None)
@@ -201,7 +211,7 @@ class RuntimeTap:
                 error.encode(),
                 {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": "Runtime.ExitError"},
             )
-            self.process = self.spawn()
+            self.process = self.spawn(self.port)
             with STATS_LOCK:
                 self.stats[f"{self.name}: killed at {where}"] += 1
 
