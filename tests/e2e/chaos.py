@@ -304,6 +304,49 @@ def plan_arrivals(rng, objects, replay, last):
     def touches(lo, hi, spans):
         return any(lo <= b and a <= hi for a, b in spans)
 
+    # Activity left without a file: the silence it would open must not look like a drop (under
+    # MIN_GAP or twice the API's longest gap so far, with 5 minutes of margin) nor, for an API
+    # that drops, be longer than its longest gap so far.
+    seen = collections.Counter()
+    for c in cells.values():
+        for api, minutes in c.items():
+            for m in minutes:
+                seen[(api, m)] += 1
+    active = collections.defaultdict(list)
+    for (api, m) in seen:
+        active[api].append(m)
+    longest = {}
+    for api, minutes in active.items():
+        minutes.sort()
+        running, prefix = 0, []
+        for i, m in enumerate(minutes):
+            running = max(running, m - minutes[i - 1]) if i else 0
+            prefix.append(running)
+        longest[api] = prefix
+
+    def outage_widens(t, length):
+        """Whether an outage [t, t + length) leaves an API replay reports a drop for a gap, seen
+        before the outage's files arrive, longer than its longest so far: at its start, files
+        delivered before it hold calls later than some of those held back (a file holds 15
+        minutes)."""
+        for api in dropping:
+            on_time = collections.Counter()
+            for key, _, d in logs:
+                if not t <= d < t + length:
+                    for m in cells[key].get(api, ()):
+                        on_time[m] += 1
+            minutes = active[api]
+            previous = None
+            for i, m in enumerate(minutes):
+                if m >= t + length - SETTLE:
+                    break
+                if not on_time[m]:
+                    continue
+                if previous is not None and m - previous > longest[api][i]:
+                    return True
+                previous = m
+        return False
+
     late_keys, description = set(), []
     # 1. A delivery outage: every file delivered in [T, T + L) arrives together at its end, with
     #    (not after) the first file delivered after it. Placed over a spike when there is one it
@@ -325,6 +368,8 @@ def plan_arrivals(rng, objects, replay, last):
             others = guarded
         if t < warm or t + length > last - 30 or touches(t - FILE_SPAN, t + length, others):
             continue
+        if outage_widens(t, length):
+            continue
         outage = (t, length, 0)
         break
     outage_files = []
@@ -338,26 +383,6 @@ def plan_arrivals(rng, objects, replay, last):
         description.append(
             f"outage {iso(t)} .. {iso(t + length)}: {len(outage_files)} files arrive together at "
             f"{iso(t + length + extra)} ({length + extra} min after the first was due)")
-
-    # Activity left without a file: the silence it would open must not look like a drop (under
-    # MIN_GAP or twice the API's longest gap so far, with 5 minutes of margin) nor, for an API
-    # that drops, be longer than its longest gap so far.
-    seen = collections.Counter()
-    for c in cells.values():
-        for api, minutes in c.items():
-            for m in minutes:
-                seen[(api, m)] += 1
-    active = collections.defaultdict(list)
-    for (api, m) in seen:
-        active[api].append(m)
-    longest = {}
-    for api, minutes in active.items():
-        minutes.sort()
-        running, prefix = 0, []
-        for i, m in enumerate(minutes):
-            running = max(running, m - minutes[i - 1]) if i else 0
-            prefix.append(running)
-        longest[api] = prefix
 
     def opens_hole(key):
         for api, minutes in cells[key].items():

@@ -74,8 +74,10 @@ hiding them:
    minutes and over twice its longest gap so far (a drop needs 30 minutes and 2.5 times);
  - the gap a detect run sees across a hole is kept in the baseline's rhythm (the longest gap of
    each day) and late data does not shorten it, so a later drop of that API starts later or not
-   at all: late files never widen the gaps of an API replay reports a drop for, and the outage
-   arrives before any file delivered after it is judged;
+   at all: late files never widen the gaps of an API replay reports a drop for, neither one by
+   one nor at the outage's start (files delivered just before it hold calls later than some of
+   those it holds back: a file holds 15 minutes), and the outage arrives before any file
+   delivered after it is judged;
  - a drop's onset (through the 3-hour hold) and its end are kept clear of late files.
 What is random is the plan (which files, which invocations, which kill point); when exactly a
 delayed kill lands varies from run to run, and the result must not depend on it. The figures
