@@ -3,7 +3,7 @@
 API (`cargo lambda watch`), fed a folder of CloudTrail log files; the insights they publish to
 EventBridge, captured through a rule -> SQS queue, written as JSON lines.
 
-    run_e2e.py --data DIR --out FILE [--step 15m] [--release]
+    run_e2e.py --data DIR --out FILE [--step 15m] [--release] [--chaos SEED]
 
 DIR holds log files in CloudTrail's S3 layout (`AWSLogs/<account>/CloudTrail/<region>/...`, as
 `trailsight simulate` writes them); its files become the objects of a bucket, under the same keys.
@@ -29,17 +29,74 @@ Phases (each one timed):
     replay's output (eventTime, Start before End, key), one JSON line each, to FILE. The archive
     files the detect function wrote to the bucket must hold the same records.
 
+Fault mode: `run_e2e.py --data DIR --out FILE --chaos SEED` (`make e2e ... CHAOS=SEED`). The same
+functions, with faults drawn from SEED (tests/e2e/chaos.py), and ingest and detect interleaved as
+in production: before each scheduled detect run, the notifications due by its `time` are delivered
+(twice, as above). It first runs `trailsight replay` over DIR, and fails unless what was published
+equals it (below).
+ (a) kills: each bootstrap polls the runtime API through a tap that SIGKILLs it during an
+     invocation: at the hand-out, after a random delay (anywhere in the handler: between two
+     conditional puts, between the state's save and the publish...), or at the response (all the
+     work done, the answer lost); the tap fails the invocation as Lambda does when a runtime exits
+     (`Runtime.ExitError`) and starts a new bootstrap. 4% of ingest deliveries (first attempts),
+     whose notifications come again as Lambda would (the SQS batch made visible again, the S3
+     event retried), and 8% of detect runs, continued by the next scheduled run;
+ (b) delays: a delivery outage of 60 to 150 minutes (every file delivered in it arrives together
+     at its end, up to 2.5 hours late, with the first file delivered after it), placed over one
+     of replay's spikes when one fits whole inside it, so that the spike is found in late data;
+     and 3% of the files, one by one, 1 to 6 hours late, after detect runs have judged their
+     minutes;
+ (c) dead letters: 4 notifications (of the last 40 hours, inside the 48-hour late window at the
+     end) delivered only as S3 events whose three attempts are all killed at the hand-out; they go
+     to a dead-letter list, redriven after the last scheduled run;
+ (d) EventBridge: detect reaches AWS through tests/eventbridge_fault_proxy.py, which refuses the
+     first entry (`FailedEntryCount`, `InternalFailure`) of the next 8 PutEvents calls, armed
+     before the first run and once more when used up: with the publisher's 4 attempts per call, a
+     record fails in at most 2 runs per window, short of the 5 that send it to the dead letters.
+Then detect runs at the last delivery minute until a run leaves nothing undelivered. The run
+fails if a record was dead-lettered or a part arrived beyond the late window.
+
+What "equal" means. Every published record (deduplicated by eventID: a run killed between publish
+and save is repeated with the same IDs) has replay's series, state and eventTime, replay has no
+other, and each Start and End share a sharedEventID; where no late file (outage, delayed,
+dead-lettered) held an event of the record's series (a call of its API; for an error-rate series,
+an error of the API with its code), the whole record is replay's apart from eventID and
+sharedEventID. The others are compared on series, state and eventTime only: a baseline that
+learned minutes late holds the same counts, but its decayed top callers, user agents and error
+codes (attributions) and hour-of-day sums were folded in another order.
+Some late deliveries cannot give replay's insights, and the plan keeps clear of them rather than
+hiding them:
+ - a spike whose files come back in several pieces is reported from the first piece
+   (docs/DETECTION.md): an outage holds a spike whole or none of it (25 minutes clear either
+   side), single late files never touch one;
+ - a late file that leaves a hole in an API's activity while the files around it arrive looks
+   exactly like a silence: no late file takes away calls that would leave an API silent for 25
+   minutes and over twice its longest gap so far (a drop needs 30 minutes and 2.5 times);
+ - the gap a detect run sees across a hole is kept in the baseline's rhythm (the longest gap of
+   each day) and late data does not shorten it, so a later drop of that API starts later or not
+   at all: late files never widen the gaps of an API replay reports a drop for, neither one by
+   one nor at the outage's start (files delivered just before it hold calls later than some of
+   those it holds back: a file holds 15 minutes), and the outage arrives before any file
+   delivered after it is judged;
+ - a drop's onset (through the 3-hour hold) and its end are kept clear of late files.
+What is random is the plan (which files, which invocations, which kill point); when exactly a
+delayed kill lands varies from run to run, and the result must not depend on it. The figures
+printed (kills, redeliveries, refused entries, late data judged, from the runs' log lines) are
+the run's own.
+
 Everything started here is stopped on exit, whatever happens. Tools come from the project's venv
 (.venv/bin first on PATH: cargo-lambda, moto_server, boto3). Environment: CARGO_TARGET_DIR.
 """
 
 import argparse
 import calendar
+import collections
 import concurrent.futures
 import gzip
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -54,6 +111,8 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+
+import chaos
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -137,7 +196,12 @@ def stop_all():
 
 
 def show_logs():
+    # A killed and restarted bootstrap leaves one log per process (<function>-<i>.<n>.log): only
+    # the last of each is shown.
+    latest = {}
     for _, path in PROCESSES:
+        latest[re.sub(r"\.\d+\.log$", "", Path(path).name)] = path
+    for path in latest.values():
         try:
             lines = Path(path).read_text(errors="replace").splitlines()[-30:]
         except OSError:
@@ -145,6 +209,41 @@ def show_logs():
         if lines:
             print(f"--- {Path(path).name} (last lines)", file=sys.stderr)
             print("\n".join(lines), file=sys.stderr)
+
+
+def listening_port(log_path, process, seconds=30):
+    """The port a proxy printed (`listening on <port>`) in its log."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        match = re.search(r"listening on (\d+)", Path(log_path).read_text(errors="replace"))
+        if match:
+            return int(match.group(1))
+        if process.poll() is not None:
+            raise SystemExit(f"error: {log_path} exited (status {process.returncode}) before listening")
+        time.sleep(0.1)
+    raise SystemExit(f"error: no port in {log_path} after {seconds}s")
+
+
+def proxy_control(base, path, method="GET"):
+    request = urllib.request.Request(base + path, data=b"" if method == "POST" else None, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def run_lines(work, function):
+    """The fields of the run-summary log lines (`outcome` completed) of a function's bootstraps."""
+    lines = []
+    for path in sorted(work.glob(f"{function}-*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"outcome":"completed"' not in line:
+                continue
+            try:
+                fields = json.loads(line).get("fields", {})
+            except ValueError:
+                continue
+            if "late_cells" in fields:
+                lines.append(fields)
+    return lines
 
 
 def parse_step(text):
@@ -225,18 +324,22 @@ def sqs_record(body):
 class Invoker:
     """POSTs events to the runtime API's invoke endpoint, as `cargo lambda invoke` does."""
 
-    def __init__(self, port, processes):
+    def __init__(self, port, processes, plans=None):
         self.base = f"http://127.0.0.1:{port}/2015-03-31/functions"
-        self.processes = processes
+        self.processes = processes  # () -> the functions' current processes
+        self.plans = plans  # chaos.KillPlans in the fault mode
 
     def check(self):
         """Fails at once if a function's process died (an invocation would wait for it forever)."""
-        for process in self.processes:
+        for process in self.processes():
             if process.poll() is not None:
                 raise RuntimeError(f"a function bootstrap exited with status {process.returncode}")
 
-    def invoke(self, function, event, timeout=300):
+    def invoke(self, function, event, timeout=300, kill=None):
+        """POSTs `event`; in the fault mode, `kill` is where its bootstrap dies (chaos.KillPlans)."""
         self.check()
+        if self.plans is not None:
+            self.plans.register(event, kill)
         request = urllib.request.Request(
             f"{self.base}/{function}/invocations",
             data=json.dumps(event).encode(),
@@ -273,7 +376,11 @@ def main():
     parser.add_argument("--release", action="store_true", help="build with --release")
     parser.add_argument("--ingest-instances", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="ingest delivery threads")
+    parser.add_argument("--chaos", type=int, metavar="SEED",
+                        help="the fault mode (see above), its randomness seeded with SEED")
     args = parser.parse_args()
+    chaos_mode = args.chaos is not None
+    kill_stats = collections.Counter()
     if not args.data.is_dir():
         raise SystemExit(f"error: {args.data} is not a folder")
     for tool in ("cargo-lambda", "moto_server", "python"):
@@ -313,6 +420,16 @@ def main():
             if not path.exists():
                 raise SystemExit(f"error: {path} was not built")
         cli = target / profile / "trailsight"
+
+    replay_records = []
+    if chaos_mode:
+        with Phase("trailsight replay (what the fault mode must publish)"):
+            replayed = subprocess.run([str(cli), "replay", str(args.data)], cwd=ROOT, env=base_env,
+                                      stdout=subprocess.PIPE)
+            if replayed.returncode != 0:
+                raise SystemExit(f"error: trailsight replay failed (status {replayed.returncode})")
+            replay_records = [json.loads(line) for line in replayed.stdout.decode().splitlines() if line.strip()]
+            log(f"    {len(replay_records)} records")
 
     moto_port = free_port()
     endpoint = f"http://127.0.0.1:{moto_port}"
@@ -361,105 +478,254 @@ def main():
             "AWS_LAMBDA_LOG_LEVEL": "INFO",
             "TRAILSIGHT_TABLE": TABLE,
         })
+        eventbridge_proxy = None
+        if chaos_mode:
+            # Detect reaches AWS through the EventBridge fault proxy (armed by the plan).
+            proxy = start([sys.executable, str(ROOT / "tests" / "eventbridge_fault_proxy.py"), "--port", "0",
+                           "--upstream", endpoint, "--fail-calls", "0"], work / "eventbridge-proxy.log")
+            eventbridge_proxy = f"http://127.0.0.1:{listening_port(work / 'eventbridge-proxy.log', proxy)}"
         instances = [("trailsight-ingest", i) for i in range(max(1, args.ingest_instances))]
         instances.append(("trailsight-detect", 0))
+        plans = chaos.KillPlans() if chaos_mode else None
+        taps = []
         functions = []
-        for name, i in instances:
+
+        def spawn(name, i, runtime_api):
             e = dict(function_env)
             e["AWS_LAMBDA_FUNCTION_NAME"] = name
             e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "256"
             # The function's own route of the runtime API: invocations of `name` go to it alone.
-            e["AWS_LAMBDA_RUNTIME_API"] = f"http://127.0.0.1:{rt_port}/.rt/{name}"
+            e["AWS_LAMBDA_RUNTIME_API"] = runtime_api
             if name == "trailsight-detect":
                 # The archive in the trail's own bucket: ingest must never read it.
                 e["TRAILSIGHT_ARCHIVE_BUCKET"] = BUCKET
-            functions.append(start([str(bootstraps[name])], work / f"{name}-{i}.log", env=e))
-        invoker = Invoker(rt_port, functions)
+                if eventbridge_proxy:
+                    e["AWS_ENDPOINT_URL"] = eventbridge_proxy
+            runs = sum(1 for _, p in PROCESSES if Path(p).name.startswith(f"{name}-{i}"))
+            return start([str(bootstraps[name])], work / f"{name}-{i}.{runs}.log", env=e)
+
+        for name, i in instances:
+            if chaos_mode:
+                tap = chaos.RuntimeTap(
+                    name, rt_port, plans,
+                    lambda port, n=name, k=i: spawn(n, k, f"http://127.0.0.1:{port}/.rt/{n}"), kill_stats)
+                tap.start()
+                taps.append(tap)
+            else:
+                functions.append(spawn(name, i, f"http://127.0.0.1:{rt_port}/.rt/{name}"))
+        current = (lambda: [t.current() for t in taps]) if chaos_mode else (lambda: functions)
+        invoker = Invoker(rt_port, current, plans)
         time.sleep(0.5)
         invoker.check()
 
-    with Phase("ingest (every notification twice, concurrently)"):
-        ordered = sorted(objects, key=lambda o: (o[2] if o[2] is not None else -1, o[0]))
-        events = [{"Records": [s3_record(key, path.stat().st_size, minute)]} for key, path, minute in ordered]
-        notifications = [sqs_record(event) for event in events]
-        batches = [notifications[i:i + 10] for i in range(0, len(notifications), 10)]
-        # Each batch twice: through the queue, and right behind it its files' events directly, so
-        # the two deliveries of a file often run at once.
-        deliveries_list = [
+    counters = collections.Counter()
+    lock = threading.Lock()
+
+    def deliver(delivery):
+        mode, payload, kill = delivery
+        if mode == "s3":
+            return deliver_direct(payload, kill)
+        pending = payload
+        for receive in range(5):
+            fresh = [dict(m, messageId=str(uuid.uuid4())) for m in pending]
+            status, body = invoker.invoke("trailsight-ingest", {"Records": fresh},
+                                          kill=kill if receive == 0 else None)
+            with lock:
+                counters["invocations"] += 1
+            try:
+                answer = json.loads(body) if status == 200 else {"errorType": f"HTTP {status}"}
+            except ValueError:
+                answer = {"errorType": "unreadable response"}
+            if "errorType" in answer:
+                # The invocation failed: SQS makes the whole batch visible again.
+                failed = {m["messageId"] for m in fresh}
+            else:
+                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+            if not failed:
+                return
+            with lock:
+                counters["redelivered"] += len(failed)
+            pending = [m for m, f in zip(pending, fresh) if f["messageId"] in failed]
+            time.sleep(0.2)
+        raise RuntimeError(f"{len(pending)} notifications still failing after 5 deliveries: {body[:500]!r}")
+
+    def deliver_direct(event, kill=None, attempts=3):
+        """An asynchronous S3 invocation, retried as Lambda does; False when it ends in the
+        dead-letter queue (only `kill` plans may send it there)."""
+        kills = list(kill) if isinstance(kill, list) else [kill]
+        for attempt in range(attempts):
+            status, body = invoker.invoke("trailsight-ingest", event,
+                                          kill=kills[attempt] if attempt < len(kills) else None)
+            with lock:
+                counters["invocations"] += 1
+            try:
+                failed = status != 200 or "errorType" in json.loads(body)
+            except ValueError:
+                failed = True
+            if not failed:
+                return True
+            with lock:
+                counters["retried"] += 1
+            time.sleep(0.2)
+        if isinstance(kill, list):
+            return False
+        raise RuntimeError(f"a direct S3 event still failing after 3 attempts: {body[:500]!r}")
+
+    def deliveries_of(items, kill_for=lambda: None):
+        """Each notification twice: in SQS batches of at most 10, and right behind each batch its
+        files' S3 events one by one, so that the two deliveries of a file often run at once."""
+        events = [{"Records": [s3_record(key, path.stat().st_size, minute)]} for key, path, minute in items]
+        batches = [[sqs_record(e) for e in events[i:i + 10]] for i in range(0, len(events), 10)]
+        return [
             d for i, batch in enumerate(batches)
-            for d in [("sqs", batch)] + [("s3", e) for e in events[10 * i:10 * i + len(batch)]]
-        ]
-        counters = {"invocations": 0, "redelivered": 0, "bytes": 0, "retried": 0}
-        lock = threading.Lock()
+            for d in [("sqs", batch, kill_for())] + [("s3", e, kill_for()) for e in events[10 * i:10 * i + len(batch)]]
+        ], len(events), len(batches)
 
-        def deliver(delivery):
-            mode, payload = delivery
-            if mode == "s3":
-                return deliver_direct(payload)
-            pending = payload
-            for _ in range(5):
-                fresh = [dict(m, messageId=str(uuid.uuid4())) for m in pending]
-                status, body = invoker.invoke("trailsight-ingest", {"Records": fresh})
-                with lock:
-                    counters["invocations"] += 1
-                if status != 200:
-                    raise RuntimeError(f"ingest invocation failed: HTTP {status}: {body[:500]!r}")
-                failed = {f["itemIdentifier"] for f in json.loads(body).get("batchItemFailures", [])}
-                if not failed:
-                    return
-                with lock:
-                    counters["redelivered"] += len(failed)
-                pending = [m for m, f in zip(pending, fresh) if f["messageId"] in failed]
-                time.sleep(0.5)
-            raise RuntimeError(f"{len(pending)} notifications still failing after 5 deliveries")
-
-        def deliver_direct(event):
-            for _ in range(3):
-                status, body = invoker.invoke("trailsight-ingest", event)
-                with lock:
-                    counters["invocations"] += 1
-                try:
-                    failed = status != 200 or "errorType" in json.loads(body)
-                except ValueError:
-                    failed = True
-                if not failed:
-                    return
-                with lock:
-                    counters["retried"] += 1
-                time.sleep(0.5)
-            raise RuntimeError(f"a direct S3 event still failing after 3 attempts: {body[:500]!r}")
-
+    def run_deliveries(deliveries):
         with concurrent.futures.ThreadPoolExecutor(max(1, args.threads)) as pool:
-            for future in concurrent.futures.as_completed([pool.submit(deliver, b) for b in deliveries_list]):
+            for future in concurrent.futures.as_completed([pool.submit(deliver, d) for d in deliveries]):
                 future.result()
-        log(f"    {len(notifications)} notifications, delivered twice (in {len(batches)} SQS batches and "
-            f"one by one as S3 events): {counters['invocations']} invocations, "
-            f"{counters['redelivered']} SQS messages redelivered, {counters['retried']} direct events retried")
 
-    with Phase("detect (scheduled events)"):
-        times = list(range(first, last, args.step))
-        times.append(last)
-        published = 0
-        for n, minute in enumerate(times):
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": "123456789012",
-                "time": iso_minute(minute, 0),
-                "region": REGION,
-                "resources": [f"arn:aws:events:{REGION}:123456789012:rule/trailsight-detect-tick"],
-                "detail": {},
-            }
-            status, body = invoker.invoke("trailsight-detect", event)
-            if status != 200:
-                raise RuntimeError(f"detect at {event['time']} failed: HTTP {status}: {body[:500]!r}")
-            summary = json.loads(body)
-            published += summary.get("published", 0)
-            if (n + 1) % 100 == 0 or n + 1 == len(times):
-                log(f"    {n + 1}/{len(times)} runs, at {event['time']}: {summary.get('series')} series, "
-                    f"{published} records published, lag {summary.get('lag_minutes')} min")
+    ordered = sorted(objects, key=lambda o: (o[2] if o[2] is not None else -1, o[0]))
+    times = list(range(first, last, args.step))
+    times.append(last)
+
+    def schedule_event(minute):
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": iso_minute(minute, 0),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:123456789012:rule/trailsight-detect-tick"],
+            "detail": {},
+        }
+
+    totals = collections.Counter()
+
+    def note_summary(summary):
+        totals["published"] += summary.get("published", 0)
+
+    if not chaos_mode:
+        with Phase("ingest (every notification twice, concurrently)"):
+            deliveries, notified, batches = deliveries_of(ordered)
+            run_deliveries(deliveries)
+            log(f"    {notified} notifications, delivered twice (in {batches} SQS batches and "
+                f"one by one as S3 events): {counters['invocations']} invocations, "
+                f"{counters['redelivered']} SQS messages redelivered, {counters['retried']} direct events retried")
+
+        with Phase("detect (scheduled events)"):
+            for n, minute in enumerate(times):
+                event = schedule_event(minute)
+                status, body = invoker.invoke("trailsight-detect", event)
+                if status != 200:
+                    raise RuntimeError(f"detect at {event['time']} failed: HTTP {status}: {body[:500]!r}")
+                summary = json.loads(body)
+                note_summary(summary)
+                if (n + 1) % 100 == 0 or n + 1 == len(times):
+                    log(f"    {n + 1}/{len(times)} runs, at {event['time']}: {summary.get('series')} series, "
+                        f"{totals['published']} records published, lag {summary.get('lag_minutes')} min")
+    else:
+        with Phase(f"chaos (seed {args.chaos}): ingest and detect interleaved, with faults"):
+            rng = random.Random(args.chaos)
+            arrival, dead, _, late_calls, description = chaos.plan_arrivals(
+                rng, objects, replay_records, last)
+            for line in description:
+                log(f"    plan: {line}")
+            pending = sorted(ordered, key=lambda o: (arrival.get(o[0], -1), o[0]))
+            dead_events = []
+
+            def ingest_kill():
+                if rng.random() >= 0.04:
+                    return None
+                return rng.choice([("handout",), ("delay", rng.uniform(0.0, 0.15)), ("response",)])
+
+            failed_runs, n = 0, 0
+            for n, minute in enumerate(times):
+                due = []
+                while pending and arrival.get(pending[0][0], -1) <= minute:
+                    due.append(pending.pop(0))
+                doomed = [o for o in due if o[0] in dead]
+                due = [o for o in due if o[0] not in dead]
+                deliveries, notified, _ = deliveries_of(due, ingest_kill)
+                for key, path, d in doomed:
+                    event = {"Records": [s3_record(key, path.stat().st_size, d)]}
+                    deliveries.append(("dead", event, [("handout",)] * 3))
+                with concurrent.futures.ThreadPoolExecutor(max(1, args.threads)) as pool:
+                    futures = {pool.submit(deliver_direct, d[1], d[2]) if d[0] == "dead" else pool.submit(deliver, d): d
+                               for d in deliveries}
+                    for future in concurrent.futures.as_completed(futures):
+                        if future.result() is False:
+                            dead_events.append(futures[future][1])
+                counters["notifications"] += notified + len(doomed)
+                if counters["eventbridge windows"] < 2:
+                    # EventBridge refuses the first entry of the next 8 PutEvents calls (armed
+                    # before the first run, and again once used up): with the publisher's 4
+                    # attempts per call, a record fails in at most 2 runs per window, 4 in all,
+                    # short of the 5 runs that send it to the dead letters.
+                    stats = proxy_control(eventbridge_proxy, "/__proxy/stats")
+                    if stats["remaining"] == 0:
+                        proxy_control(eventbridge_proxy, "/__proxy/fail?n=8", method="POST")
+                        counters["eventbridge windows"] += 1
+                kill = None
+                if rng.random() < 0.08:
+                    kill = rng.choice([("handout",), ("delay", rng.uniform(0.0, 0.4)), ("response",)])
+                event = schedule_event(minute)
+                status, body = invoker.invoke("trailsight-detect", event, kill=kill)
+                summary = json.loads(body) if status == 200 else {}
+                if status != 200 or "errorType" in summary:
+                    failed_runs += 1
+                else:
+                    note_summary(summary)
+                if (n + 1) % 100 == 0 or n + 1 == len(times):
+                    log(f"    {n + 1}/{len(times)} runs, at {event['time']}: {counters['notifications']} "
+                        f"notifications, {failed_runs} runs failed, lag {summary.get('lag_minutes')} min")
+            if pending:
+                deliveries, notified, _ = deliveries_of(pending)
+                run_deliveries(deliveries)
+                counters["notifications"] += notified
+                log(f"    {notified} notifications arrived after the last scheduled run")
+            log(f"    dead-letter redrive: {len(dead_events)} notifications")
+            for event in dead_events:
+                if not deliver_direct(event):
+                    raise RuntimeError("a redriven notification failed")
+            # Final runs (the faults are over) until the outbox is drained.
+            for attempt in range(10):
+                status, body = invoker.invoke("trailsight-detect", schedule_event(last))
+                summary = json.loads(body) if status == 200 else {}
+                if status == 200 and "errorType" not in summary:
+                    note_summary(summary)
+                    if summary.get("undelivered", 0) == 0:
+                        break
+                else:
+                    failed_runs += 1
+            else:
+                raise RuntimeError("the outbox was not drained after 10 final detect runs")
+            eb = proxy_control(eventbridge_proxy, "/__proxy/stats")
+            counters["eventbridge refused"] = eb["failed_entries"]
+            log(f"    {counters['notifications']} notifications: {counters['invocations']} ingest invocations, "
+                f"{counters['redelivered']} SQS messages redelivered, {counters['retried']} direct events retried")
+            log(f"    detect: {len(times)} scheduled and {attempt + 1} final runs, {failed_runs} failed "
+                f"(killed or not delivered); EventBridge refused {eb['failed_entries']} entries "
+                f"in {counters['eventbridge windows']} windows")
+            log("    kills: " + (", ".join(f"{k} {v}" for k, v in sorted(kill_stats.items())) or "none"))
+            # From the runs' log lines: a run whose answer was lost (killed at the response, or
+            # failed for a record EventBridge refused) logged what it saved.
+            runs = run_lines(work, "trailsight-detect")
+            late = collections.Counter()
+            for fields in runs:
+                for field in ("late_cells", "late_events", "late_spikes", "late_beyond_window", "dead_lettered"):
+                    late[field] += fields.get(field, 0)
+                late["late_max_minutes"] = max(late["late_max_minutes"], fields.get("late_max_minutes", 0))
+            log(f"    late data judged ({len(runs)} runs saved): {late['late_cells']} cells, {late['late_events']} "
+                f"events, the oldest {late['late_max_minutes']} min late, {late['late_spikes']} spikes in it; "
+                f"{late['late_beyond_window']} hour partitions beyond the window; "
+                f"{late['dead_lettered']} records dead-lettered")
+            if late["dead_lettered"] or late["late_beyond_window"]:
+                raise RuntimeError("the faults were meant to stay short of the dead letters and the late window")
+    published = totals["published"]
 
     with Phase("capture"):
         events, empty = [], 0
@@ -492,7 +758,7 @@ def main():
             for record in records:
                 out.write(json.dumps(record, separators=(",", ":")) + "\n")
         log(f"    {len(events)} events, {len(records)} records ({duplicates} repeats of an eventID) -> {args.out}")
-        if published != len(events):
+        if not chaos_mode and published != len(events):
             raise RuntimeError(f"detect reported {published} records published, the queue got {len(events)}")
 
         archived = {}
@@ -506,6 +772,10 @@ def main():
         if set(archived) != seen:
             raise RuntimeError(f"the archive holds {len(archived)} records, EventBridge got {len(seen)}")
         log(f"    archive: the same {len(archived)} records in s3://{BUCKET}/AWSLogs/*/CloudTrail-Insight/")
+        if chaos_mode:
+            full, keys_only = chaos.compare(replay_records, records, list(late_calls.values()))
+            log(f"    equal to replay: {len(records)} records; {full} compared whole (apart from identifiers), "
+                f"{keys_only} on series, state and eventTime (late files held events of their series' API)")
 
     # The CLI's view of the state the functions left.
     run([str(cli), "insights", "--table", TABLE, "--since", "1d", "--open"], env=env, what="trailsight insights")

@@ -2,10 +2,15 @@
 # The e2e run (tests/e2e/run_e2e.py: the Lambda binaries on moto and `cargo lambda watch`) on a
 # small simulated scenario must publish exactly what `trailsight replay` prints for the same files,
 # apart from eventID and sharedEventID (random per run). Both sides use the detector's defaults.
+# Then the fault mode (run_e2e.py --chaos) on the same files: bootstraps killed during invocations,
+# an outage over a spike and single files hours late, dead letters redriven at the end,
+# EventBridge refusing entries; run_e2e.py itself checks that what was published still equals
+# replay (see its docstring for what "equal" means when files are late).
 #
 #   tests/e2e/test_e2e.sh        (needs `make tools`; part of `make test`)
 #
-# Environment: CARGO_TARGET_DIR (default <repo>/target).
+# Environment: CARGO_TARGET_DIR (default <repo>/target), E2E_CHAOS_SEED (default 1; the fault
+# mode's plan is a function of it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -22,11 +27,11 @@ step "cargo build -p trailsight-cli"
 (cd "$ROOT" && cargo build --quiet -p trailsight-cli)
 TRAILSIGHT="$TARGET_DIR/debug/trailsight"
 
-# Three days of one region: the burst on day 2 and the gap on day 3 give insights of both
-# directions, after the detector's default 24-hour warm-up.
-step "trailsight simulate (3 days, us-east-1, iam-burst@1d6h, maintenance-gap@2d2h)"
+# Three days of one region: the burst and the throttling storm on day 2 and the gap on day 3 give
+# insights of both directions and both types, after the detector's default 24-hour warm-up.
+step "trailsight simulate (3 days, us-east-1, iam-burst@1d6h, throttling-storm@1d15h, maintenance-gap@2d2h)"
 "$TRAILSIGHT" simulate --out "$WORK/data" --days 3 --regions us-east-1 \
-  --inject iam-burst@1d6h --inject maintenance-gap@2d2h
+  --inject iam-burst@1d6h --inject throttling-storm@1d15h --inject maintenance-gap@2d2h
 
 step "trailsight replay"
 "$TRAILSIGHT" replay "$WORK/data" >"$WORK/replay.jsonl"
@@ -66,4 +71,8 @@ if any(states not in (["Start"], ["Start", "End"]) for states in pairs.values())
     sys.exit(f"FAIL: Start/End records do not pair by sharedEventID: {pairs}")
 print(f"    ok: {len(e2e)} records ({len(starts)} insights), identical to replay apart from identifiers")
 PY
+step "run_e2e.py --chaos ${E2E_CHAOS_SEED:-1} (faults; checks its records against replay itself)"
+"$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/chaos.jsonl" --step 15m \
+  --chaos "${E2E_CHAOS_SEED:-1}"
+
 step "test_e2e: passed"
