@@ -83,6 +83,10 @@ impl DayRing {
         *self.slot(day) += value;
     }
 
+    pub fn set(&mut self, day: i64, value: u64) {
+        *self.slot(day) = value;
+    }
+
     pub fn raise(&mut self, day: i64, value: u64) {
         let slot = self.slot(day);
         *slot = (*slot).max(value);
@@ -132,6 +136,10 @@ pub struct Baseline {
     pub daily_peak_5m: DayRing,
     /// Longest gap between active minutes that ended on each day (outside drops).
     pub daily_max_gap: DayRing,
+    /// Per day: the longest gap's ends and the second longest gap, so that a call arriving late
+    /// inside the longest gap can shorten it (late data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub daily_gap_ends: Vec<(i64, Minute, Minute, u64)>,
     /// Minutes with at least one event, per day (how regular the key is).
     #[serde(default)]
     pub daily_active_minutes: DayRing,
@@ -153,6 +161,7 @@ impl Default for Baseline {
             daily_peak_1m: DayRing::default(),
             daily_peak_5m: DayRing::default(),
             daily_max_gap: DayRing::default(),
+            daily_gap_ends: Vec::new(),
             daily_active_minutes: DayRing::default(),
             arns: TopK::default(),
             agents: TopK::default(),
@@ -253,6 +262,63 @@ impl Baseline {
         self.arns.merge(&cell.arns);
         self.agents.merge(&cell.agents);
         self.errors.merge(&cell.errors);
+    }
+
+    /// Learns the gap between active minutes `from` and `to` (ending on `to`'s day).
+    pub fn learn_gap(&mut self, from: Minute, to: Minute) {
+        let day = to.div_euclid(MINUTES_PER_DAY);
+        let gap = (to - from) as u64;
+        let longest = self.daily_max_gap.get(day);
+        self.daily_gap_ends
+            .retain(|(d, _, _, _)| *d > day - DAYS_KEPT);
+        let entry = match self
+            .daily_gap_ends
+            .iter_mut()
+            .find(|(d, _, _, _)| *d == day)
+        {
+            Some(entry) => entry,
+            None => {
+                self.daily_gap_ends.push((day, 0, 0, 0));
+                let last = self.daily_gap_ends.len() - 1;
+                &mut self.daily_gap_ends[last]
+            }
+        };
+        if gap > longest {
+            entry.3 = longest;
+            entry.1 = from;
+            entry.2 = to;
+            self.daily_max_gap.raise(day, gap);
+        } else if gap > entry.3 {
+            entry.3 = gap;
+        }
+    }
+
+    /// A call found late at `minute`: if it lies inside its day's longest gap, that gap was two.
+    pub fn split_gap(&mut self, minute: Minute) {
+        let Some(entry) = self
+            .daily_gap_ends
+            .iter_mut()
+            .find(|(_, from, to, _)| *from < minute && minute < *to)
+        else {
+            return;
+        };
+        let (day, from, to, second) = *entry;
+        let (left, right) = ((minute - from) as u64, (to - minute) as u64);
+        let longest = left.max(right).max(second);
+        if longest == left {
+            entry.2 = minute;
+            entry.3 = second.max(right);
+        } else if longest == right {
+            entry.1 = minute;
+            entry.3 = second.max(left);
+        } else {
+            // The second longest is now the longest; where it lies, and the next one, are not
+            // kept: the larger piece stands in for the next (a lower bound).
+            entry.1 = 0;
+            entry.2 = 0;
+            entry.3 = left.max(right);
+        }
+        self.daily_max_gap.set(day, longest);
     }
 
     /// Largest usual 1-minute and 5-minute counts over the 7 days before `minute`'s day and today.

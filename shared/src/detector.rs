@@ -702,10 +702,7 @@ fn evaluate_series(
                     out.push(end_record(key, &episode, minute - episode.start));
                 }
             } else if let Some(last) = state.last_active {
-                state
-                    .baseline
-                    .daily_max_gap
-                    .raise(day, (minute - last) as u64);
+                state.baseline.learn_gap(last, minute);
             }
         } else if judged && state.episode.is_none() {
             maybe_open_drop(config, state, minute);

@@ -723,3 +723,35 @@ async fn idle_series_are_evicted_and_state_stays_flat() {
     );
     assert!(state.series.keys().any(|k| k.event_name == "PutParameter"));
 }
+
+#[tokio::test]
+async fn a_late_call_inside_a_gap_shortens_the_rhythm() {
+    // The periodic job calls every 10 minutes. The file holding its 10:20 call on day 2 arrives
+    // 40 minutes late, after 10:30 was judged: the day's longest gap must be 10, not 20 (a longer
+    // usual gap would delay or hide the job's later drop).
+    let records = scenario();
+    let end = end_of(&records);
+    let late = parse_minute("2026-03-03T10:20:00Z").unwrap();
+    let (_, state) = replay_with(
+        &records,
+        |m, _| {
+            if (late..late + 5).contains(&m) {
+                on_time(m) + 40
+            } else {
+                on_time(m)
+            }
+        },
+        |_| true,
+        end,
+        &DetectorConfig::default(),
+    )
+    .await;
+    let job = state
+        .series
+        .iter()
+        .find(|(k, _)| k.event_name == "PutParameter")
+        .map(|(_, s)| s)
+        .unwrap();
+    let day = late.div_euclid(1440);
+    assert_eq!(job.baseline.daily_max_gap.get(day), 10);
+}

@@ -134,6 +134,9 @@ impl DetectorState {
                         state.recent.insert(at, (minute, x, full_cell.clone()));
                     }
                 }
+                if x > 0 && x_old == 0 {
+                    state.baseline.split_gap(minute);
+                }
                 if x > 0 {
                     if state.last_active.is_none_or(|last| minute > last) {
                         state.last_active = Some(minute);
