@@ -259,7 +259,8 @@ fn eviction(days: i64, per_day: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes `hours` of `keys`' cells (and bursts) to a fresh memory store, one "file" an hour.
+/// Writes `hours` of `keys`' cells (and bursts) to a fresh memory store, one "file" an hour, and
+/// a state whose watermark is just before `start`.
 async fn catch_up_store(keys: &[SeriesKey], start: i64, hours: i64) -> Result<MemoryStore, String> {
     let store = MemoryStore::new();
     for hour in 0..hours {
@@ -286,6 +287,14 @@ async fn catch_up_store(keys: &[SeriesKey], start: i64, hours: i64) -> Result<Me
             .await
             .map_err(|e| e.to_string())?;
     }
+    let state = DetectorState {
+        watermark: Some(start - 1),
+        ..DetectorState::default()
+    };
+    store
+        .save_state(&state, 0)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(store)
 }
 
@@ -306,14 +315,6 @@ fn catch_up(n: usize, hours: i64, seconds: u64) -> Result<(), String> {
         let timer = Instant::now();
         {
             let store = catch_up_store(&keys, start, hours).await?;
-            let state = DetectorState {
-                watermark: Some(start - 1),
-                ..DetectorState::default()
-            };
-            store
-                .save_state(&state, 0)
-                .await
-                .map_err(|e| e.to_string())?;
             run_detector(&config, now, &store, &store, &whole)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -321,14 +322,6 @@ fn catch_up(n: usize, hours: i64, seconds: u64) -> Result<(), String> {
         let one_run_seconds = timer.elapsed().as_secs_f64();
         let cut = CollectingPublisher::default();
         let store = catch_up_store(&keys, start, hours).await?;
-        let state = DetectorState {
-            watermark: Some(start - 1),
-            ..DetectorState::default()
-        };
-        store
-            .save_state(&state, 0)
-            .await
-            .map_err(|e| e.to_string())?;
         let timer = Instant::now();
         let mut runs = 0;
         loop {

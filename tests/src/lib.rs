@@ -109,17 +109,17 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// `tests/fault_proxy.py --atomic-writes` in front of a moto server: DynamoDB requests applied one
-/// at a time, as DynamoDB's per-item atomicity guarantees and moto's threaded server does not
-/// (two concurrent conditional writes of one item can both succeed there). Tests that race two
-/// clients on one item go through it; the clients still send concurrently. Killed on drop.
-pub struct AtomicDynamo {
+/// A test proxy in front of moto (`tests/fault_proxy.py`, `tests/eventbridge_fault_proxy.py`):
+/// started with the project's venv python on a free port, killed on drop.
+pub struct TestProxy {
     child: Child,
     pub endpoint: String,
 }
 
-impl AtomicDynamo {
-    pub fn start(upstream: &str) -> AtomicDynamo {
+impl TestProxy {
+    /// Starts `script` (relative to the workspace) with `--port 0 --upstream <upstream>` and
+    /// `args`, and waits for its `listening on <port>` line.
+    pub fn start(script: &str, upstream: &str, args: &[String]) -> TestProxy {
         use std::io::BufRead;
         let root = workspace_root();
         let venv_python = root.join(".venv/bin/python");
@@ -129,12 +129,13 @@ impl AtomicDynamo {
             PathBuf::from("python3")
         };
         let mut child = Command::new(python)
-            .arg(root.join("tests/fault_proxy.py"))
-            .args(["--port", "0", "--upstream", upstream, "--atomic-writes"])
+            .arg(root.join(script))
+            .args(["--port", "0", "--upstream", upstream])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start fault_proxy.py");
+            .unwrap_or_else(|e| panic!("start {script}: {e}"));
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
             std::io::BufReader::new(stdout)
@@ -146,16 +147,44 @@ impl AtomicDynamo {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected proxy output {line:?}"))
             .to_owned();
-        AtomicDynamo {
+        TestProxy {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         }
     }
+
+    /// A control request (`/__proxy/...`), its JSON answer.
+    pub fn control(&self, method: &str, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).expect("connect proxy");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let body = response.split("\r\n\r\n").nth(1).expect("body");
+        serde_json::from_str(body).expect("stats")
+    }
 }
 
-impl Drop for AtomicDynamo {
+impl Drop for TestProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `tests/fault_proxy.py --atomic-writes` in front of a moto server: DynamoDB requests applied one
+/// at a time, as DynamoDB's per-item atomicity guarantees and moto's threaded server does not
+/// (two concurrent conditional writes of one item can both succeed there). Tests that race two
+/// clients on one item go through it; the clients still send concurrently.
+pub fn atomic_dynamo(upstream: &str) -> TestProxy {
+    TestProxy::start(
+        "tests/fault_proxy.py",
+        upstream,
+        &["--atomic-writes".to_owned()],
+    )
 }

@@ -8,9 +8,7 @@
 //! gives; the metric names and dimensions the template's alarms read; the archive's key layout.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +37,7 @@ use trailsight::series::InsightType;
 use trailsight::store::{DeltaWrite, FileId, StateStore, StoreError};
 use trailsight_detect::config::Config;
 use trailsight_detect::handler::Detect;
-use trailsight_integration::{AtomicDynamo, Moto, sdk_config_for, workspace_root};
+use trailsight_integration::{Moto, TestProxy, atomic_dynamo, sdk_config_for};
 
 const TABLE: &str = "trailsight-detect-test";
 const SOURCE: &str = "trailsight";
@@ -463,7 +461,7 @@ async fn overlapping_runs_publish_each_record_once_with_the_state_in_s3() {
 async fn overlapping_runs_on(env: &Env, store: &DynamoStore) {
     // The two runs race on the state head's conditional update: through a proxy that gives moto
     // DynamoDB's atomicity (tests/fault_proxy.py --atomic-writes); it flaked without.
-    let atomic = AtomicDynamo::start(&env.moto.endpoint);
+    let atomic = atomic_dynamo(&env.moto.endpoint);
     let through = sdk_config_for(&atomic.endpoint).await;
     let mut racing = DynamoStore::new(dynamodb_client(&through), TABLE);
     if let Some(body) = store.state_body() {
@@ -726,66 +724,24 @@ async fn a_run_that_dies_after_publishing_is_completed_with_the_same_ids() {
 
 /// `tests/eventbridge_fault_proxy.py` in front of moto; killed on drop.
 struct EventBridgeFaults {
-    child: Child,
+    proxy: TestProxy,
     endpoint: String,
 }
 
 impl EventBridgeFaults {
     fn start(upstream: &str, fail_calls: i64) -> EventBridgeFaults {
-        let root = workspace_root();
-        let venv_python = root.join(".venv/bin/python");
-        let python = if venv_python.exists() {
-            venv_python
-        } else {
-            PathBuf::from("python3")
-        };
-        let mut child = Command::new(python)
-            .arg(root.join("tests/eventbridge_fault_proxy.py"))
-            .args(["--port", "0", "--upstream", upstream])
-            .args(["--fail-calls", &fail_calls.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start eventbridge_fault_proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("proxy output");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected proxy output {line:?}"))
-            .to_owned();
-        EventBridgeFaults {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
+        let args = ["--fail-calls".to_owned(), fail_calls.to_string()];
+        let proxy = TestProxy::start("tests/eventbridge_fault_proxy.py", upstream, &args);
+        let endpoint = proxy.endpoint.clone();
+        EventBridgeFaults { proxy, endpoint }
     }
 
     /// The proxy's counters; `fail` resets the failing calls left.
     fn control(&self, fail: Option<i64>) -> Value {
-        let (method, path) = match fail {
-            Some(n) => ("POST", format!("/__proxy/fail?n={n}")),
-            None => ("GET", "/__proxy/stats".to_owned()),
-        };
-        let address = self.endpoint.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(address).expect("connect proxy");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        let body = response.split("\r\n\r\n").nth(1).expect("body");
-        serde_json::from_str(body).expect("stats")
-    }
-}
-
-impl Drop for EventBridgeFaults {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match fail {
+            Some(n) => self.proxy.control("POST", &format!("/__proxy/fail?n={n}")),
+            None => self.proxy.control("GET", "/__proxy/stats"),
+        }
     }
 }
 

@@ -5,9 +5,7 @@
 //! detector state document. Counters are read back through `DeltaRead` and compared exactly.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +29,7 @@ use trailsight::store::{
 };
 use trailsight_ingest::config::Config;
 use trailsight_ingest::handler::{Ingest, SqsBatchResponse};
-use trailsight_integration::{Moto, sdk_config_for, workspace_root};
+use trailsight_integration::{Moto, TestProxy, atomic_dynamo, sdk_config_for, workspace_root};
 
 const BUCKET: &str = "trailsight-logs";
 /// The object every notification fixture names (a real file of the invictus dataset).
@@ -288,52 +286,28 @@ fn failures(response: &SqsBatchResponse) -> Vec<String> {
 
 /// The fault-injecting proxy (`tests/fault_proxy.py`) in front of moto; killed on drop.
 struct FaultProxy {
-    child: Child,
+    proxy: TestProxy,
     endpoint: String,
 }
 
 impl FaultProxy {
     fn start(upstream: &str, throttle: i64, per_operation: bool) -> FaultProxy {
-        Self::spawn(upstream, throttle, per_operation, false)
+        let mut args = vec!["--throttle".to_owned(), throttle.to_string()];
+        if per_operation {
+            args.push("--per-operation".to_owned());
+        }
+        Self::wrap(TestProxy::start("tests/fault_proxy.py", upstream, &args))
     }
 
     /// A proxy that throttles nothing and forwards DynamoDB requests one at a time (DynamoDB's
     /// atomic conditional writes, which moto lacks under concurrency), counting PutItem shapes.
     fn atomic_writes(upstream: &str) -> FaultProxy {
-        Self::spawn(upstream, 0, false, true)
+        Self::wrap(atomic_dynamo(upstream))
     }
 
-    fn spawn(upstream: &str, throttle: i64, per_operation: bool, atomic: bool) -> FaultProxy {
-        let root = workspace_root();
-        let venv_python = root.join(".venv/bin/python");
-        let python = if venv_python.exists() {
-            venv_python
-        } else {
-            PathBuf::from("python3")
-        };
-        let mut child = Command::new(python)
-            .arg(root.join("tests/fault_proxy.py"))
-            .args(["--port", "0", "--upstream", upstream])
-            .args(["--throttle", &throttle.to_string()])
-            .args(per_operation.then_some("--per-operation"))
-            .args(atomic.then_some("--atomic-writes"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start fault_proxy.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("proxy output");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected proxy output {line:?}"))
-            .to_owned();
-        FaultProxy {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
+    fn wrap(proxy: TestProxy) -> FaultProxy {
+        let endpoint = proxy.endpoint.clone();
+        FaultProxy { proxy, endpoint }
     }
 
     /// `(throttled, forwarded)` so far; `set` changes the throttles left.
@@ -347,28 +321,12 @@ impl FaultProxy {
 
     /// The proxy's whole stats object; `set` changes the throttles left first.
     fn stats(&self, set: Option<i64>) -> Value {
-        let (method, path) = match set {
-            Some(n) => ("POST", format!("/__proxy/throttle?n={n}")),
-            None => ("GET", "/__proxy/stats".to_owned()),
-        };
-        let address = self.endpoint.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(address).expect("connect proxy");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut response = String::new();
-        std::io::Read::read_to_string(&mut stream, &mut response).expect("read");
-        let body = response.split("\r\n\r\n").nth(1).expect("body");
-        serde_json::from_str(body).expect("stats")
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        match set {
+            Some(n) => self
+                .proxy
+                .control("POST", &format!("/__proxy/throttle?n={n}")),
+            None => self.proxy.control("GET", "/__proxy/stats"),
+        }
     }
 }
 
