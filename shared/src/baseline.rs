@@ -12,8 +12,9 @@
 //!   beat the week's peak, so a key's usual bursts never alert.
 //! - **Rhythm.** The longest gap between active minutes on each of the last 7 days: a steady key's
 //!   silence is unusual once it lasts several of its longest usual gaps.
-//! - **Who and how.** Top caller ARNs, user agents and error codes, decayed by 6/7 a day (a
-//!   7-day memory), for the baseline side of attributions.
+//! - **Who and how.** Exact event counts per caller ARN, user agent and error code for each of the
+//!   last days ([`DayValues`]), so that the baseline side of attributions is counted over exactly
+//!   the baseline window, as `baseline.average` is.
 //!
 //! Minutes inside an open spike do not teach the baseline (they count as the expected rate), so an
 //! incident does not become normal while it lasts; a spike longer than `adapt_after_minutes` is a
@@ -143,9 +144,10 @@ pub struct Baseline {
     /// Minutes with at least one event, per day (how regular the key is).
     #[serde(default)]
     pub daily_active_minutes: DayRing,
-    pub arns: TopK,
-    pub agents: TopK,
-    pub errors: TopK,
+    /// Per day: events per caller ARN, user agent and error code (every event, as
+    /// `daily_events`), for the baseline side of attributions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub daily_values: Vec<DayValues>,
     /// Sums over the hour in progress (learning view: spike minutes replaced by the expected rate).
     hour_sum: f64,
     hour_sum_squares: f64,
@@ -163,12 +165,31 @@ impl Default for Baseline {
             daily_max_gap: DayRing::default(),
             daily_gap_ends: Vec::new(),
             daily_active_minutes: DayRing::default(),
-            arns: TopK::default(),
-            agents: TopK::default(),
-            errors: TopK::default(),
+            daily_values: Vec::new(),
             hour_sum: 0.0,
             hour_sum_squares: 0.0,
         }
+    }
+}
+
+/// One day's events per value of each attribute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayValues {
+    #[serde(rename = "d")]
+    pub day: i64,
+    #[serde(rename = "u", default, skip_serializing_if = "TopK::is_empty")]
+    pub arns: TopK,
+    #[serde(rename = "g", default, skip_serializing_if = "TopK::is_empty")]
+    pub agents: TopK,
+    #[serde(rename = "x", default, skip_serializing_if = "TopK::is_empty")]
+    pub errors: TopK,
+}
+
+impl DayValues {
+    fn add(&mut self, cell: &Cell) {
+        self.arns.merge(&cell.arns);
+        self.agents.merge(&cell.agents);
+        self.errors.merge(&cell.errors);
     }
 }
 
@@ -251,17 +272,34 @@ impl Baseline {
         self.hour_square[h] = (self.hour_square[h] + weight * squares / 60.0).max(0.0);
     }
 
-    /// Start of a new UTC day: older attributions weigh less.
-    pub fn close_day(&mut self) {
-        for top in [&mut self.arns, &mut self.agents, &mut self.errors] {
-            top.scale(6.0 / 7.0);
+    /// Counts a minute's values (caller ARNs, user agents, error codes) on its day.
+    pub fn learn_values(&mut self, day: i64, cell: &Cell) {
+        if let Some(entry) = self.daily_values.iter_mut().find(|d| d.day == day) {
+            entry.add(cell);
+            return;
         }
+        self.daily_values.retain(|d| d.day > day - DAYS_KEPT);
+        let mut entry = DayValues {
+            day,
+            ..DayValues::default()
+        };
+        entry.add(cell);
+        self.daily_values.push(entry);
     }
 
-    pub fn learn_attributions(&mut self, cell: &Cell) {
-        self.arns.merge(&cell.arns);
-        self.agents.merge(&cell.agents);
-        self.errors.merge(&cell.errors);
+    /// Events per value over the days `[from, to]` (ARN, user agent, error code), exact sums
+    /// of the days' counts.
+    pub fn values_in(&self, from: i64, to: i64) -> [TopK; 3] {
+        let days: Vec<&DayValues> = self
+            .daily_values
+            .iter()
+            .filter(|d| (from..=to).contains(&d.day))
+            .collect();
+        [
+            TopK::merge_exact(days.iter().map(|d| &d.arns)),
+            TopK::merge_exact(days.iter().map(|d| &d.agents)),
+            TopK::merge_exact(days.iter().map(|d| &d.errors)),
+        ]
     }
 
     /// Learns the gap between active minutes `from` and `to` (ending on `to`'s day).

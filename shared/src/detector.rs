@@ -146,7 +146,7 @@ fn confirm_drop(
         && (delivered_after(delivered, key, found) || minute - found >= config.drop_hold_minutes)
     {
         episode.held = None;
-        out.push(start_record(key, episode, &Cell::default()));
+        out.push(start_record(key, episode, 0, &Cell::default()));
     }
 }
 
@@ -491,9 +491,6 @@ impl DetectorState {
             self.evict_idle(config, minute);
         }
         for (key, state) in &mut self.series {
-            if day_begins {
-                state.baseline.close_day();
-            }
             let cell = if cells.is_empty() {
                 None
             } else {
@@ -596,6 +593,9 @@ fn evaluate_series(
     if x > 0 {
         state.baseline.daily_events.add(day, x);
         state.baseline.daily_active_minutes.add(day, 1);
+        if let Some(cell) = cell {
+            state.baseline.learn_values(day, cell);
+        }
     }
 
     let in_spike = matches!(&state.episode, Some(e) if e.kind == EpisodeKind::Spike);
@@ -643,20 +643,26 @@ fn evaluate_series(
         } else {
             state.recent.front().map(|(m, _, _)| *m).unwrap_or(minute)
         };
-        let mut episode = new_episode(EpisodeKind::Spike, state, start, minute, x);
-        let mut first_minute = Cell::default();
+        let mut episode = new_episode(
+            EpisodeKind::Spike,
+            state,
+            start,
+            minute,
+            cell.map(|c| (x, c)),
+        );
+        let mut first_minute = (0, Cell::default());
         for (m, c, recent_cell) in state.recent.iter().filter(|(m, _, _)| *m >= start) {
             episode.events += c;
             merge_cell(&mut episode, recent_cell);
             if *m == start {
-                first_minute = recent_cell.clone();
+                first_minute = (*c, recent_cell.clone());
             }
         }
         if let Some(cell) = cell {
             episode.events += x;
             merge_cell(&mut episode, cell);
             if start == minute {
-                first_minute = cell.clone();
+                first_minute = (x, cell.clone());
             }
         }
         episode.last_hot = minute;
@@ -669,7 +675,7 @@ fn evaluate_series(
             .unwrap_or(0)
             .max(x);
         episode.peak5 = x5;
-        out.push(start_record(key, &episode, &first_minute));
+        out.push(start_record(key, &episode, first_minute.0, &first_minute.1));
         state.episode = Some(episode);
     }
 
@@ -683,9 +689,6 @@ fn evaluate_series(
     if !spiking {
         state.baseline.daily_peak_1m.raise(day, x);
         state.baseline.daily_peak_5m.raise(day, x5);
-        if let Some(cell) = cell {
-            state.baseline.learn_attributions(cell);
-        }
     }
 
     // Rhythm and drops (call-rate series only).
@@ -763,7 +766,7 @@ fn maybe_open_drop(config: &DetectorConfig, state: &mut SeriesState, minute: Min
     }
     // The silence became unusual once it outlasted the longest usual gap: the drop starts there.
     let start = (last + longest + 1).min(minute);
-    let mut episode = new_episode(EpisodeKind::Drop, state, start, minute, 0);
+    let mut episode = new_episode(EpisodeKind::Drop, state, start, minute, None);
     episode.held = Some(minute);
     state.episode = Some(episode);
 }
@@ -774,22 +777,40 @@ fn merge_cell(episode: &mut Episode, cell: &Cell) {
     episode.errors.merge(&cell.errors);
 }
 
-/// Events of the series from the baseline window's start up to (not including) `start`, given that
-/// the daily totals already hold every minute up to `now` (whose own count is `current`).
-fn baseline_events(state: &SeriesState, start: Minute, now: Minute, current: u64) -> u64 {
+/// The baseline window's events and events per value (ARN, user agent, error code): from its
+/// start up to (not including) `start`, given that the daily totals already hold every minute up
+/// to `now` (whose own count and cell are `current`).
+fn baseline_window(
+    state: &SeriesState,
+    start: Minute,
+    now: Minute,
+    current: Option<(u64, &Cell)>,
+) -> (u64, [TopK; 3]) {
     let start_day = start.div_euclid(MINUTES_PER_DAY);
     let through_start_day = state.baseline.daily_events.sum_in(start_day - 7, start_day);
+    let mut values = state.baseline.values_in(start_day - 7, start_day);
     let on_start_day = |m: Minute| m.div_euclid(MINUTES_PER_DAY) == start_day;
-    let mut after: u64 = state
+    let mut after = 0;
+    let recent = state
         .recent
         .iter()
-        .filter(|(m, _, _)| *m >= start && *m < now && on_start_day(*m))
-        .map(|(_, c, _)| *c)
-        .sum();
-    if on_start_day(now) {
-        after += current;
+        .filter(|(m, _, _)| *m >= start && *m < now)
+        .map(|(m, c, cell)| (*m, *c, cell));
+    for (m, count, cell) in recent.chain(current.map(|(c, cell)| (now, c, cell))) {
+        if !on_start_day(m) {
+            continue;
+        }
+        after += count;
+        for (top, minute_top) in values
+            .iter_mut()
+            .zip([&cell.arns, &cell.agents, &cell.errors])
+        {
+            for (value, n) in minute_top.sorted() {
+                top.subtract(value, n);
+            }
+        }
     }
-    through_start_day.saturating_sub(after)
+    (through_start_day.saturating_sub(after), values)
 }
 
 fn new_episode(
@@ -797,11 +818,10 @@ fn new_episode(
     state: &SeriesState,
     start: Minute,
     now: Minute,
-    current: u64,
+    current: Option<(u64, &Cell)>,
 ) -> Episode {
     let duration = baseline_duration(start);
-    let events = baseline_events(state, start, now, current);
-    let b = &state.baseline;
+    let (events, baseline_tops) = baseline_window(state, start, now, current);
     Episode {
         kind,
         shared_event_id: uuid::Uuid::new_v4().to_string(),
@@ -813,7 +833,7 @@ fn new_episode(
         errors: TopK::default(),
         baseline_average: average(events, duration),
         baseline_duration: duration,
-        baseline_tops: [b.arns.clone(), b.agents.clone(), b.errors.clone()],
+        baseline_tops,
         peak1: 0,
         peak5: 0,
         cooling: None,
@@ -854,7 +874,14 @@ fn attributions(
         .collect()
 }
 
-fn start_record(key: &SeriesKey, episode: &Episode, first_minute: &Cell) -> InsightRecord {
+/// The Start record: its insight statistics are the first minute's (`first_count` events counted,
+/// values in `first_minute`).
+fn start_record(
+    key: &SeriesKey,
+    episode: &Episode,
+    first_count: u64,
+    first_minute: &Cell,
+) -> InsightRecord {
     let [arns, agents, errors] = &episode.baseline_tops;
     build_record(RecordParts {
         key,
@@ -866,7 +893,7 @@ fn start_record(key: &SeriesKey, episode: &Episode, first_minute: &Cell) -> Insi
                 average: episode.baseline_average,
             },
             insight: Average {
-                average: average(counted_cell(first_minute), 1),
+                average: average(first_count, 1),
             },
             insight_duration: 1,
             baseline_duration: episode.baseline_duration,
@@ -883,10 +910,6 @@ fn start_record(key: &SeriesKey, episode: &Episode, first_minute: &Cell) -> Insi
             episode.baseline_duration,
         ),
     })
-}
-
-fn counted_cell(cell: &Cell) -> u64 {
-    cell.count
 }
 
 fn end_record(key: &SeriesKey, episode: &Episode, duration: i64) -> InsightRecord {

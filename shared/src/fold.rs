@@ -14,7 +14,7 @@ use crate::classify::{Class, ClassifyOptions, Exclusion, classify};
 use crate::minute::{Minute, parse_minute};
 use crate::record::Record;
 use crate::series::SeriesKey;
-use crate::topk::{TOP_REPORTED, TopK};
+use crate::topk::{CELL_VALUES, TopK};
 
 /// The attribution value for "no error" in call-rate series, as the managed service writes it.
 pub const NO_ERROR: &str = "null";
@@ -473,12 +473,12 @@ impl Folder {
         &self.stats
     }
 
-    /// The fold, with each cell's attributions cut to the values that are reported.
+    /// The fold, with each cell's attributions cut to the minute's largest values.
     pub fn finish(mut self) -> (Delta, FoldStats) {
         for cell in self.delta.cells.values_mut() {
-            cell.arns.truncate(TOP_REPORTED);
-            cell.agents.truncate(TOP_REPORTED);
-            cell.errors.truncate(TOP_REPORTED);
+            cell.arns.truncate(CELL_VALUES);
+            cell.agents.truncate(CELL_VALUES);
+            cell.errors.truncate(CELL_VALUES);
         }
         (self.delta, self.stats)
     }

@@ -1,14 +1,19 @@
-//! Bounded "top values" counters (Space-Saving), for attributions.
+//! Bounded exact "top values" counters, for attributions.
 //!
-//! Memory is bounded by the capacity whatever the number of distinct values: when full, a new
-//! value replaces the smallest counter and inherits its count (the classic Space-Saving rule,
-//! which never under-counts a frequent value and keeps every value whose share exceeds
-//! 1/capacity).
+//! Every count kept is exact: a value's count is the number of events added for it. Memory is
+//! bounded by [`TOP_CAPACITY`] whatever the number of distinct values: past it, the smallest
+//! count is dropped (ties: the greatest value, so the result does not depend on arrival order
+//! among equals). Counts are therefore exact for every value of a counter that never saw more
+//! than [`TOP_CAPACITY`] distinct values, and never over-counted otherwise (a dropped value that
+//! comes back starts again from its new events). Space-Saving, used before, never under-counts
+//! but over-counts, which made attribution averages contradict the statistic they break down.
 
 use serde::{Deserialize, Serialize};
 
-/// Values kept per counter. Five are reported; the rest absorb churn.
-pub const TOP_CAPACITY: usize = 8;
+/// Values kept per counter (a minute being folded, a day of a baseline, an episode).
+pub const TOP_CAPACITY: usize = 16;
+/// Values stored per minute cell (the largest of that minute; five are reported).
+pub const CELL_VALUES: usize = 8;
 /// Values reported in an attribution list, as in CloudTrail Insights.
 pub const TOP_REPORTED: usize = 5;
 
@@ -24,15 +29,40 @@ impl TopK {
             entry.1 += count;
             return;
         }
-        if self.entries.len() < TOP_CAPACITY {
-            self.entries.push((value.to_owned(), count));
-            return;
+        self.entries.push((value.to_owned(), count));
+        if self.entries.len() > TOP_CAPACITY
+            && let Some((smallest, _)) = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by(|(_, a), (_, b)| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        {
+            self.entries.remove(smallest);
         }
-        if let Some(min) = self.entries.iter_mut().min_by_key(|(_, c)| *c) {
-            min.0.clear();
-            min.0.push_str(value);
-            min.1 += count;
+    }
+
+    /// The count of `value` (0 when not kept).
+    pub fn get(&self, value: &str) -> u64 {
+        self.entries
+            .iter()
+            .find(|(v, _)| v == value)
+            .map(|(_, c)| *c)
+            .unwrap_or(0)
+    }
+
+    /// Subtracts `count` from `value`'s count, dropping it at zero (saturating).
+    pub fn subtract(&mut self, value: &str, count: u64) {
+        if let Some(i) = self.entries.iter().position(|(v, _)| v == value) {
+            self.entries[i].1 = self.entries[i].1.saturating_sub(count);
+            if self.entries[i].1 == 0 {
+                self.entries.remove(i);
+            }
         }
+    }
+
+    /// Total of the counts kept.
+    pub fn total(&self) -> u64 {
+        self.entries.iter().map(|(_, c)| *c).sum()
     }
 
     /// Merges several counters exactly (sums over the union of their values), then keeps the
@@ -69,14 +99,6 @@ impl TopK {
         self.entries.is_empty()
     }
 
-    /// Multiplies every count by `factor` (decay), dropping values that reach zero.
-    pub fn scale(&mut self, factor: f64) {
-        for entry in &mut self.entries {
-            entry.1 = (entry.1 as f64 * factor).floor() as u64;
-        }
-        self.entries.retain(|(_, c)| *c > 0);
-    }
-
     /// Keeps the `n` largest values only (used to bound what is stored per cell).
     pub fn truncate(&mut self, n: usize) {
         self.entries
@@ -98,16 +120,37 @@ mod tests {
         }
         assert_eq!(top.entries.len(), TOP_CAPACITY);
         assert_eq!(top.sorted()[0], ("frequent", 30_000));
+        // Never over-counted: every count kept is at most the value's true count.
+        assert!(top.sorted()[1..].iter().all(|(_, c)| *c == 1));
     }
 
     #[test]
-    fn sorted_is_deterministic_and_scale_drops_zeroes() {
+    fn counts_are_exact_up_to_the_capacity() {
+        let mut top = TopK::default();
+        for i in 0..TOP_CAPACITY as u64 {
+            for _ in 0..=i {
+                top.add(&format!("v{i}"), 1);
+            }
+        }
+        assert_eq!(top.total(), (1..=TOP_CAPACITY as u64).sum::<u64>());
+        assert_eq!(top.get("v3"), 4);
+        top.subtract("v3", 4);
+        assert_eq!(top.get("v3"), 0);
+        assert_eq!(top.entries.len(), TOP_CAPACITY - 1);
+    }
+
+    #[test]
+    fn sorted_is_deterministic_and_ties_drop_the_greatest_value() {
         let mut top = TopK::default();
         top.add("b", 2);
         top.add("a", 2);
         top.add("c", 1);
         assert_eq!(top.sorted(), vec![("a", 2), ("b", 2), ("c", 1)]);
-        top.scale(0.5);
-        assert_eq!(top.sorted(), vec![("a", 1), ("b", 1)]);
+        let mut full = TopK::default();
+        for i in 0..=TOP_CAPACITY {
+            full.add(&format!("{i:02}"), 1);
+        }
+        assert_eq!(full.get(&format!("{TOP_CAPACITY:02}")), 0);
+        assert_eq!(full.get("00"), 1);
     }
 }

@@ -113,6 +113,7 @@ impl DetectorState {
 
                 if x_new > 0 {
                     state.baseline.daily_events.add(day, x_new);
+                    state.baseline.learn_values(day, new_cell);
                     if x_old == 0 {
                         state.baseline.daily_active_minutes.add(day, 1);
                     }
@@ -123,7 +124,6 @@ impl DetectorState {
                     change.1 += (x * x - x_old * x_old) as f64;
                     state.baseline.daily_peak_1m.raise(day, x);
                     state.baseline.daily_peak_5m.raise(day, x5);
-                    state.baseline.learn_attributions(new_cell);
                 }
                 // The last minutes feed the next minute's 5-minute window.
                 if minute > watermark - 4 {
@@ -196,7 +196,7 @@ fn late_spike(
     let count = |m: Minute| cells.full.get(&m).map(|c| counted(config, c)).unwrap_or(0);
     // Every minute up to the watermark is at hand: those of the hours read hold the whole of
     // what arrived, and a minute without a cell had no event.
-    let mut episode = new_episode(EpisodeKind::Spike, state, start, start, 0);
+    let mut episode = new_episode(EpisodeKind::Spike, state, start, start, None);
     let mut last_hot = start;
     let mut minute = start;
     while minute <= watermark && minute - last_hot < config.cooldown_minutes {
@@ -232,7 +232,12 @@ fn late_spike(
     }
     episode.last_hot = end - 1;
     let first_minute = cells.full.get(&start).cloned().unwrap_or_default();
-    let mut records = vec![start_record(key, &episode, &first_minute)];
+    let mut records = vec![start_record(
+        key,
+        &episode,
+        counted(config, &first_minute),
+        &first_minute,
+    )];
     let still_going = last_hot + config.cooldown_minutes > watermark && open_start.is_none();
     if still_going && state.episode.is_none() {
         state.episode = Some(episode);
