@@ -16,6 +16,7 @@ help:
 include mk/infra.mk
 -include mk/e2e.mk
 -include mk/bench.mk
+-include mk/oracle.mk
 
 cli:
 	$(CARGO) build --release -p trailsight-cli
@@ -50,6 +51,6 @@ integration: tools
 	AWS_EC2_METADATA_DISABLED=true $(CARGO) test -p trailsight-integration -- --test-threads 2
 
 ## test: what CI runs (.ci/run). Installs its tools (.venv) itself.
-test: tools fmt-check clippy unit integration lint-infra
+test: tools fmt-check clippy unit integration lint-infra oracle
 	@if [ -x tests/lambda_invoke.sh ]; then tests/lambda_invoke.sh; fi
 	@echo "make test: all checks passed"
