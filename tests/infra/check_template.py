@@ -5,7 +5,11 @@
 - the functions set exactly the environment variables the code reads;
 - both functions run the `bootstrap` that `make build` (mk/infra.mk) puts under build/lambda/<package>/;
 - queue, alarms and dashboard agree with the functions' timeouts and the metric names the code emits;
-- every parameter is documented in docs/DEPLOY.md.
+- every parameter is documented in docs/DEPLOY.md;
+- least privilege (issue 12): each role's DynamoDB writes hold only for the partition keys its code
+  writes (dynamodb:LeadingKeys); detect puts events only on the insight bus, whose policy denies
+  events:PutEvents to every principal but the detect role, and the alert rule listens on that bus;
+  the alert key's service grants carry conditions.
 
 Runs as a script (`python tests/infra/check_template.py`, exit 1 on any failure) or under pytest.
 """
@@ -194,8 +198,122 @@ def test_ingest_updates_only_markers_and_the_arrival_log():
     assert updates[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*", "F#*"]}}
 
 
+# The partition keys each role may write (shared/src/aws/dynamodb.rs, docs/TABLE.md): ingest puts delta
+# parts (D#) and key markers (F#) and updates markers and the arrival log (A#); detect writes only the
+# detector's state (S: the head's update, state chunks put and deleted).
+WRITES = {
+    "IngestRole": {
+        "dynamodb:PutItem": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["D#*", "F#*"]}},
+        "dynamodb:UpdateItem": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*", "F#*"]}},
+    },
+    "DetectRole": {
+        action: {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["S"]}}
+        for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+    },
+}
+DYNAMODB_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                   "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:*"}
+
+
+def test_dynamodb_writes_carry_leading_keys_conditions():
+    """Every statement granting a DynamoDB write holds only for the partitions the role's code writes:
+    ingest, which parses untrusted files, can never put or update the detector's state, and detect can
+    never touch counts, markers or the arrival log."""
+    for role, want in WRITES.items():
+        granted = {}
+        for s in _flat_statements(props(role)["Policies"][0]["PolicyDocument"]["Statement"]):
+            if s["Effect"] != "Allow":
+                continue
+            for action in _list(s.get("Action", [])):
+                if action in DYNAMODB_WRITES:
+                    assert action not in granted, f"{role}: {action} granted twice"
+                    granted[action] = s.get("Condition")
+        assert granted == want, f"{role}: {granted}"
+
+
+# ---------------------------------------------------------------- insight bus
+
+
+def test_insight_bus_is_created_unless_default():
+    param = T["Parameters"]["EventBusName"]
+    assert param["Default"] == "", "by default the stack creates its own bus"
+    assert re.fullmatch(param["AllowedPattern"], "default") and not re.fullmatch(param["AllowedPattern"], "a/b")
+    assert T["Conditions"]["CreatesInsightBus"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "EventBusName"}, "default"]}]}
+    buses = resources_of("AWS::Events::EventBus")
+    assert list(buses) == ["InsightBus"] and buses["InsightBus"].get("Condition") == "CreatesInsightBus"
+    name = props("InsightBus")["Name"]["Fn::If"]
+    assert name[0] == "HasEventBusName" and name[1] == {"Ref": "EventBusName"}
+
+
+INSIGHT_BUS = {"Fn::If": ["CreatesInsightBus", {"Ref": "InsightBus"}, "default"]}
+
+
+def test_insight_bus_policy_denies_put_events_to_all_but_detect():
+    policies = resources_of("AWS::Events::EventBusPolicy")
+    assert list(policies) == ["InsightBusPolicy"], list(policies)
+    assert policies["InsightBusPolicy"].get("Condition") == "CreatesInsightBus"
+    p = props("InsightBusPolicy")
+    assert p["EventBusName"] == {"Ref": "InsightBus"}
+    statement = p["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert _list(statement["Action"]) == ["events:PutEvents"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["InsightBus", "Arn"]}
+    # Deny unless the caller is the detect role: one condition, nothing that could narrow the deny.
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["DetectRole", "Arn"]}}}
+    assert "NotPrincipal" not in statement and "NotAction" not in statement
+
+
+def test_detect_publishes_only_to_the_insight_bus():
+    statements = props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    puts = [s for s in statements if isinstance(s, dict) and "events:PutEvents" in _list(s.get("Action", []))]
+    assert len(puts) == 1 and _list(puts[0]["Action"]) == ["events:PutEvents"]
+    resource = puts[0]["Resource"]["Fn::If"]
+    assert resource[0] == "CreatesInsightBus"
+    assert resource[1] == {"Fn::GetAtt": ["InsightBus", "Arn"]}
+    assert resource[2] == {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    assert props("DetectFunction")["Environment"]["Variables"]["TRAILSIGHT_EVENT_BUS"] == INSIGHT_BUS
+    assert not [s for s in statements if isinstance(s, dict) and any(
+        str(a).startswith("events:") for a in _list(s.get("Action", []))) and s is not puts[0]]
+
+
+def test_alert_rule_is_on_the_insight_bus():
+    assert props("InsightStartedRule")["EventBusName"] == INSIGHT_BUS
+    assert T["Outputs"]["InsightBusName"]["Value"] == INSIGHT_BUS
+    # The ingest trigger's rule stays on the default bus, where S3 sends its events.
+    assert "EventBusName" not in props("TrailObjectCreatedRule")
+
+
+def test_kms_service_grants_are_conditioned():
+    """No service principal may use the alert key without a condition; the grant EventBridge needs
+    to publish to the encrypted topic holds only for SNS encryption of this account's topics."""
+    statements = props("AlertKey")["KeyPolicy"]["Statement"]
+    services = [s for s in statements if "Service" in s.get("Principal", {})]
+    assert services, "no service grants: EventBridge and CloudWatch could not publish to the topic"
+    topics = {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*"}
+    for s in services:
+        assert s.get("Condition"), f"{s['Sid']}: a service grant without a condition"
+        assert s["Condition"]["StringLike"]["kms:EncryptionContext:aws:sns:topicArn"] == topics, s["Sid"]
+        # The SNS guide: aws:SourceArn/aws:SourceAccount are not supported for EventBridge to
+        # encrypted topics (every delivery would fail).
+        if s["Principal"]["Service"] == "events.amazonaws.com":
+            text = json.dumps(s["Condition"])
+            assert "aws:SourceArn" not in text and "aws:SourceAccount" not in text
+
+
 def _list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def _flat_statements(statements) -> list:
+    """The statements, with both branches of a conditional (Fn::If) one; AWS::NoValue dropped."""
+    out = []
+    for s in statements:
+        if isinstance(s, dict) and "Fn::If" in s:
+            out += _flat_statements(s["Fn::If"][1:])
+        elif isinstance(s, dict) and "Effect" in s:
+            out.append(s)
+    return out
 
 
 # ---------------------------------------------------------------- functions
