@@ -552,6 +552,16 @@ fn counted(config: &DetectorConfig, cell: &Cell) -> u64 {
     }
 }
 
+/// The cell as the detector counts it: without AWS services' events (count and values) under
+/// `ignore_aws_service_callers`.
+fn counted_cell<'a>(config: &DetectorConfig, cell: &'a Cell) -> std::borrow::Cow<'a, Cell> {
+    if config.ignore_aws_service_callers && cell.service > 0 {
+        std::borrow::Cow::Owned(cell.without_services())
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 fn evaluate_series(
     config: &DetectorConfig,
     key: &SeriesKey,
@@ -561,6 +571,8 @@ fn evaluate_series(
     judged: bool,
     out: &mut Vec<InsightRecord>,
 ) {
+    let counted_view = cell.map(|c| counted_cell(config, c));
+    let cell = counted_view.as_deref();
     let x = cell.map(|c| counted(config, c)).unwrap_or(0);
     if x == 0
         && state.episode.is_none()

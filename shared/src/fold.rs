@@ -54,6 +54,11 @@ pub struct Cell {
     pub agents: TopK,
     #[serde(rename = "x", default, skip_serializing_if = "TopK::is_empty")]
     pub errors: TopK,
+    /// The values (caller ARN, user agent, error code) of the events made by AWS services, also
+    /// counted in the lists above: `--ignore-aws-service-callers` leaves them out of attributions
+    /// as it leaves `service` out of the count ([`Cell::without_services`]).
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub service_values: Option<Box<[TopK; 3]>>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -64,12 +69,19 @@ impl Cell {
     /// The sum of several cells of the same series and minute, independent of their order (files
     /// reach the detector in storage order, which differs between stores).
     pub fn merge_all(cells: &[&Cell]) -> Cell {
+        let services: Vec<&[TopK; 3]> = cells
+            .iter()
+            .filter_map(|c| c.service_values.as_deref())
+            .collect();
         Cell {
             count: cells.iter().map(|c| c.count).sum(),
             service: cells.iter().map(|c| c.service).sum(),
             arns: TopK::merge_exact(cells.iter().map(|c| &c.arns)),
             agents: TopK::merge_exact(cells.iter().map(|c| &c.agents)),
             errors: TopK::merge_exact(cells.iter().map(|c| &c.errors)),
+            service_values: (!services.is_empty()).then(|| {
+                Box::new([0, 1, 2].map(|i| TopK::merge_exact(services.iter().map(|s| &s[i]))))
+            }),
         }
     }
 
@@ -79,6 +91,74 @@ impl Cell {
         self.arns.merge(&other.arns);
         self.agents.merge(&other.agents);
         self.errors.merge(&other.errors);
+        if let Some(theirs) = &other.service_values {
+            let ours = self.service_values.get_or_insert_with(Box::default);
+            for (ours, theirs) in ours.iter_mut().zip(theirs.iter()) {
+                ours.merge(theirs);
+            }
+        }
+    }
+
+    /// The cell without the events AWS services made: their count and their values.
+    pub fn without_services(&self) -> Cell {
+        let mut out = Cell {
+            count: self.count.saturating_sub(self.service),
+            service: 0,
+            arns: self.arns.clone(),
+            agents: self.agents.clone(),
+            errors: self.errors.clone(),
+            service_values: None,
+        };
+        if let Some(services) = &self.service_values {
+            for (top, service) in [&mut out.arns, &mut out.agents, &mut out.errors]
+                .into_iter()
+                .zip(services.iter())
+            {
+                for (value, count) in service.sorted() {
+                    top.subtract(value, count);
+                }
+            }
+        }
+        out
+    }
+
+    /// Keeps the `n` largest values of each list.
+    pub fn truncate_values(&mut self, n: usize) {
+        self.arns.truncate(n);
+        self.agents.truncate(n);
+        self.errors.truncate(n);
+        if let Some(services) = &mut self.service_values {
+            services.iter_mut().for_each(|top| top.truncate(n));
+        }
+    }
+
+    /// Counts one event.
+    fn add_event(
+        &mut self,
+        service: bool,
+        arn: Option<&str>,
+        agent: Option<&str>,
+        error: Option<&str>,
+    ) {
+        self.count += 1;
+        let values = [arn, agent, error];
+        for (top, value) in [&mut self.arns, &mut self.agents, &mut self.errors]
+            .into_iter()
+            .zip(values)
+        {
+            if let Some(value) = value {
+                top.add(value, 1);
+            }
+        }
+        if service {
+            self.service += 1;
+            let services = self.service_values.get_or_insert_with(Box::default);
+            for (top, value) in services.iter_mut().zip(values) {
+                if let Some(value) = value {
+                    top.add(value, 1);
+                }
+            }
+        }
     }
 }
 
@@ -407,23 +487,21 @@ impl Folder {
             };
             overflowed = over;
             let cell = self.delta.cells.entry((i, minute)).or_default();
-            add_event(cell, service, arn, agent);
-            cell.errors.add(error_code.unwrap_or(NO_ERROR), 1);
+            cell.add_event(service, arn, agent, Some(error_code.unwrap_or(NO_ERROR)));
         }
         if let Some(code) = error_code {
             match self.series_index(record, Some(code)) {
-                Some(i) => add_event(
-                    self.delta.cells.entry((i, minute)).or_default(),
-                    service,
-                    arn,
-                    agent,
-                ),
+                Some(i) => self
+                    .delta
+                    .cells
+                    .entry((i, minute))
+                    .or_default()
+                    .add_event(service, arn, agent, None),
                 None if !overflowed => {
                     overflowed = true;
                     let i = self.overflow_index();
                     let cell = self.delta.cells.entry((i, minute)).or_default();
-                    add_event(cell, service, arn, agent);
-                    cell.errors.add(code, 1);
+                    cell.add_event(service, arn, agent, Some(code));
                 }
                 None => {}
             }
@@ -476,24 +554,9 @@ impl Folder {
     /// The fold, with each cell's attributions cut to the minute's largest values.
     pub fn finish(mut self) -> (Delta, FoldStats) {
         for cell in self.delta.cells.values_mut() {
-            cell.arns.truncate(CELL_VALUES);
-            cell.agents.truncate(CELL_VALUES);
-            cell.errors.truncate(CELL_VALUES);
+            cell.truncate_values(CELL_VALUES);
         }
         (self.delta, self.stats)
-    }
-}
-
-fn add_event(cell: &mut Cell, service: bool, arn: Option<&str>, agent: Option<&str>) {
-    cell.count += 1;
-    if service {
-        cell.service += 1;
-    }
-    if let Some(arn) = arn {
-        cell.arns.add(arn, 1);
-    }
-    if let Some(agent) = agent {
-        cell.agents.add(agent, 1);
     }
 }
 
@@ -507,6 +570,32 @@ mod tests {
             folder.add_json(line.as_bytes());
         }
         folder.finish()
+    }
+
+    #[test]
+    fn service_calls_values_can_be_left_out_exactly() {
+        let person = r#"{"eventID":"1","eventTime":"2026-03-02T14:07:12Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice"},"userAgent":"aws-cli/2.15","errorCode":"AccessDenied"}"#;
+        let service = r#"{"eventID":"2","eventTime":"2026-03-02T14:07:30Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":false,"userIdentity":{"type":"AWSService","invokedBy":"ec2.amazonaws.com"},"userAgent":"ec2.amazonaws.com"}"#;
+        let (delta, _) = fold(&[person, service]);
+        let call_rate = delta
+            .iter()
+            .find(|(k, _, _)| k.error_code.is_none())
+            .map(|(_, _, c)| c.clone())
+            .unwrap_or_default();
+        assert_eq!((call_rate.count, call_rate.service), (2, 1));
+        let json = serde_json::to_string(&call_rate).unwrap_or_default();
+        assert_eq!(
+            serde_json::from_str::<Cell>(&json).ok().as_ref(),
+            Some(&call_rate)
+        );
+        let people = call_rate.without_services();
+        assert_eq!(people.count, 1);
+        assert_eq!(people.agents.sorted(), vec![("aws-cli/2.15", 1)]);
+        assert_eq!(people.errors.sorted(), vec![("AccessDenied", 1)]);
+        assert_eq!(
+            people.arns.sorted(),
+            vec![("arn:aws:iam::111122223333:user/alice", 1)]
+        );
     }
 
     #[test]

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// Values kept per counter (a minute being folded, a day of a baseline, an episode).
 pub const TOP_CAPACITY: usize = 16;
-/// Values stored per minute cell (the largest of that minute; five are reported).
-pub const CELL_VALUES: usize = 8;
+/// Values stored per minute cell of a file (the largest of that minute; five are reported). As many
+/// as a counter keeps: a simulated throttling storm had 9 user agents in one minute of one file.
+pub const CELL_VALUES: usize = TOP_CAPACITY;
 /// Values reported in an attribution list, as in CloudTrail Insights.
 pub const TOP_REPORTED: usize = 5;
 

@@ -302,6 +302,9 @@ fn shorten_values(part: &Delta) -> Delta {
         cell.arns = shorten(&cell.arns);
         cell.agents = shorten(&cell.agents);
         cell.errors = shorten(&cell.errors);
+        if let Some(services) = &mut cell.service_values {
+            services.iter_mut().for_each(|top| *top = shorten(top));
+        }
         builder.add(key, minute, &cell);
     }
     builder.finish()

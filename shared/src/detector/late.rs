@@ -53,6 +53,22 @@ impl DetectorState {
             return out;
         };
         for (key, cells) in late {
+            let cells = if config.ignore_aws_service_callers {
+                LateCells {
+                    new: cells
+                        .new
+                        .iter()
+                        .map(|(m, c)| (*m, c.without_services()))
+                        .collect(),
+                    full: cells
+                        .full
+                        .iter()
+                        .map(|(m, c)| (*m, c.without_services()))
+                        .collect(),
+                }
+            } else {
+                cells
+            };
             let Some(first) = cells.new.keys().next().copied() else {
                 continue;
             };
