@@ -30,10 +30,11 @@ demo: cli
 	@echo "Labelled anomalies (what the simulator injected):"
 	@python3 -c 'import json,sys; [print(" ", a["start"], a["kind"], a["region"], ", ".join(k["eventName"] + ("[" + k["errorCode"] + "]" if k.get("errorCode") else "") for k in a["keys"])) for a in json.load(open(sys.argv[1]))["anomalies"]]' $(OUT)/demo/labels.json
 
-## eval: detection quality on three 9-day scenarios with all four kinds, and nine quiet days.
+## eval: detection quality on three 9-day scenarios with all four kinds and four routine changes
+## each (insights on a change after its 3-day learning period are false), and nine quiet days.
 eval: cli
 	@rm -rf $(OUT)/eval && mkdir -p $(OUT)/eval
-	@for seed in 1 2 3; do $(TRAILSIGHT) simulate --out $(OUT)/eval/seed$$seed --days 9 --seed $$seed; done
+	@for seed in 1 2 3; do $(TRAILSIGHT) simulate --out $(OUT)/eval/seed$$seed --days 9 --seed $$seed --changes; done
 	$(TRAILSIGHT) simulate --out $(OUT)/eval/quiet --days 9 --seed 11 --quiet
 	$(TRAILSIGHT) eval $(OUT)/eval/seed1 $(OUT)/eval/seed2 $(OUT)/eval/seed3 $(OUT)/eval/quiet
 

@@ -3,7 +3,13 @@
 //! An insight (a `Start` record) is *true* when its key (account, region, eventSource, eventName,
 //! insightType, and errorCode for error-rate insights) equals one of a label's keys and its
 //! `eventTime` lies in `[label.start - 10 min, label.end + 60 min]` (maintenance gaps:
-//! `[label.start - 10 min, label.end]`). Everything else is a false insight.
+//! `[label.start - 10 min, label.end]`). Everything else is a false insight, except on the keys of
+//! a routine change (`labels.json` `changes`: a new job, a rate step, a new API, all benign): an
+//! insight on one of a change's keys (same region and account) that starts in
+//! `[from - 10 min, learned_after)`, the change's learning period, is neither true nor false (it
+//! counts in neither precision nor the false rate); one that starts at or after `learned_after`
+//! is a false insight, and is also counted as a *false insight on a learned change* (target 0).
+//! Anomaly labels are matched first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -20,13 +26,23 @@ pub struct Score {
     /// Distinct `Start` records.
     pub insights: usize,
     pub true_insights: usize,
+    /// Insights on a routine change's keys during its learning period: neither true nor false.
+    pub learning_insights: usize,
+    /// Insights on a routine change's keys after its learning period (false insights; target 0).
+    pub false_on_learned: usize,
+    pub changes: usize,
     pub recall: f64,
+    /// True insights over the insights that are true or false (learning ones left out).
     pub precision: f64,
+    /// API-days of the scenario (`labels.json` `series_days`), for totals.
+    pub series_days: f64,
     pub false_per_1000_api_days: f64,
     pub mean_onset_error_minutes: f64,
     pub max_onset_error_minutes: f64,
     /// (kind, labels of that kind, detected labels of that kind), sorted by kind.
     pub per_kind: Vec<(String, usize, usize)>,
+    /// Per routine change: `kind region source:name from`, insights while learning, after.
+    pub per_change: Vec<(String, usize, usize)>,
     /// One line per false insight: `region account source:name type [errorCode] at time`.
     pub false_insights: Vec<String>,
 }
@@ -57,6 +73,15 @@ struct Label {
     keys: Vec<Key>,
 }
 
+struct Change {
+    kind: String,
+    region: String,
+    account: String,
+    from: i64,
+    learned_after: i64,
+    keys: Vec<Key>,
+}
+
 struct Insight {
     region: String,
     account: String,
@@ -75,6 +100,43 @@ fn time(v: &Value, k: &str) -> Option<i64> {
         .map(|d| d.with_timezone(&Utc).timestamp())
 }
 
+fn parse_keys(v: &Value) -> Vec<Key> {
+    v.get("keys")
+        .and_then(Value::as_array)
+        .map(|ks| {
+            ks.iter()
+                .filter_map(|k| {
+                    Some(Key {
+                        source: s(k, "eventSource")?,
+                        name: s(k, "eventName")?,
+                        insight: s(k, "insightType")?,
+                        error: s(k, "errorCode"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_changes(labels: &Value) -> Vec<Change> {
+    let default_account = s(labels, "account").unwrap_or_default();
+    let Some(list) = labels.get("changes").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|c| {
+            Some(Change {
+                kind: s(c, "kind").unwrap_or_else(|| "unknown".to_string()),
+                region: s(c, "region")?,
+                account: s(c, "account").unwrap_or_else(|| default_account.clone()),
+                from: time(c, "from")?,
+                learned_after: time(c, "learned_after")?,
+                keys: parse_keys(c),
+            })
+        })
+        .collect()
+}
+
 fn parse_labels(labels: &Value) -> Vec<Label> {
     let default_account = s(labels, "account").unwrap_or_default();
     let Some(list) = labels.get("anomalies").and_then(Value::as_array) else {
@@ -84,22 +146,7 @@ fn parse_labels(labels: &Value) -> Vec<Label> {
         .filter_map(|a| {
             let start = time(a, "start")?;
             let end = time(a, "end").unwrap_or(start);
-            let keys = a
-                .get("keys")
-                .and_then(Value::as_array)
-                .map(|ks| {
-                    ks.iter()
-                        .filter_map(|k| {
-                            Some(Key {
-                                source: s(k, "eventSource")?,
-                                name: s(k, "eventName")?,
-                                insight: s(k, "insightType")?,
-                                error: s(k, "errorCode"),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let keys = parse_keys(a);
             Some(Label {
                 kind: s(a, "kind").unwrap_or_else(|| "unknown".to_string()),
                 region: s(a, "region")?,
@@ -172,6 +219,16 @@ fn in_window(label: &Label, ins: &Insight) -> bool {
         && label.keys.iter().any(|k| k.matches(&ins.key))
 }
 
+/// Where an insight falls on a change's keys: `None` (not its keys, or before it started),
+/// `Some(false)` during its learning period, `Some(true)` after it.
+fn on_change(change: &Change, ins: &Insight) -> Option<bool> {
+    (ins.region == change.region
+        && ins.account == change.account
+        && ins.t >= change.from - 600
+        && change.keys.iter().any(|k| k.matches(&ins.key)))
+    .then_some(ins.t >= change.learned_after)
+}
+
 fn rfc3339(t: i64) -> String {
     DateTime::from_timestamp(t, 0)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -207,12 +264,56 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
     }
     let detected = onsets.len();
     let true_insights = is_true.iter().filter(|t| **t).count();
-    let false_count = insights.len() - true_insights;
+
+    // Routine changes: insights not explained by an anomaly, on a change's keys.
+    let changes = parse_changes(labels_json);
+    let mut learning = vec![false; insights.len()];
+    let mut learned: Vec<Option<usize>> = vec![None; insights.len()];
+    let mut per_change = Vec::with_capacity(changes.len());
+    for (c, change) in changes.iter().enumerate() {
+        let (mut during, mut after) = (0, 0);
+        for (i, ins) in insights.iter().enumerate() {
+            if is_true[i] || learning[i] || learned[i].is_some() {
+                continue;
+            }
+            match on_change(change, ins) {
+                Some(false) => {
+                    learning[i] = true;
+                    during += 1;
+                }
+                Some(true) => {
+                    learned[i] = Some(c);
+                    after += 1;
+                }
+                None => {}
+            }
+        }
+        let key = change
+            .keys
+            .first()
+            .map(|k| format!("{}:{}", k.source.trim_end_matches(".amazonaws.com"), k.name))
+            .unwrap_or_default();
+        per_change.push((
+            format!(
+                "{} {} {} from {}",
+                change.kind,
+                change.region,
+                key,
+                rfc3339(change.from)
+            ),
+            during,
+            after,
+        ));
+    }
+    let learning_insights = learning.iter().filter(|l| **l).count();
+    let false_on_learned = learned.iter().filter(|l| l.is_some()).count();
+    let judged = insights.len() - learning_insights;
+    let false_count = judged - true_insights;
     let mut false_insights: Vec<(i64, String)> = insights
         .iter()
-        .zip(&is_true)
-        .filter(|(_, t)| !**t)
-        .map(|(i, _)| {
+        .enumerate()
+        .filter(|(i, _)| !is_true[*i] && !learning[*i])
+        .map(|(n, i)| {
             let err = i
                 .key
                 .error
@@ -222,14 +323,21 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
             (
                 i.t,
                 format!(
-                    "{} {} {}:{} {}{} at {}",
+                    "{} {} {}:{} {}{} at {}{}",
                     i.region,
                     i.account,
                     i.key.source,
                     i.key.name,
                     i.key.insight,
                     err,
-                    rfc3339(i.t)
+                    rfc3339(i.t),
+                    learned[n]
+                        .map(|c| format!(
+                            " (learned {} since {})",
+                            changes[c].kind,
+                            rfc3339(changes[c].learned_after)
+                        ))
+                        .unwrap_or_default()
                 ),
             )
         })
@@ -240,16 +348,20 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
         detected_labels: detected,
         insights: insights.len(),
         true_insights,
+        learning_insights,
+        false_on_learned,
+        changes: changes.len(),
         recall: if labels.is_empty() {
             1.0
         } else {
             detected as f64 / labels.len() as f64
         },
-        precision: if insights.is_empty() {
+        precision: if judged == 0 {
             1.0
         } else {
-            true_insights as f64 / insights.len() as f64
+            true_insights as f64 / judged as f64
         },
+        series_days,
         false_per_1000_api_days: if false_count == 0 {
             0.0
         } else {
@@ -262,11 +374,73 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
         },
         max_onset_error_minutes: onsets.iter().copied().fold(0.0, f64::max),
         per_kind: per_kind.into_iter().map(|(k, (n, d))| (k, n, d)).collect(),
+        per_change,
         false_insights: false_insights.into_iter().map(|(_, l)| l).collect(),
     }
 }
 
 impl Score {
+    /// Several scenarios pooled: counts added, ratios recomputed from them (per-change and
+    /// false-insight lines are left to the scenarios' own scores).
+    pub fn total(scores: &[Score]) -> Score {
+        let sum = |f: fn(&Score) -> usize| scores.iter().map(f).sum::<usize>();
+        let labels = sum(|s| s.labels);
+        let detected_labels = sum(|s| s.detected_labels);
+        let insights = sum(|s| s.insights);
+        let true_insights = sum(|s| s.true_insights);
+        let learning_insights = sum(|s| s.learning_insights);
+        let judged = insights - learning_insights;
+        let false_count = judged - true_insights;
+        let series_days: f64 = scores.iter().map(|s| s.series_days).sum();
+        let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (kind, n, d) in scores.iter().flat_map(|s| &s.per_kind) {
+            let e = per_kind.entry(kind.clone()).or_default();
+            e.0 += n;
+            e.1 += d;
+        }
+        Score {
+            labels,
+            detected_labels,
+            insights,
+            true_insights,
+            learning_insights,
+            false_on_learned: sum(|s| s.false_on_learned),
+            changes: sum(|s| s.changes),
+            recall: if labels == 0 {
+                1.0
+            } else {
+                detected_labels as f64 / labels as f64
+            },
+            precision: if judged == 0 {
+                1.0
+            } else {
+                true_insights as f64 / judged as f64
+            },
+            series_days,
+            false_per_1000_api_days: if false_count == 0 {
+                0.0
+            } else {
+                false_count as f64 * 1000.0 / series_days.max(1.0)
+            },
+            mean_onset_error_minutes: if detected_labels == 0 {
+                0.0
+            } else {
+                scores
+                    .iter()
+                    .map(|s| s.mean_onset_error_minutes * s.detected_labels as f64)
+                    .sum::<f64>()
+                    / detected_labels as f64
+            },
+            max_onset_error_minutes: scores
+                .iter()
+                .map(|s| s.max_onset_error_minutes)
+                .fold(0.0, f64::max),
+            per_kind: per_kind.into_iter().map(|(k, (n, d))| (k, n, d)).collect(),
+            per_change: Vec::new(),
+            false_insights: Vec::new(),
+        }
+    }
+
     /// A plain-text report.
     pub fn to_table(&self) -> String {
         let mut t = String::new();
@@ -282,11 +456,25 @@ impl Score {
             "{:<28} {:>8}   precision {:.3}",
             "true insights", self.true_insights, self.precision
         );
+        if self.changes > 0 || self.learning_insights > 0 {
+            let _ = writeln!(
+                t,
+                "{:<28} {:>8}   (neither true nor false)",
+                "insights while learning", self.learning_insights
+            );
+        }
         let _ = writeln!(
             t,
             "{:<28} {:>8.2}",
             "false per 1000 API-days", self.false_per_1000_api_days
         );
+        if self.changes > 0 {
+            let _ = writeln!(
+                t,
+                "{:<28} {:>8}   on {} routine changes (target 0)",
+                "false on learned changes", self.false_on_learned, self.changes
+            );
+        }
         let _ = writeln!(
             t,
             "{:<28} {:>8.1}   max {:.1}",
@@ -296,6 +484,13 @@ impl Score {
             let _ = writeln!(t, "per kind (detected/labels):");
             for (kind, n, d) in &self.per_kind {
                 let _ = writeln!(t, "  {kind:<26} {d:>3}/{n}");
+            }
+        }
+        if !self.per_change.is_empty() {
+            let _ = writeln!(t, "routine changes (insights while learning / after):");
+            let width = self.per_change.iter().map(|c| c.0.len()).max().unwrap_or(0);
+            for (change, during, after) in &self.per_change {
+                let _ = writeln!(t, "  {change:<width$} {during:>3} / {after}");
             }
         }
         if !self.false_insights.is_empty() {
@@ -595,5 +790,133 @@ mod tests {
         assert_eq!(s.recall, 0.0);
         assert_eq!(s.precision, 1.0);
         assert_eq!(s.mean_onset_error_minutes, 0.0);
+    }
+
+    /// `labels()` with a routine change: a new nightly job on `rds:CreateDBClusterSnapshot` in
+    /// eu-west-1 from 2026-03-04T01:30, learned after 2026-03-07T01:30.
+    fn labels_with_change() -> Value {
+        let mut l = labels();
+        l["changes"] = json!([
+            {"id": 1, "kind": "new-job", "region": "eu-west-1", "account": "111122223333",
+             "from": "2026-03-04T01:30:00Z", "learned_after": "2026-03-07T01:30:00Z",
+             "keys": [{"eventSource": "rds.amazonaws.com", "eventName": "CreateDBClusterSnapshot",
+                       "insightType": "ApiCallRateInsight"}]}
+        ]);
+        l
+    }
+
+    fn job_insight(shared: &str, region: &str, time: &str) -> Value {
+        insight(
+            "Start",
+            shared,
+            region,
+            time,
+            "rds.amazonaws.com",
+            "CreateDBClusterSnapshot",
+            "ApiCallRateInsight",
+            None,
+        )
+    }
+
+    #[test]
+    fn learned_changes() {
+        let mut ins = perfect();
+        // Its first two nights: learning, neither true nor false (10 minutes early included).
+        ins.push(job_insight("j1", "eu-west-1", "2026-03-04T01:20:00Z"));
+        ins.push(job_insight("j2", "eu-west-1", "2026-03-05T01:30:00Z"));
+        // The last minute of the learning period, then its first minute after.
+        ins.push(job_insight("j3", "eu-west-1", "2026-03-07T01:29:00Z"));
+        ins.push(job_insight("j4", "eu-west-1", "2026-03-07T01:30:00Z"));
+        ins.push(job_insight("j5", "eu-west-1", "2026-03-09T01:31:00Z"));
+        // Before the change: an ordinary false insight; another region: too.
+        ins.push(job_insight("j6", "eu-west-1", "2026-03-04T01:19:00Z"));
+        ins.push(job_insight("j7", "us-east-1", "2026-03-05T01:30:00Z"));
+        let s = score(&labels_with_change(), &ins);
+        assert_eq!(s.insights, 10);
+        assert_eq!(s.true_insights, 3);
+        assert_eq!(s.learning_insights, 3);
+        assert_eq!(s.false_on_learned, 2);
+        assert_eq!(s.changes, 1);
+        // Precision over the 7 judged insights; 4 false ones in the false rate.
+        assert!((s.precision - 3.0 / 7.0).abs() < 1e-9);
+        assert!((s.false_per_1000_api_days - 4.0 * 1000.0 / 2000.0).abs() < 1e-9);
+        assert_eq!(s.false_insights.len(), 4);
+        assert_eq!(
+            s.false_insights
+                .iter()
+                .filter(|l| l.contains("(learned new-job since 2026-03-07T01:30:00Z)"))
+                .count(),
+            2
+        );
+        assert_eq!(
+            s.per_change,
+            vec![(
+                "new-job eu-west-1 rds:CreateDBClusterSnapshot from 2026-03-04T01:30:00Z"
+                    .to_string(),
+                3,
+                2
+            )]
+        );
+        let table = s.to_table();
+        assert!(table.contains("false on learned changes"));
+        assert!(table.contains("insights while learning"));
+    }
+
+    #[test]
+    fn a_learned_change_is_perfect_when_quiet_after_learning() {
+        let mut ins = perfect();
+        ins.push(job_insight("j1", "eu-west-1", "2026-03-04T01:30:00Z"));
+        let s = score(&labels_with_change(), &ins);
+        assert_eq!((s.learning_insights, s.false_on_learned), (1, 0));
+        assert_eq!(s.precision, 1.0);
+        assert_eq!(s.false_per_1000_api_days, 0.0);
+        assert!(s.false_insights.is_empty());
+        // Without changes in the labels, the table says nothing about them.
+        let s = score(&labels(), &perfect());
+        assert_eq!(s.changes, 0);
+        assert!(!s.to_table().contains("learned"));
+    }
+
+    #[test]
+    fn anomalies_are_matched_before_changes() {
+        // A change on an anomaly's key: inside the anomaly's window the insight is true.
+        let mut l = labels_with_change();
+        l["changes"][0]["region"] = json!("us-east-1");
+        l["changes"][0]["keys"][0] = json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateAccessKey",
+                   "insightType": "ApiCallRateInsight"});
+        l["changes"][0]["from"] = json!("2026-03-02T12:00:00Z");
+        l["changes"][0]["learned_after"] = json!("2026-03-05T12:00:00Z");
+        let s = score(&l, &perfect());
+        assert_eq!(s.true_insights, 3);
+        assert_eq!((s.learning_insights, s.false_on_learned), (0, 0));
+    }
+
+    #[test]
+    fn totals_pool_the_counts() {
+        let mut ins = perfect();
+        ins.push(job_insight("j1", "eu-west-1", "2026-03-04T01:30:00Z"));
+        ins.push(job_insight("j2", "eu-west-1", "2026-03-08T01:30:00Z"));
+        let a = score(&labels_with_change(), &ins);
+        let mut missed = perfect();
+        missed.remove(0);
+        let b = score(&labels(), &missed);
+        let t = Score::total(&[a.clone(), b.clone()]);
+        assert_eq!((t.labels, t.detected_labels), (6, 5));
+        assert_eq!((t.insights, t.true_insights), (7, 5));
+        assert_eq!(
+            (t.learning_insights, t.false_on_learned, t.changes),
+            (1, 1, 1)
+        );
+        assert!((t.recall - 5.0 / 6.0).abs() < 1e-9);
+        assert!((t.precision - 5.0 / 6.0).abs() < 1e-9);
+        assert!((t.false_per_1000_api_days - 1000.0 / 4000.0).abs() < 1e-9);
+        assert!(
+            (t.mean_onset_error_minutes
+                - (a.mean_onset_error_minutes * 3.0 + b.mean_onset_error_minutes * 2.0) / 5.0)
+                .abs()
+                < 1e-9
+        );
+        assert_eq!(t.per_kind[0], ("iam-burst".to_string(), 2, 1));
+        assert!(t.to_table().contains("false on learned changes"));
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::cli::{Analysis, replay_paths};
-use crate::eval::score;
+use crate::eval::{Score, score};
 use crate::simulate::{Injections, SimulateOptions, parse_injection, simulate};
 
 #[derive(Args)]
@@ -35,6 +35,11 @@ pub struct SimulateArgs {
     /// No anomalies at all (a quiet scenario, for measuring false insights).
     #[arg(long, conflicts_with = "injections")]
     quiet: bool,
+    /// Also change the account's routine: two new recurring jobs (nightly, every few hours), a
+    /// lasting rate step and a newly adopted API, each from a seed-chosen day, labelled as benign after a 3-day learning period
+    /// (labels.json `changes`). Needs at least 6 days.
+    #[arg(long)]
+    changes: bool,
     /// Write into a non-empty folder anyway.
     #[arg(long)]
     force: bool,
@@ -53,6 +58,7 @@ pub fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     options.start = args.start;
     options.regions = args.regions;
     options.account = args.account;
+    options.changes = args.changes;
     options.injections = if args.quiet {
         Injections::None
     } else if args.injections.is_empty() {
@@ -70,10 +76,11 @@ pub fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let report =
         simulate(&options).with_context(|| format!("simulating into {}", args.out.display()))?;
     eprintln!(
-        "simulate: {} files, {} records, {} labelled anomalies in {:.1}s; labels in {}",
+        "simulate: {} files, {} records, {} labelled anomalies, {} routine changes in {:.1}s; labels in {}",
         report.files,
         report.records,
         report.anomalies,
+        report.changes,
         started.elapsed().as_secs_f64(),
         crate::terminal::path(&report.labels)
     );
@@ -95,6 +102,7 @@ pub struct EvalArgs {
 /// Replays each scenario and scores its insights against its labels.
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
+    let mut scores = Vec::new();
     for dir in &args.scenarios {
         let labels = read_labels(dir)?;
         let started = std::time::Instant::now();
@@ -115,6 +123,16 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 report.fold.records
             );
             print!("{}", score.to_table());
+        }
+        scores.push(score);
+    }
+    if scores.len() > 1 {
+        let total = Score::total(&scores);
+        if args.json {
+            all.push(serde_json::json!({ "scenario": "total", "score": total }));
+        } else {
+            println!("== total ({} scenarios)", scores.len());
+            print!("{}", total.to_table());
         }
     }
     if args.json {

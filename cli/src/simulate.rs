@@ -11,7 +11,10 @@
 //! Terraform, workloads, monitoring, AWS services), sparse errors; IAM is global and logged in
 //! us-east-1 only (as in CloudTrail). 4-6 periodic maintenance jobs call write APIs every 5-60
 //! minutes with +/-1 minute of jitter. Delivery: a file every 5 minutes (sometimes two), records 1
-//! to 15 minutes old, a few duplicates. Anomalies are added on top and labelled.
+//! to 15 minutes old, a few duplicates. Anomalies are added on top and labelled. With `changes`,
+//! so is a changing routine: two new jobs (nightly; every few hours), a lasting rate step and a
+//! newly adopted API, each from a seed-chosen day, labelled as benign after a 3-day learning
+//! period (drawn from their own generators: without `changes`, the output is unchanged).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -43,6 +46,9 @@ pub struct SimulateOptions {
     pub regions: Vec<String>,
     pub account: String,
     pub injections: Injections,
+    /// Add routine changes a detector must learn (two new recurring jobs, a lasting rate step, a
+    /// newly adopted API), labelled in `labels.json` under `changes`. Needs at least 6 days.
+    pub changes: bool,
 }
 
 impl SimulateOptions {
@@ -60,6 +66,7 @@ impl SimulateOptions {
             regions: vec!["us-east-1".to_string(), "eu-west-1".to_string()],
             account: "111122223333".to_string(),
             injections: Injections::Default,
+            changes: false,
         }
     }
 }
@@ -210,6 +217,8 @@ pub struct SimulateReport {
     pub records: u64,
     pub labels: PathBuf,
     pub anomalies: usize,
+    /// Routine changes (`SimulateOptions::changes`).
+    pub changes: usize,
 }
 
 /// Generates the scenario into `opts.out` (created if needed; existing files are neither removed
@@ -250,6 +259,7 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
         Injections::Explicit(v) => v.clone(),
     };
     let plans = plan_anomalies(&world, &injections)?;
+    let changes = plan_changes(&world, &plans)?;
 
     fs::create_dir_all(&opts.out)?;
     let results: Vec<io::Result<RegionOut>> = std::thread::scope(|scope| {
@@ -257,7 +267,8 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
             .map(|ri| {
                 let world = &world;
                 let plans = &plans;
-                scope.spawn(move || gen_region(world, ri, plans))
+                let changes = &changes;
+                scope.spawn(move || gen_region(world, ri, plans, changes))
             })
             .collect();
         handles
@@ -281,6 +292,7 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
     write_labels(
         &world,
         &plans,
+        &changes,
         keys.len() as u64 * u64::from(opts.days),
         &labels,
     )?;
@@ -289,6 +301,7 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
         records,
         labels,
         anomalies: plans.len(),
+        changes: changes.len(),
     })
 }
 
@@ -763,6 +776,17 @@ const APIS: &[ApiSpec] = &[
     // --- ec2 maintenance
     api("ec2", "CreateSnapshot", false, O, 0.0, &[MAINT], Pk::Snapshot),
     api("ec2", "DeleteSnapshot", false, O, 0.0, &[MAINT], Pk::Snapshot),
+    // --- routine changes (`--changes`): never called before the day their change starts
+    api("dynamodb", "CreateBackup", false, O, 0.0, &[MAINT, LAMBDA], Pk::Table),
+    api("rds", "CreateDBClusterSnapshot", false, O, 0.0, &[MAINT], Pk::DbCluster),
+    api("ec2", "CopySnapshot", false, O, 0.0, &[MAINT, LAMBDA], Pk::Snapshot),
+    api("logs", "CreateExportTask", false, O, 0.0, &[MAINT, LAMBDA], Pk::LogGroup),
+    api("ecr", "BatchDeleteImage", false, O, 0.0, &[CI, MAINT], Pk::Repo),
+    api("secretsmanager", "PutSecretValue", false, O, 0.0, &[APP, LAMBDA, CI], Pk::Secret),
+    api("ssm", "StartAutomationExecution", false, O, 0.0, &[ALICE, BOB, CI], Pk::InstanceIds),
+    api("cloudformation", "DetectStackDrift", false, O, 0.0, &[CI, ALICE, TF], Pk::Stack),
+    api("monitoring", "PutDashboard", false, O, 0.0, &[TF, ALICE, BOB], Pk::Null),
+    api("lambda", "CreateAlias20150331", false, O, 0.0, &[CI], Pk::Function),
 ];
 
 fn api_index(svc: &str, name: &str) -> u16 {
@@ -794,6 +818,16 @@ struct Principal {
     access_key: String,
     issuer_arn: String,
     issuer_id: String,
+}
+
+impl Principal {
+    fn arn_or_name(&self) -> &str {
+        if self.arn.is_empty() {
+            self.spec.name
+        } else {
+            &self.arn
+        }
+    }
 }
 
 struct Catalog {
@@ -1441,6 +1475,284 @@ fn plan_gap(world: &World, id: usize, region: usize, at: i64, rng: &mut StdRng) 
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Routine changes: benign changes a detector must learn
+// ---------------------------------------------------------------------------------------------
+
+/// A learning period: any insight on a change's keys that starts this long after the change
+/// started is a false insight (a new job is reported at most on its first two days and never
+/// after its third; a rate step or a new API stops being reported within three days).
+pub const LEARNING_PERIOD_SECONDS: i64 = 3 * 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new job from day N: a burst of one write API at a fixed time of day or every few hours.
+    NewJob,
+    /// A lasting step in a key's rate: its background rate multiplied from day N on.
+    RateStep,
+    /// An API never called before day N, then used every day in sessions of a few calls.
+    NewApi,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::NewJob => "new-job",
+            ChangeKind::RateStep => "rate-step",
+            ChangeKind::NewApi => "new-api",
+        }
+    }
+}
+
+/// New recurring jobs: write APIs nothing else calls.
+const NEW_JOB_POOL: &[(&str, &str)] = &[
+    ("dynamodb", "CreateBackup"),
+    ("rds", "CreateDBClusterSnapshot"),
+    ("ec2", "CopySnapshot"),
+    ("logs", "CreateExportTask"),
+    ("ecr", "BatchDeleteImage"),
+];
+
+/// Newly adopted APIs: write APIs nothing else calls.
+const NEW_API_POOL: &[(&str, &str)] = &[
+    ("secretsmanager", "PutSecretValue"),
+    ("ssm", "StartAutomationExecution"),
+    ("cloudformation", "DetectStackDrift"),
+    ("monitoring", "PutDashboard"),
+    ("lambda", "CreateAlias20150331"),
+];
+
+/// Rate steps: write APIs with background traffic (not IAM: global, and the IAM bursts' keys).
+const STEP_POOL: &[(&str, &str)] = &[
+    ("logs", "CreateLogStream"),
+    ("ssm", "UpdateInstanceInformation"),
+    ("kms", "CreateGrant"),
+    ("kms", "RetireGrant"),
+    ("ec2", "CreateNetworkInterface"),
+    ("ec2", "DeleteNetworkInterface"),
+    ("ec2", "CreateTags"),
+    ("ec2", "DeleteTags"),
+    ("ssm", "SendCommand"),
+    ("ecr", "UploadLayerPart"),
+    ("elasticloadbalancing", "RegisterTargets"),
+];
+
+struct Change {
+    id: usize,
+    kind: ChangeKind,
+    region: usize,
+    api: u16,
+    /// Unix seconds of the first changed minute.
+    from: i64,
+    learned_after: i64,
+    /// Rate steps: the multiplier of the key's background rate from `from` on.
+    factor: f64,
+    /// New jobs and new APIs: their calls (rate steps are drawn with the background).
+    events: Vec<Ev>,
+    description: String,
+}
+
+/// Unix seconds of `local_hour` (fractional) on scenario day `day` in `region`.
+fn at_local(world: &World, day: i64, local_hour: f64, region: &str) -> i64 {
+    let utc_hour = local_hour - tz_offset_hours(region);
+    let t = world.start + day * 86_400 + (utc_hour * 3600.0) as i64;
+    t.div_euclid(60) * 60
+}
+
+/// Four changes: two new jobs (nightly, every few hours), a rate step and a new API, each on its
+/// own seed-chosen day (from day 1, ending its learning
+/// period at least a day before the scenario ends), region, key and time of day. Keys are
+/// never those of an anomaly in the same region, so that labels never overlap.
+fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Change>> {
+    let opts = world.opts;
+    if !opts.changes {
+        return Ok(Vec::new());
+    }
+    if opts.days < 6 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "routine changes need at least 6 days (one of history, three of learning, one after)",
+        ));
+    }
+    let mut rng = StdRng::seed_from_u64(splitmix(opts.seed ^ 0x6368_616e_6765));
+    let last_day = i64::from(opts.days) - 5;
+    let nreg = opts.regions.len();
+    let end = world.start + world.minutes * 60;
+    let taken = |region: usize, api: u16| {
+        let k = LabelKey::calls(api);
+        plans.iter().any(|p| {
+            p.region == region
+                && p.keys
+                    .iter()
+                    .any(|l| l.insight == k.insight && l.source == k.source && l.name == k.name)
+        })
+    };
+    let mut changes = Vec::new();
+
+    // (a) Two new jobs on two APIs: one nightly at a fixed time, one every few hours.
+    let job_apis: Vec<(&str, &str)> = NEW_JOB_POOL.choose_multiple(&mut rng, 2).copied().collect();
+    for (nth, (svc, name)) in job_apis.into_iter().enumerate() {
+        let region = rng.gen_range(0..nreg);
+        let api = api_index(svc, name);
+        let day = rng.gen_range(1..=last_day);
+        let (period_h, from) = if nth == 0 {
+            let hour = rng.gen_range(22.0..30.0) % 24.0;
+            let t = at_local(world, day, hour, &opts.regions[region]);
+            // East of UTC, the night may begin the UTC day before: keep a day of history.
+            (
+                24,
+                if t < world.start + 86_400 {
+                    t + 86_400
+                } else {
+                    t
+                },
+            )
+        } else {
+            let period_h: i64 = *[2, 3, 4, 6, 8, 12].choose(&mut rng).unwrap_or(&2);
+            (
+                period_h,
+                world.start + day * 86_400 + rng.gen_range(0..period_h * 60) * 60,
+            )
+        };
+        let base = rng.gen_range(6..=40u32);
+        // Some jobs make the same calls every run (a backup of fixed tables), others vary.
+        let spread = *[0.0, 0.1, 0.25].choose(&mut rng).unwrap_or(&0.1);
+        let minutes = rng.gen_range(1..=3i64);
+        let a = &APIS[api as usize];
+        let who = *a.callers.choose(&mut rng).unwrap_or(&MAINT);
+        let mut events = Vec::new();
+        let mut run = from;
+        let mut skipped = false;
+        while run < end {
+            // Frequent jobs now and then miss a run (never two in a row: that is an outage).
+            skipped = run > from && period_h <= 6 && !skipped && rng.gen_bool(0.05);
+            if !skipped {
+                let k = (f64::from(base) * rng.gen_range(1.0 - spread..=1.0 + spread))
+                    .round()
+                    .max(3.0) as u32;
+                // Starts within 30 s of its time; some runs take half as long again.
+                let lag = rng.gen_range(0..30);
+                let took = (minutes as f64 * 60.0 * rng.gen_range(0.8..1.5)) as i64;
+                for _ in 0..k {
+                    events.push(Ev::new(
+                        run + lag + rng.gen_range(0..took),
+                        api,
+                        who,
+                        E_NONE,
+                    ));
+                }
+            }
+            run += period_h * 3600;
+        }
+        let every = if period_h == 24 {
+            format!("daily at {} UTC", &rfc3339(from)[11..16])
+        } else {
+            format!("every {period_h} h")
+        };
+        changes.push(Change {
+            id: changes.len() + 1,
+            kind: ChangeKind::NewJob,
+            region,
+            api,
+            from,
+            learned_after: from + LEARNING_PERIOD_SECONDS,
+            factor: 1.0,
+            description: format!(
+                "new job: {base} calls of {svc}:{name} (+/-{:.0}%) in about {minutes} min, \
+                 {every}, by {}",
+                spread * 100.0,
+                world.catalog.principals[who as usize].arn_or_name()
+            ),
+            events,
+        });
+    }
+
+    // (b) A lasting rate step, starting in business hours (a deploy).
+    {
+        let region = rng.gen_range(0..nreg);
+        let cands: Vec<u16> = STEP_POOL
+            .iter()
+            .map(|(svc, name)| api_index(svc, name))
+            .filter(|&api| !taken(region, api))
+            .collect();
+        let api = *cands
+            .choose(&mut rng)
+            .unwrap_or(&api_index(STEP_POOL[0].0, STEP_POOL[0].1));
+        let day = rng.gen_range(1..=last_day);
+        let from = at_local(world, day, rng.gen_range(9.0..17.0), &opts.regions[region]);
+        let factor = rng.gen_range(2.5..5.0);
+        let a = &APIS[api as usize];
+        changes.push(Change {
+            id: changes.len() + 1,
+            kind: ChangeKind::RateStep,
+            region,
+            api,
+            from,
+            learned_after: from + LEARNING_PERIOD_SECONDS,
+            factor,
+            description: format!("rate step: {}:{} x{factor:.1} from then on", a.svc, a.name),
+            events: Vec::new(),
+        });
+    }
+
+    // (c) A newly adopted API: sessions of a few calls in business hours, every day.
+    {
+        let region = rng.gen_range(0..nreg);
+        let rname = opts.regions[region].as_str();
+        let (svc, name) = *NEW_API_POOL.choose(&mut rng).unwrap_or(&NEW_API_POOL[0]);
+        let api = api_index(svc, name);
+        let day = rng.gen_range(1..=last_day);
+        let sessions_per_day = rng.gen_range(3.0..8.0);
+        let calls_per_session = rng.gen_range(2.0..10.0);
+        let a = &APIS[api as usize];
+        let first = at_local(world, day, rng.gen_range(9.0..17.0), rname);
+        let mut events = Vec::new();
+        let mut starts = vec![first];
+        for d in day..i64::from(opts.days) {
+            let (_, weekend) = local_time(world.start + d * 86_400 + 12 * 3600, rname);
+            let n = poisson(&mut rng, sessions_per_day * if weekend { 0.3 } else { 1.0 });
+            for _ in 0..n {
+                let t = at_local(world, d, rng.gen_range(8.5..18.5), rname);
+                if t > first {
+                    starts.push(t);
+                }
+            }
+        }
+        for s in starts {
+            let who = *a.callers.choose(&mut rng).unwrap_or(&CI);
+            let c = 1 + poisson(&mut rng, calls_per_session);
+            let minutes = rng.gen_range(1..=4i64);
+            for i in 0..c {
+                // The session's first call opens it.
+                let t = if i == 0 {
+                    s
+                } else {
+                    s + rng.gen_range(0..minutes * 60)
+                };
+                if t < end {
+                    events.push(Ev::new(t, api, who, background_error(a, who, &mut rng)));
+                }
+            }
+        }
+        changes.push(Change {
+            id: changes.len() + 1,
+            kind: ChangeKind::NewApi,
+            region,
+            api,
+            from: first,
+            learned_after: first + LEARNING_PERIOD_SECONDS,
+            factor: 1.0,
+            description: format!(
+                "new API: {svc}:{name}, about {sessions_per_day:.1} sessions a weekday of about \
+                 {:.1} calls",
+                1.0 + calls_per_session
+            ),
+            events,
+        });
+    }
+    Ok(changes)
+}
+
 fn poisson(rng: &mut StdRng, lambda: f64) -> u32 {
     if lambda <= 0.0 {
         return 0;
@@ -1489,6 +1801,11 @@ struct LabelsDoc<'a> {
     account: &'a str,
     series_days: u64,
     anomalies: Vec<LabelOut<'a>>,
+    /// Benign routine changes: an insight on one of a change's keys that starts at or after its
+    /// `learned_after` (the end of its learning period) is a false insight; one between `from`
+    /// and `learned_after` is neither true nor false.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    changes: Vec<ChangeOut<'a>>,
     /// Informational: the periodic maintenance jobs (the keys a maintenance gap can hit).
     periodic_jobs: Vec<JobOut<'a>>,
 }
@@ -1501,6 +1818,18 @@ struct LabelOut<'a> {
     account: &'a str,
     start: String,
     end: String,
+    keys: Vec<KeyOut<'a>>,
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct ChangeOut<'a> {
+    id: usize,
+    kind: &'static str,
+    region: &'a str,
+    account: &'a str,
+    from: String,
+    learned_after: String,
     keys: Vec<KeyOut<'a>>,
     description: &'a str,
 }
@@ -1524,7 +1853,13 @@ struct JobOut<'a> {
     calls_per_run: u32,
 }
 
-fn write_labels(world: &World, plans: &[Plan], series_days: u64, path: &Path) -> io::Result<()> {
+fn write_labels(
+    world: &World,
+    plans: &[Plan],
+    changes: &[Change],
+    series_days: u64,
+    path: &Path,
+) -> io::Result<()> {
     let opts = world.opts;
     let doc = LabelsDoc {
         seed: opts.seed,
@@ -1554,6 +1889,24 @@ fn write_labels(world: &World, plans: &[Plan], series_days: u64, path: &Path) ->
                     })
                     .collect(),
                 description: &p.description,
+            })
+            .collect(),
+        changes: changes
+            .iter()
+            .map(|c| ChangeOut {
+                id: c.id,
+                kind: c.kind.as_str(),
+                region: &opts.regions[c.region],
+                account: &opts.account,
+                from: rfc3339(c.from),
+                learned_after: rfc3339(c.learned_after),
+                keys: vec![KeyOut {
+                    event_source: &world.catalog.sources[c.api as usize],
+                    event_name: APIS[c.api as usize].name,
+                    insight_type: "ApiCallRateInsight",
+                    error_code: None,
+                }],
+                description: &c.description,
             })
             .collect(),
         periodic_jobs: world
@@ -1586,7 +1939,12 @@ struct RegionOut {
 const RECORDS_PER_DAY: f64 = 39_000.0;
 const BUSINESS_SHARE: f64 = 0.62;
 
-fn gen_region(world: &World, ri: usize, plans: &[Plan]) -> io::Result<RegionOut> {
+fn gen_region(
+    world: &World,
+    ri: usize,
+    plans: &[Plan],
+    changes: &[Change],
+) -> io::Result<RegionOut> {
     let opts = world.opts;
     let region = opts.regions[ri].as_str();
     let mut rng = StdRng::seed_from_u64(splitmix(opts.seed ^ splitmix(ri as u64 + 1) ^ 0x6267));
@@ -1688,6 +2046,40 @@ fn gen_region(world: &World, ri: usize, plans: &[Plan]) -> io::Result<RegionOut>
                 .filter(|e| e.t >= world.start && e.t < end)
                 .copied(),
         );
+    }
+
+    // Routine changes, drawn from their own generator (without them, the output is unchanged).
+    let mut crng = StdRng::seed_from_u64(splitmix(opts.seed ^ splitmix(ri as u64 + 1) ^ 0x6368));
+    for c in changes.iter().filter(|c| c.region == ri) {
+        let end = world.start + world.minutes * 60;
+        events.extend(
+            c.events
+                .iter()
+                .filter(|e| e.t >= world.start && e.t < end)
+                .copied(),
+        );
+        if c.kind != ChangeKind::RateStep {
+            continue;
+        }
+        // The key's share of its group's rate, times (factor - 1), on top of the background.
+        let a = &APIS[c.api as usize];
+        let Some(gi) = groups.iter().position(|(g, _)| *g == a.group) else {
+            continue;
+        };
+        let (cum, _, base) = &tables[gi];
+        let total_w = cum.last().copied().unwrap_or(0.0);
+        if total_w <= 0.0 {
+            continue;
+        }
+        let first = (c.from - world.start).div_euclid(60).max(0);
+        for m in first..world.minutes {
+            let lambda = (c.factor - 1.0) * base * shapes[gi][m as usize] * a.w / total_w;
+            for _ in 0..poisson(&mut crng, lambda) {
+                let who = a.callers[crng.gen_range(0..a.callers.len())];
+                let t = world.start + m * 60 + crng.gen_range(0..60);
+                events.push(Ev::new(t, c.api, who, background_error(a, who, &mut crng)));
+            }
+        }
     }
 
     let mut keys = BTreeSet::new();
@@ -2815,6 +3207,78 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn routine_changes_are_labelled_and_generated() {
+        let d = TempDir::new("changes");
+        let mut o = opts(&d.0, 6, &["eu-west-1"], 4);
+        o.injections = Injections::None;
+        o.changes = true;
+        let rep = simulate(&o).unwrap();
+        assert_eq!(rep.changes, 4);
+        let labels: Value = serde_json::from_slice(&fs::read(&rep.labels).unwrap()).unwrap();
+        let changes = labels["changes"].as_array().unwrap();
+        let kinds: Vec<&str> = changes
+            .iter()
+            .map(|c| c["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["new-job", "new-job", "rate-step", "new-api"]);
+        let start = ts("2026-03-02T00:00:00Z");
+        let counts = minute_counts(&d.0);
+        for c in changes {
+            let (from, learned) = (
+                ts(c["from"].as_str().unwrap()),
+                ts(c["learned_after"].as_str().unwrap()),
+            );
+            assert_eq!(learned - from, 3 * 86_400);
+            // A day of history before, a day after the learning period.
+            assert!(
+                from >= start + 86_400 && learned <= start + 5 * 86_400,
+                "{c}"
+            );
+            let k = &c["keys"][0];
+            assert_eq!(k["insightType"], "ApiCallRateInsight");
+            let key = (
+                "eu-west-1".to_string(),
+                k["eventSource"].as_str().unwrap().to_string(),
+                k["eventName"].as_str().unwrap().to_string(),
+                "call".to_string(),
+            );
+            let calls = &counts[&key];
+            let (m0, m1) = (from.div_euclid(60), learned.div_euclid(60));
+            let sum = |a: i64, b: i64| calls.range(a..b).map(|(_, n)| u64::from(*n)).sum::<u64>();
+            match c["kind"].as_str().unwrap() {
+                "new-job" | "new-api" => {
+                    // Never seen before its first minute, then used on every weekday.
+                    assert_eq!(sum(i64::MIN, m0), 0, "{c}");
+                    assert!(calls.contains_key(&m0), "{c}");
+                    if c["kind"] == "new-job" {
+                        for day in 0..4 {
+                            assert!(sum(m0 + day * 1440, m0 + (day + 1) * 1440) > 0, "{c}");
+                        }
+                    }
+                }
+                _ => {
+                    // The same 24 hours before and after the step (weekdays: from is a Tuesday).
+                    let (before, after) = (sum(m0 - 1440, m0), sum(m0, m0 + 1440));
+                    assert!(
+                        before > 20 && after as f64 > 2.0 * before as f64,
+                        "{before} {after}"
+                    );
+                    assert!(sum(m0, m1) > 0);
+                }
+            }
+        }
+        // Without `changes`, the labels have none; with too few days, it is an error.
+        let d2 = TempDir::new("nochanges");
+        let mut o = opts(&d2.0, 1, &["eu-west-1"], 4);
+        o.injections = Injections::None;
+        let rep = simulate(&o).unwrap();
+        let labels: Value = serde_json::from_slice(&fs::read(&rep.labels).unwrap()).unwrap();
+        assert!(labels.get("changes").is_none());
+        o.changes = true;
+        assert!(simulate(&o).is_err());
     }
 
     #[test]
