@@ -173,9 +173,18 @@ pub struct SeriesState {
 /// Spikes a key must have had in the last 7 days before their size becomes its routine.
 const ROUTINE_AFTER_EPISODES: usize = 2;
 
+/// How much a routine burst may vary: a burst up to half again the routine's size (and at least
+/// two calls more) is still the routine. Real jobs vary by a call or two from run to run (the
+/// simulator's jobs by ±10–25%, sessions of a newly adopted API by more), and a bar at the exact
+/// size reported a nightly job again on its fourth night for one call more.
+fn routine_bar(size: u64) -> u64 {
+    size + (size / 2).max(2)
+}
+
 impl SeriesState {
     /// The bar a minute's 1- and 5-minute counts must clear: the week's usual peaks, and once
-    /// the key's spikes recur, the second largest of them ([`Self::recurring`]).
+    /// the key's spikes recur, the second largest of them with the routine's margin
+    /// ([`Self::recurring`], [`routine_bar`]).
     fn bar(&self, minute: Minute) -> (u64, u64) {
         let (peak1, peak5) = self.baseline.peaks(minute);
         let week: Vec<&(Minute, u64, u64)> = self
@@ -189,7 +198,10 @@ impl SeriesState {
         let nth = |values: Vec<u64>| {
             let mut values = values;
             values.sort_unstable_by(|a, b| b.cmp(a));
-            values.get(ROUTINE_AFTER_EPISODES - 1).copied().unwrap_or(0)
+            values
+                .get(ROUTINE_AFTER_EPISODES - 1)
+                .copied()
+                .map_or(0, routine_bar)
         };
         (
             peak1.max(nth(week.iter().map(|e| e.1).collect())),
