@@ -103,6 +103,26 @@ impl DayRing {
             .unwrap_or(0)
     }
 
+    /// The bar a day's peak must clear to be unusual: the largest of the days in `[from, to]`,
+    /// plus the gap between it and their median. Of eight daily maxima drawn alike, the next
+    /// beats them all one day in nine: a key whose peaks vary (sessions of a few calls) needs
+    /// the margin; a job whose peaks are all the same gets none.
+    pub fn peak_bar(&self, from: i64, to: i64) -> u64 {
+        let mut peaks: Vec<u64> = self
+            .days
+            .iter()
+            .filter(|(d, v)| (from..=to).contains(d) && *v > 0)
+            .map(|(_, v)| *v)
+            .collect();
+        if peaks.is_empty() {
+            return 0;
+        }
+        peaks.sort_unstable();
+        let max = peaks[peaks.len() - 1];
+        let median = peaks[(peaks.len() - 1) / 2];
+        max + (max - median)
+    }
+
     pub fn sum_in(&self, from: i64, to: i64) -> u64 {
         self.days
             .iter()
@@ -359,12 +379,13 @@ impl Baseline {
         self.daily_max_gap.set(day, longest);
     }
 
-    /// Largest usual 1-minute and 5-minute counts over the 7 days before `minute`'s day and today.
+    /// Largest usual 1-minute and 5-minute counts over the 7 days before `minute`'s day and today,
+    /// each raised by how much the key's daily peaks vary ([`DayRing::peak_bar`]).
     pub fn peaks(&self, minute: Minute) -> (u64, u64) {
         let day = minute.div_euclid(MINUTES_PER_DAY);
         (
-            self.daily_peak_1m.max_in(day - 7, day),
-            self.daily_peak_5m.max_in(day - 7, day),
+            self.daily_peak_1m.peak_bar(day - 7, day),
+            self.daily_peak_5m.peak_bar(day - 7, day),
         )
     }
 
@@ -447,6 +468,21 @@ mod tests {
         let e = b.expect(13 * 60);
         assert!(e.mean > 0.9 && e.mean < 2.0, "{e:?}");
         assert!(e.variance >= e.mean);
+    }
+
+    #[test]
+    fn the_peak_bar_grows_with_how_much_daily_peaks_vary() {
+        let mut steady = DayRing::default();
+        let mut sessions = DayRing::default();
+        for (day, peak) in [6, 3, 5, 4, 6, 2, 5].into_iter().enumerate() {
+            steady.set(day as i64, 10);
+            sessions.set(day as i64, peak);
+        }
+        // A job whose runs are all alike: its size is the bar.
+        assert_eq!(steady.peak_bar(0, 7), 10);
+        // Sessions of 2 to 6 calls: one more than the largest is not unusual (median 5).
+        assert_eq!(sessions.peak_bar(0, 7), 7);
+        assert_eq!(DayRing::default().peak_bar(0, 7), 0);
     }
 
     #[test]
