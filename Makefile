@@ -8,15 +8,15 @@ CARGO ?= cargo
 TRAILSIGHT := target/release/trailsight
 OUT ?= out
 
-.PHONY: help demo test eval cli fmt-check clippy unit integration lambda-invoke check
+.PHONY: help demo test eval cli fmt-check clippy unit integration lambda-invoke
 
 help:
 	@echo "make demo | test | eval | bench | build [ARCH=arm64] | lint-infra | e2e DATA=dir OUT=file | deploy | destroy"
 
 include mk/infra.mk
--include mk/e2e.mk
--include mk/bench.mk
--include mk/oracle.mk
+include mk/e2e.mk
+include mk/bench.mk
+include mk/oracle.mk
 
 cli:
 	$(CARGO) build --release -p trailsight-cli
@@ -51,7 +51,11 @@ unit:
 integration: tools
 	AWS_EC2_METADATA_DISABLED=true $(CARGO) test -p trailsight-integration -- --test-threads 2
 
-## test: what CI runs (.ci/run). Installs its tools (.venv) itself.
-test: tools fmt-check clippy unit integration lint-infra oracle
-	@if [ -x tests/lambda_invoke.sh ]; then tests/lambda_invoke.sh; fi
+# The ingest Lambda's bootstrap under Lambda's runtime API, invoked twice (tests/lambda_invoke.sh).
+lambda-invoke: tools
+	tests/lambda_invoke.sh
+
+## test: what CI runs (.ci/run). Installs its tools (.venv) itself. The only `test` rule: its
+## prerequisites run in this order, quick checks first, the end-to-end run (mk/e2e.mk) last.
+test: tools fmt-check clippy unit integration lint-infra oracle lambda-invoke e2e-test
 	@echo "make test: all checks passed"

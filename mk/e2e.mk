@@ -1,5 +1,5 @@
 # mk/e2e.mk: the two Lambda binaries end to end, on a local AWS (moto) and Lambda's runtime API
-# (`cargo lambda watch`). Included by the root Makefile (`-include mk/e2e.mk`).
+# (`cargo lambda watch`). Included by the root Makefile (`include mk/e2e.mk`).
 #
 #   make e2e DATA=<dir of CloudTrail files in the S3 layout> OUT=<file> [STEP=15m] [CHAOS=seed] [E2E_FLAGS=--release]
 #       uploads DATA to a bucket, delivers every file's notification to the ingest function (twice),
@@ -11,7 +11,7 @@
 #       `trailsight replay` of DATA. See tests/e2e/run_e2e.py.
 #   make e2e-test
 #       the same on a small simulated scenario, checked against `trailsight replay`, then its fault
-#       mode on the same files (part of `make test`).
+#       mode on the same files (part of `make test`, its last step).
 
 STEP ?= 15m
 CHAOS ?=
@@ -24,9 +24,6 @@ e2e: tools
 	  echo "usage: make e2e DATA=<dir of CloudTrail files in the S3 layout> OUT=<file> [STEP=15m] [CHAOS=seed]" >&2; exit 2; \
 	fi
 	$(VENV_BIN)/python tests/e2e/run_e2e.py --data "$(DATA)" --out "$(OUT)" --step "$(STEP)" $(if $(CHAOS),--chaos "$(CHAOS)") $(E2E_FLAGS)
-
-# Runs after the other checks of `make test` (prerequisites of the rule with the recipe come first).
-test: e2e-test
 
 e2e-test: tools
 	tests/e2e/test_e2e.sh

@@ -157,6 +157,106 @@ fn simulate_replay_and_insight_files() {
 }
 
 #[test]
+fn replaying_the_same_data_twice_gives_the_same_bytes() {
+    // Identifiers are derived from content (docs/DETECTION.md, "Records"): two replays of the
+    // same files print the same bytes and write the same Insight files, IDs included.
+    let dir = temp_dir("twice");
+    let data = dir.join("data");
+    let out = trailsight()
+        .args([
+            "simulate",
+            "--days",
+            "3",
+            "--regions",
+            "us-east-1",
+            "--seed",
+            "1",
+            "--inject",
+            "iam-burst@1d6h",
+            "--inject",
+            "maintenance-gap@2d2h",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replay = |name: &str| {
+        let insights = dir.join(name);
+        let out = trailsight()
+            .args(["replay", "--out"])
+            .arg(&insights)
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut files: Vec<(PathBuf, Vec<u8>)> = files_under(&insights)
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p.strip_prefix(&insights).unwrap().to_owned(), bytes)
+            })
+            .collect();
+        files.sort();
+        (out.stdout, files)
+    };
+    let (first, first_files) = replay("first");
+    let (second, second_files) = replay("second");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&first)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(records.len() >= 4, "{} records", records.len());
+    assert!(
+        records
+            .iter()
+            .any(|r| r["insightDetails"]["state"] == "End"),
+        "Start and End records"
+    );
+    assert!(first == second, "the same bytes on stdout");
+    assert!(!first_files.is_empty());
+    assert_eq!(
+        first_files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        second_files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        "the same Insight file names"
+    );
+    assert!(first_files == second_files, "the same Insight file bytes");
+    // Version-5 UUIDs, one eventID per record, Start and End sharing their sharedEventID.
+    let mut ids = std::collections::BTreeSet::new();
+    let mut pairs: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for r in &records {
+        for field in ["eventID", "sharedEventID"] {
+            let id = r[field].as_str().unwrap();
+            assert_eq!(id.len(), 36, "{id}");
+            assert_eq!(&id[14..15], "5", "a version-5 UUID: {id}");
+        }
+        assert!(
+            ids.insert(r["eventID"].as_str().unwrap()),
+            "an eventID repeats"
+        );
+        pairs
+            .entry(r["sharedEventID"].as_str().unwrap())
+            .or_default()
+            .push(r["insightDetails"]["state"].as_str().unwrap());
+    }
+    for states in pairs.values() {
+        assert!(
+            states == &["Start"] || states == &["Start", "End"],
+            "{pairs:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_record_dated_in_the_far_future_is_reported_and_skipped() {
     // The real OTRF JSON-lines file with one record moved to the year 2124: replay must not
     // catch up minute by minute to it (it used to hang), and says what it skipped.

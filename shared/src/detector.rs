@@ -18,6 +18,22 @@
 //!   max(`min_gap_minutes`, gap factor × its longest gap). The insight starts where the silence
 //!   outlasted the longest usual gap (the first missed run of a periodic job) and ends when calls
 //!   resume.
+//!
+//! Identities: an episode's `sharedEventID` is derived from its series, kind and first minute,
+//! and each record's `eventID` from that and its state ([`crate::insight::shared_event_id`],
+//! [`crate::insight::event_id`]), so the same data gives the same identifiers in every run.
+//! A series has at most one open episode, and two of one series, kind and start minute are rare
+//! but possible, so their number among the spikes of that start is part of the identity:
+//! - **drops** never share a start: a drop ends when calls resume (on time or in late data), and
+//!   the next one starts after the series' last active minute, so after that one;
+//! - **spikes** can: with a `cooldown_minutes` of 3 or less, a spike's 5-minute window can reach
+//!   back to the start of one that just ended; and late data can find a spike whose 5-minute
+//!   window begins at the start of a short spike already reported (the late minute lies after
+//!   the reported one). Every ended spike is kept for a week in [`SeriesState::recurring`]; a new
+//!   one counts those of its start minute ([`crate::insight::shared_event_id`]'s `occurrence`).
+//!
+//! A Start and an End at the same minute (a spike ending where another begins) are records of
+//! different episodes: their identifiers differ by start or by state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -28,7 +44,7 @@ use crate::config::DetectorConfig;
 use crate::fold::Cell;
 use crate::insight::{
     Attribution, AttributionValue, Average, InsightRecord, InsightState, RecordParts, Statistics,
-    average, baseline_duration, build_record,
+    average, baseline_duration, build_record, shared_event_id,
 };
 use crate::minute::{MINUTES_PER_DAY, MINUTES_PER_WEEK, Minute};
 use crate::series::{InsightType, SeriesKey};
@@ -48,6 +64,16 @@ const RECENT_KEPT: usize = 1000;
 pub enum EpisodeKind {
     Spike,
     Drop,
+}
+
+impl EpisodeKind {
+    /// Its name in identifiers ([`crate::insight::shared_event_id`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpisodeKind::Spike => "Spike",
+            EpisodeKind::Drop => "Drop",
+        }
+    }
 }
 
 /// An open insight.
@@ -369,6 +395,10 @@ impl DetectorState {
     /// episode takes the reported `sharedEventID`; an insight older than `alert_from` is history,
     /// not reported (nor its End); the rest (what late history revealed) is reported. Ends the
     /// rebuild once the watermark has caught up.
+    ///
+    /// `records` are what [`Self::evaluate_minute`] just returned, so the last `records.len()` of
+    /// the recent records: they are compared with the records before them only (a record
+    /// reported before the rebuild has the same `eventID` as its recomputed self).
     pub fn rebuilt(
         &mut self,
         records: Vec<InsightRecord>,
@@ -377,23 +407,23 @@ impl DetectorState {
         let Some(through) = self.rebuild_through else {
             return records;
         };
+        let own = self.recent.len().saturating_sub(records.len());
+        debug_assert!(records.len() > RECENT_KEPT || self.recent.range(own..).eq(records.iter()));
         let mut kept = Vec::new();
-        let mut dropped = BTreeSet::new();
         for record in records {
-            dropped.insert(record.event_id.clone());
             let key = record.series();
             let shared = record.shared_event_id.clone();
-            // (The records themselves are already among the recent ones.)
-            let reported = self.recent.iter().find(|r| {
-                r.event_id != record.event_id
-                    && r.insight_details.state == record.insight_details.state
-                    && r.event_time == record.event_time
-                    && r.series() == key
-            });
+            let earlier = || self.recent.range(..own);
+            let reported = earlier()
+                .find(|r| {
+                    r.insight_details.state == record.insight_details.state
+                        && r.event_time == record.event_time
+                        && r.series() == key
+                })
+                .map(|r| r.shared_event_id.clone());
             match record.insight_details.state {
                 crate::insight::InsightState::Start => {
-                    if let Some(previous) = reported {
-                        let previous_id = previous.shared_event_id.clone();
+                    if let Some(previous_id) = reported {
                         if let Some(episode) = self
                             .series
                             .get_mut(&key)
@@ -411,9 +441,8 @@ impl DetectorState {
                     }
                 }
                 crate::insight::InsightState::End => {
-                    let ended_before = self.recent.iter().any(|r| {
-                        r.event_id != record.event_id
-                            && r.insight_details.state == crate::insight::InsightState::End
+                    let ended_before = earlier().any(|r| {
+                        r.insight_details.state == crate::insight::InsightState::End
                             && r.shared_event_id == shared
                     });
                     if reported.is_none()
@@ -425,10 +454,9 @@ impl DetectorState {
                 }
             }
         }
-        for record in &kept {
-            dropped.remove(&record.event_id);
-        }
-        self.recent.retain(|r| !dropped.contains(&r.event_id));
+        // Only what is reported stays among the recent records.
+        self.recent.truncate(own);
+        self.recent.extend(kept.iter().cloned());
         if self.watermark.is_some_and(|w| w >= through) {
             self.rebuild_through = None;
             self.rebuild_suppressed.clear();
@@ -593,7 +621,7 @@ fn evaluate_series(
         // An idle minute of a quiet key: zero teaches nothing and no spike can open; only a drop can.
         state.recent.clear();
         if judged && key.insight_type() == InsightType::ApiCallRateInsight {
-            maybe_open_drop(config, state, minute);
+            maybe_open_drop(config, key, state, minute);
         }
         return;
     }
@@ -669,6 +697,7 @@ fn evaluate_series(
         };
         let mut episode = new_episode(
             EpisodeKind::Spike,
+            key,
             state,
             start,
             minute,
@@ -732,7 +761,7 @@ fn evaluate_series(
                 state.baseline.learn_gap(last, minute);
             }
         } else if judged && state.episode.is_none() {
-            maybe_open_drop(config, state, minute);
+            maybe_open_drop(config, key, state, minute);
         }
     }
 
@@ -746,7 +775,12 @@ fn evaluate_series(
 
 /// Opens a drop when a steady key has been silent for longer than its rhythm allows. The drop is
 /// held (see [`Episode::held`]) until the trail is known to deliver past this minute.
-fn maybe_open_drop(config: &DetectorConfig, state: &mut SeriesState, minute: Minute) {
+fn maybe_open_drop(
+    config: &DetectorConfig,
+    key: &SeriesKey,
+    state: &mut SeriesState,
+    minute: Minute,
+) {
     let Some(last) = state.last_active else {
         return;
     };
@@ -790,7 +824,7 @@ fn maybe_open_drop(config: &DetectorConfig, state: &mut SeriesState, minute: Min
     }
     // The silence became unusual once it outlasted the longest usual gap: the drop starts there.
     let start = (last + longest + 1).min(minute);
-    let mut episode = new_episode(EpisodeKind::Drop, state, start, minute, None);
+    let mut episode = new_episode(EpisodeKind::Drop, key, state, start, minute, None);
     episode.held = Some(minute);
     state.episode = Some(episode);
 }
@@ -839,6 +873,7 @@ fn baseline_window(
 
 fn new_episode(
     kind: EpisodeKind,
+    key: &SeriesKey,
     state: &SeriesState,
     start: Minute,
     now: Minute,
@@ -846,9 +881,19 @@ fn new_episode(
 ) -> Episode {
     let duration = baseline_duration(start);
     let (events, baseline_tops) = baseline_window(state, start, now, current);
+    // Spikes of this series that started at the same minute and ended (see the module's
+    // "Identities"); drops never share a start.
+    let occurrence = match kind {
+        EpisodeKind::Spike => state
+            .recurring
+            .iter()
+            .filter(|(s, _, _)| *s == start)
+            .count(),
+        EpisodeKind::Drop => 0,
+    };
     Episode {
         kind,
-        shared_event_id: uuid::Uuid::new_v4().to_string(),
+        shared_event_id: shared_event_id(key, kind.as_str(), start, occurrence),
         start,
         last_hot: start,
         events: 0,
@@ -966,4 +1011,152 @@ fn end_record(key: &SeriesKey, episode: &Episode, duration: i64) -> InsightRecor
             episode.baseline_duration,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insight::{event_id, shared_event_id};
+
+    fn key() -> SeriesKey {
+        SeriesKey {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            event_source: "iam.amazonaws.com".into(),
+            event_name: "CreateUser".into(),
+            error_code: None,
+        }
+    }
+
+    const START: Minute = 29_540_000;
+
+    #[test]
+    fn an_episode_is_named_by_its_series_kind_and_start() {
+        let key = key();
+        let fresh = SeriesState::default();
+        let spike = new_episode(EpisodeKind::Spike, &key, &fresh, START, START, None);
+        assert_eq!(
+            spike.shared_event_id,
+            shared_event_id(&key, "Spike", START, 0)
+        );
+        let again = new_episode(EpisodeKind::Spike, &key, &fresh, START, START + 3, None);
+        assert_eq!(again.shared_event_id, spike.shared_event_id);
+        let drop = new_episode(EpisodeKind::Drop, &key, &fresh, START, START, None);
+        assert_ne!(drop.shared_event_id, spike.shared_event_id);
+        // A spike of a start minute that an ended spike already had is told apart.
+        let after_one = SeriesState {
+            recurring: vec![(START, 40, 90), (START - 600, 40, 90)],
+            ..SeriesState::default()
+        };
+        let second = new_episode(EpisodeKind::Spike, &key, &after_one, START, START + 9, None);
+        assert_eq!(
+            second.shared_event_id,
+            shared_event_id(&key, "Spike", START, 1)
+        );
+        assert_ne!(second.shared_event_id, spike.shared_event_id);
+        let later = new_episode(
+            EpisodeKind::Spike,
+            &key,
+            &after_one,
+            START + 1,
+            START + 9,
+            None,
+        );
+        assert_eq!(
+            later.shared_event_id,
+            shared_event_id(&key, "Spike", START + 1, 0)
+        );
+        // Start and End records: one sharedEventID, an eventID each.
+        let start = start_record(&key, &spike, 5, &Cell::default());
+        let end = end_record(&key, &spike, 4);
+        assert_eq!(start.shared_event_id, end.shared_event_id);
+        assert_eq!(
+            start.event_id,
+            event_id(&spike.shared_event_id, InsightState::Start)
+        );
+        assert_eq!(
+            end.event_id,
+            event_id(&spike.shared_event_id, InsightState::End)
+        );
+    }
+
+    #[test]
+    fn a_rebuild_does_not_report_again_what_it_recomputes_with_the_same_ids() {
+        let key = key();
+        let episode = new_episode(
+            EpisodeKind::Spike,
+            &key,
+            &SeriesState::default(),
+            START,
+            START,
+            None,
+        );
+        let start = start_record(&key, &episode, 5, &Cell::default());
+        let mut state = DetectorState {
+            watermark: Some(START),
+            rebuild_through: Some(START + 100),
+            ..DetectorState::default()
+        };
+        state.remember(std::slice::from_ref(&start));
+        state.series.insert(
+            key.clone(),
+            SeriesState {
+                episode: Some(episode.clone()),
+                ..SeriesState::default()
+            },
+        );
+        // The rebuild evaluates the minute again: the same Start, the same eventID.
+        state.remember(std::slice::from_ref(&start));
+        assert!(state.rebuilt(vec![start.clone()], START - 10).is_empty());
+        assert_eq!(state.recent, VecDeque::from([start.clone()]));
+        // Its End was never reported: it is.
+        let end = end_record(&key, &episode, 4);
+        state.remember(std::slice::from_ref(&end));
+        assert_eq!(
+            state.rebuilt(vec![end.clone()], START - 10),
+            vec![end.clone()]
+        );
+        assert_eq!(state.recent, VecDeque::from([start.clone(), end.clone()]));
+        // Evaluated again (a second rebuild): nothing.
+        state.remember(std::slice::from_ref(&end));
+        assert!(state.rebuilt(vec![end.clone()], START - 10).is_empty());
+        assert_eq!(state.recent.len(), 2);
+    }
+
+    #[test]
+    fn a_rebuilt_episode_keeps_an_identifier_reported_by_an_earlier_version() {
+        // Records published before identifiers were derived carry random ones: the rebuilt
+        // episode takes the reported one, so its End pairs with the Start consumers saw.
+        let key = key();
+        let episode = new_episode(
+            EpisodeKind::Spike,
+            &key,
+            &SeriesState::default(),
+            START,
+            START,
+            None,
+        );
+        let recomputed = start_record(&key, &episode, 5, &Cell::default());
+        let mut reported = recomputed.clone();
+        reported.shared_event_id = "0b6f3f5e-6b1e-4a53-9a52-6f1d7f3b2c11".into();
+        reported.event_id = "5d7c1e2a-8f43-4c0e-b1a6-3e2f9d8c7b65".into();
+        let mut state = DetectorState {
+            watermark: Some(START),
+            rebuild_through: Some(START + 100),
+            ..DetectorState::default()
+        };
+        state.remember(std::slice::from_ref(&reported));
+        state.series.insert(
+            key.clone(),
+            SeriesState {
+                episode: Some(episode),
+                ..SeriesState::default()
+            },
+        );
+        state.remember(std::slice::from_ref(&recomputed));
+        assert!(state.rebuilt(vec![recomputed], START - 10).is_empty());
+        assert_eq!(state.recent, VecDeque::from([reported.clone()]));
+        let open = state.series[&key].episode.as_ref().unwrap();
+        assert_eq!(open.shared_event_id, reported.shared_event_id);
+    }
 }

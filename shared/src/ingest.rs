@@ -248,17 +248,6 @@ pub enum IngestOutcome {
     Failed { reason: String },
 }
 
-/// Checks the marker; `Some(outcome)` when the object needs no work.
-pub async fn check_marker(
-    file: &FileId,
-    marks: &dyn FileMarks,
-) -> Result<Option<IngestOutcome>, StoreError> {
-    Ok(marks
-        .file_mark(file)
-        .await?
-        .map(|_| IngestOutcome::Duplicate))
-}
-
 /// Stores a fold result (or records the failure) and marks the file.
 pub async fn store_folded(
     file: &FileId,
@@ -305,21 +294,6 @@ pub async fn store_folded(
             Ok(IngestOutcome::Failed { reason })
         }
     }
-}
-
-/// The whole pipeline for an object already in hand (local files, tests).
-pub async fn ingest_object<R: Read>(
-    file: &FileId,
-    source: R,
-    limits: &ReadLimits,
-    options: ClassifyOptions,
-    marks: &dyn FileMarks,
-    deltas: &dyn DeltaWrite,
-) -> Result<IngestOutcome, StoreError> {
-    if let Some(done) = check_marker(file, marks).await? {
-        return Ok(done);
-    }
-    store_folded(file, fold_object(source, limits, options), marks, deltas).await
 }
 
 /// Checks a key's marker (eventually consistent: a stale miss only costs a download);

@@ -110,6 +110,47 @@ impl InsightRecord {
     }
 }
 
+/// The namespace of Trailsight's identifiers (UUID version 5, RFC 9562): a UUID drawn once for
+/// Trailsight, `ac51d44e-b53f-404d-a6dc-9599ee3791c2`. Changing it would change every identifier.
+pub const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0xac51d44e_b53f_404d_a6dc_9599ee3791c2);
+
+/// An insight's `sharedEventID`: the UUID v5, in [`ID_NAMESPACE`], of the compact JSON array
+/// `[account, region, eventSource, eventName, errorCode or null, kind, start]` (`kind` `"Spike"`
+/// or `"Drop"`, `start` its first minute as `YYYY-MM-DDTHH:MM:SSZ`; strings as serde_json writes
+/// them, non-ASCII unescaped). The same data gives the same identifier in every run.
+///
+/// `occurrence` tells apart insights of one series, kind and start minute: 0 for the first (the
+/// array as above, by far the usual case), n for the n+1-th (n appended to the array). See
+/// `DetectorState`'s episodes for when that happens.
+pub fn shared_event_id(key: &SeriesKey, kind: &str, start: Minute, occurrence: usize) -> String {
+    let start = format_minute(start);
+    let fields = (
+        &key.account,
+        &key.region,
+        &key.event_source,
+        &key.event_name,
+        &key.error_code,
+        kind,
+        start.as_str(),
+    );
+    let name = if occurrence == 0 {
+        serde_json::to_string(&fields)
+    } else {
+        let (a, r, s, n, e, k, t) = fields;
+        serde_json::to_string(&(a, r, s, n, e, k, t, occurrence))
+    }
+    .unwrap_or_default();
+    uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// A record's `eventID`: the UUID v5, in [`ID_NAMESPACE`], of the compact JSON array
+/// `[sharedEventID, state]` (`state` `"Start"` or `"End"`). A record published again (after a
+/// crash between publishing and saving, or replayed) carries the same `eventID`.
+pub fn event_id(shared_event_id: &str, state: InsightState) -> String {
+    let name = serde_json::to_string(&(shared_event_id, state)).unwrap_or_default();
+    uuid::Uuid::new_v5(&ID_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// `baselineDuration`: minutes from 00:00 UTC seven calendar days before the day the insight
 /// starts, up to its start.
 pub fn baseline_duration(start: Minute) -> i64 {
@@ -192,7 +233,7 @@ fn assemble(parts: RecordParts<'_>) -> InsightRecord {
         event_version: EVENT_VERSION.to_owned(),
         event_time: format_minute(parts.event_time),
         aws_region: parts.key.region.clone(),
-        event_id: uuid::Uuid::new_v4().to_string(),
+        event_id: event_id(parts.shared_event_id, parts.state),
         event_type: "AwsCloudTrailInsight".to_owned(),
         recipient_account_id: parts.key.account.clone(),
         shared_event_id: parts.shared_event_id.to_owned(),
@@ -338,5 +379,107 @@ mod tests {
         assert_eq!(json["eventTime"], "2026-03-02T14:07:00Z");
         assert_eq!(json["insightDetails"]["state"], "Start");
         assert!(json["insightDetails"].get("errorCode").is_none());
+    }
+
+    #[test]
+    fn identifiers_are_derived_from_content() {
+        let key = SeriesKey {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            event_source: "iam.amazonaws.com".into(),
+            event_name: "CreateUser".into(),
+            error_code: None,
+        };
+        let start = parse_minute("2026-03-02T14:07:00Z").unwrap();
+        let shared = shared_event_id(&key, "Spike", start, 0);
+        // The documented derivation, computed independently (Python's uuid.uuid5 of the compact
+        // JSON array): a change here changes every identifier ever published.
+        assert_eq!(shared, "08e88ceb-5a3f-5534-b000-be9cb9080ea5");
+        assert_eq!(
+            event_id(&shared, InsightState::Start),
+            "52c04f93-4c6b-5353-a054-ab4bfc619883"
+        );
+        assert_eq!(
+            event_id(&shared, InsightState::End),
+            "d14ba665-4fd1-515e-b8d2-6b0e8ddb475f"
+        );
+        // Stable: the same content, the same identifier.
+        assert_eq!(shared_event_id(&key.clone(), "Spike", start, 0), shared);
+        // Every part of the content counts.
+        let with = |f: &dyn Fn(&mut SeriesKey)| {
+            let mut k = key.clone();
+            f(&mut k);
+            shared_event_id(&k, "Spike", start, 0)
+        };
+        let mut others = vec![
+            with(&|k| k.account = "444455556666".into()),
+            with(&|k| k.region = "eu-west-1".into()),
+            with(&|k| k.event_source = "sts.amazonaws.com".into()),
+            with(&|k| k.event_name = "DeleteUser".into()),
+            with(&|k| k.error_code = Some("AccessDenied".into())),
+            with(&|k| k.error_code = Some(String::new())),
+            shared_event_id(&key, "Drop", start, 0),
+            shared_event_id(&key, "Spike", start + 1, 0),
+            shared_event_id(&key, "Spike", start, 1),
+            shared_event_id(&key, "Spike", start, 2),
+            event_id(&shared, InsightState::Start),
+            event_id(&shared, InsightState::End),
+        ];
+        others.push(shared.clone());
+        let distinct: std::collections::BTreeSet<&String> = others.iter().collect();
+        assert_eq!(distinct.len(), others.len(), "{others:#?}");
+        for id in &others {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 5);
+        }
+        // Fields cannot run into each other: the name is a JSON array.
+        let a = SeriesKey {
+            event_source: "a,b".into(),
+            event_name: "c".into(),
+            ..key.clone()
+        };
+        let b = SeriesKey {
+            event_source: "a".into(),
+            event_name: "b,c".into(),
+            ..key.clone()
+        };
+        assert_ne!(
+            shared_event_id(&a, "Spike", start, 0),
+            shared_event_id(&b, "Spike", start, 0)
+        );
+    }
+
+    #[test]
+    fn a_record_carries_the_identifier_of_its_state() {
+        let key = SeriesKey {
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            event_source: "iam.amazonaws.com".into(),
+            event_name: "CreateUser".into(),
+            error_code: None,
+        };
+        let shared = shared_event_id(&key, "Spike", 0, 0);
+        let record = |state| {
+            build_record(RecordParts {
+                key: &key,
+                state,
+                event_time: 0,
+                shared_event_id: &shared,
+                statistics: Statistics {
+                    baseline: Average { average: 0.0 },
+                    insight: Average { average: 5.0 },
+                    insight_duration: 1,
+                    baseline_duration: 10_080,
+                },
+                attributions: vec![],
+            })
+        };
+        let start = record(InsightState::Start);
+        assert_eq!(start, record(InsightState::Start), "the same record again");
+        assert_eq!(start.event_id, event_id(&shared, InsightState::Start));
+        let end = record(InsightState::End);
+        assert_eq!(end.event_id, event_id(&shared, InsightState::End));
+        assert_eq!(end.shared_event_id, start.shared_event_id);
+        assert_ne!(end.event_id, start.event_id);
     }
 }

@@ -1,7 +1,7 @@
 //! CloudTrail's S3 key layout (the contract's §5): which objects are log files, and what their
 //! names say.
 
-use crate::minute::{MINUTES_PER_DAY, Minute};
+use crate::minute::Minute;
 
 /// What an object key holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +121,6 @@ pub fn insight_key(
         t.format("%Y/%m/%d"),
         t.format("%Y%m%dT%H%MZ")
     ))
-}
-
-/// Day number of a minute (for callers that group by day).
-pub fn day(minute: Minute) -> i64 {
-    minute.div_euclid(MINUTES_PER_DAY)
 }
 
 #[cfg(test)]

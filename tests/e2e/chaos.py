@@ -458,14 +458,10 @@ def iso(minute):
 
 # --- The comparison -------------------------------------------------------------------------
 
-def without_ids(record):
-    return {k: v for k, v in record.items() if k not in ("eventID", "sharedEventID")}
-
-
 def compare(replay, published, late_calls):
     """Checks `published` (deduplicated by eventID) against `replay`: each insight's Start and End
     sharing one sharedEventID, the same (series, state, eventTime) for every record,
-    and the same record apart from identifiers for every series of which no late file held an
+    and the same record, eventID and sharedEventID included, for every series of which no late file held an
     event: a call of the API for a call-rate series, an error of the API with that code for an
     error-rate series. `late_calls`: per late file, the APIs and (API, errorCode)s it holds. Returns (full, keys_only) counts; raises
     RuntimeError with the differences otherwise."""
@@ -496,9 +492,9 @@ def compare(replay, published, late_calls):
             keys_only += 1
             continue
         mine = by_ident[ident(record)]
-        if without_ids(mine) != without_ids(record):
+        if mine != record:
             raise RuntimeError(
-                f"a record untouched by late files differs:\n  replay {json.dumps(without_ids(record))}\n"
-                f"  e2e    {json.dumps(without_ids(mine))}")
+                f"a record untouched by late files differs:\n  replay {json.dumps(record)}\n"
+                f"  e2e    {json.dumps(mine)}")
         full += 1
     return full, keys_only

@@ -60,8 +60,8 @@ What "equal" means. Every published record (deduplicated by eventID: a run kille
 and save is repeated with the same IDs) has replay's series, state and eventTime, replay has no
 other, and each Start and End share a sharedEventID; where no late file (outage, delayed,
 dead-lettered) held an event of the record's series (a call of its API; for an error-rate series,
-an error of the API with its code), the whole record is replay's apart from eventID and
-sharedEventID. The others are compared on series, state and eventTime only: a baseline that
+an error of the API with its code), the whole record is replay's, eventID and sharedEventID
+included (both are derived from content). The others are compared on series, state and eventTime only: a baseline that
 learned minutes late holds the same counts, but its decayed top callers, user agents and error
 codes (attributions) and hour-of-day sums were folded in another order.
 Some late deliveries cannot give replay's insights, and the plan keeps clear of them rather than
@@ -742,15 +742,19 @@ def main():
                 QueueUrl=queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
-        records, seen, duplicates = [], set(), 0
+        records, seen, duplicates = [], {}, 0
         for event in events:
             if event.get("source") != "trailsight" or event.get("detail-type") != "AWS Insight via CloudTrail":
                 raise RuntimeError(f"unexpected event {event.get('source')!r} {event.get('detail-type')!r}")
             record = event["detail"]
             if record["eventID"] in seen:
+                # A repeat (a run killed between publish and save) is the same record: identifiers
+                # are derived from content, so a different record under one eventID is a bug.
+                if seen[record["eventID"]] != record:
+                    raise RuntimeError(f"two different records share the eventID {record['eventID']}")
                 duplicates += 1
                 continue
-            seen.add(record["eventID"])
+            seen[record["eventID"]] = record
             records.append(record)
         records.sort(key=sort_key)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -769,12 +773,12 @@ def main():
                     body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
                     for record in json.loads(gzip.decompress(body))["Records"]:
                         archived[record["eventID"]] = record
-        if set(archived) != seen:
+        if set(archived) != set(seen):
             raise RuntimeError(f"the archive holds {len(archived)} records, EventBridge got {len(seen)}")
         log(f"    archive: the same {len(archived)} records in s3://{BUCKET}/AWSLogs/*/CloudTrail-Insight/")
         if chaos_mode:
             full, keys_only = chaos.compare(replay_records, records, list(late_calls.values()))
-            log(f"    equal to replay: {len(records)} records; {full} compared whole (apart from identifiers), "
+            log(f"    equal to replay: {len(records)} records; {full} compared whole (identifiers included), "
                 f"{keys_only} on series, state and eventTime (late files held events of their series' API)")
 
     # The CLI's view of the state the functions left.

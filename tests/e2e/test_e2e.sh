@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The e2e run (tests/e2e/run_e2e.py: the Lambda binaries on moto and `cargo lambda watch`) on a
 # small simulated scenario must publish exactly what `trailsight replay` prints for the same files,
-# apart from eventID and sharedEventID (random per run). Both sides use the detector's defaults.
+# eventID and sharedEventID included (derived from content, docs/DETECTION.md "Records"). Both
+# sides use the detector's defaults.
 # Then the fault mode (run_e2e.py --chaos) on the same files: bootstraps killed during invocations,
 # an outage over a spike and single files hours late, dead letters redriven at the end,
 # EventBridge refusing entries; run_e2e.py itself checks that what was published still equals
@@ -46,30 +47,29 @@ import json, sys, uuid
 def load(path):
     return [json.loads(line) for line in open(path) if line.strip()]
 
-def without_ids(records):
-    return [{k: v for k, v in r.items() if k not in ("eventID", "sharedEventID")} for r in records]
-
 replay, e2e = load(sys.argv[1]), load(sys.argv[2])
 starts = [r for r in e2e if r["insightDetails"]["state"] == "Start"]
 if not starts or len(starts) == len(e2e):
     sys.exit(f"FAIL: the scenario should give Start and End records, got {len(e2e)} records")
-if without_ids(e2e) != without_ids(replay):
-    for i, (a, b) in enumerate(zip(without_ids(replay), without_ids(e2e))):
+if e2e != replay:
+    for i, (a, b) in enumerate(zip(replay, e2e)):
         if a != b:
             print(f"first difference at record {i}:\n  replay {json.dumps(a)}\n  e2e    {json.dumps(b)}")
             break
     sys.exit(f"FAIL: e2e published {len(e2e)} records, replay printed {len(replay)}; they differ")
-# Identifiers: UUIDs, each eventID once, each insight's Start and End sharing one sharedEventID.
+# Identifiers (equal to replay's, checked above): version-5 UUIDs, each eventID once, each
+# insight's Start and End sharing one sharedEventID.
 ids = [r["eventID"] for r in e2e]
 if len(set(ids)) != len(ids):
     sys.exit("FAIL: an eventID repeats")
 pairs = {}
 for r in e2e:
-    uuid.UUID(r["eventID"]), uuid.UUID(r["sharedEventID"])
+    if uuid.UUID(r["eventID"]).version != 5 or uuid.UUID(r["sharedEventID"]).version != 5:
+        sys.exit(f"FAIL: identifiers are not version-5 UUIDs: {r['eventID']} {r['sharedEventID']}")
     pairs.setdefault(r["sharedEventID"], []).append(r["insightDetails"]["state"])
 if any(states not in (["Start"], ["Start", "End"]) for states in pairs.values()):
     sys.exit(f"FAIL: Start/End records do not pair by sharedEventID: {pairs}")
-print(f"    ok: {len(e2e)} records ({len(starts)} insights), identical to replay apart from identifiers")
+print(f"    ok: {len(e2e)} records ({len(starts)} insights), identical to replay, identifiers included")
 PY
 step "run_e2e.py --chaos ${E2E_CHAOS_SEED:-1} (faults; checks its records against replay itself)"
 "$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/chaos.jsonl" --step 15m \

@@ -109,14 +109,6 @@ pub fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) 
     }
 }
 
-/// The error's code (`ThrottlingException`, `NoSuchKey`...), when the service sent one.
-pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Option<&str> {
-    match error {
-        SdkError::ServiceError(context) => context.err().code(),
-        _ => None,
-    }
-}
-
 /// A one-line description: the service's code, message and HTTP status, or the whole chain of
 /// causes of a failure to get an answer (timeouts, connections).
 pub fn describe<E>(error: &SdkError<E, HttpResponse>) -> String

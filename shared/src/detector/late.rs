@@ -212,7 +212,7 @@ fn late_spike(
     let count = |m: Minute| cells.full.get(&m).map(|c| counted(config, c)).unwrap_or(0);
     // Every minute up to the watermark is at hand: those of the hours read hold the whole of
     // what arrived, and a minute without a cell had no event.
-    let mut episode = new_episode(EpisodeKind::Spike, state, start, start, None);
+    let mut episode = new_episode(EpisodeKind::Spike, key, state, start, start, None);
     let mut last_hot = start;
     let mut minute = start;
     while minute <= watermark && minute - last_hot < config.cooldown_minutes {
