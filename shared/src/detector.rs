@@ -54,6 +54,8 @@ mod drop;
 mod late;
 mod learning;
 mod spike;
+#[cfg(test)]
+mod test_support;
 use drop::DELIVERY_PROOF_MINUTES;
 pub use drop::{Delivered, note_delivered};
 pub use late::{LateCells, LateReport};

@@ -161,3 +161,160 @@ pub(super) fn maybe_open(
     episode.held = Some(minute);
     state.episode = Some(episode);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    const DAY: i64 = DAY0 / MINUTES_PER_DAY + 8;
+    /// The key's last call: 10:00 of the day judged.
+    const LAST: Minute = DAY * MINUTES_PER_DAY + 600;
+
+    /// A job calling every 20 minutes for a week (72 active minutes a day, longest gap 20), last
+    /// at `LAST`; `active_per_day` makes it irregular.
+    fn job(active_per_day: u64) -> SeriesState {
+        let mut state = SeriesState {
+            first_seen: LAST - 8 * MINUTES_PER_DAY,
+            last_active: Some(LAST),
+            ..SeriesState::default()
+        };
+        for day in DAY - 7..=DAY {
+            state.baseline.daily_events.set(day, 72);
+            state.baseline.daily_active_minutes.set(day, active_per_day);
+            state.baseline.daily_max_gap.set(day, 20);
+        }
+        state
+    }
+
+    #[test]
+    fn a_regular_key_opens_a_drop_after_gap_factor_times_its_longest_gap() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        // 2.5 × 20 minutes: silent for 49 minutes is no drop; for 50 it is, held, starting
+        // where the silence outlasted the longest gap.
+        assert_eq!(config.sensitivity.gap_factor(), 2.5);
+        let mut state = job(72);
+        let mut out = Vec::new();
+        judge(
+            &config,
+            &mut state,
+            &judged(&key, LAST + 49, None),
+            &mut out,
+        );
+        assert_eq!(state.episode, None);
+        judge(
+            &config,
+            &mut state,
+            &judged(&key, LAST + 50, None),
+            &mut out,
+        );
+        let episode = state.episode.as_ref().unwrap();
+        assert_eq!(episode.kind, EpisodeKind::Drop);
+        assert_eq!((episode.start, episode.held), (LAST + 21, Some(LAST + 50)));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn no_drop_for_an_irregular_key_an_unjudged_minute_or_an_error_series() {
+        let config = DetectorConfig::default();
+        // Active 720 minutes a day with a longest gap of 20: irregular (10 > 2).
+        let mut state = job(720);
+        let key = call_key();
+        let mut out = Vec::new();
+        judge(
+            &config,
+            &mut state,
+            &judged(&key, LAST + 50, None),
+            &mut out,
+        );
+        assert_eq!(state.episode, None);
+        let mut state = job(72);
+        let now = Judged {
+            judged: false,
+            ..judged(&key, LAST + 50, None)
+        };
+        judge(&config, &mut state, &now, &mut out);
+        assert_eq!(state.episode, None);
+        let errors = error_key();
+        judge(
+            &config,
+            &mut state,
+            &judged(&errors, LAST + 50, None),
+            &mut out,
+        );
+        assert_eq!(state.episode, None);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_drop_is_held_until_the_trail_delivered_the_period() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        let found = LAST + 50;
+        let mut state = job(72);
+        maybe_open(&config, &key, &mut state, found);
+        let mut delivered = Delivered::new();
+        let mut out = Vec::new();
+        confirm(&config, &delivered, &key, &mut state, found + 30, &mut out);
+        assert!(out.is_empty());
+        // Another series of the account and region had data for the minute after: reported,
+        // starting at the first missed run, with no calls.
+        let other = SeriesKey {
+            event_name: "GetObject".into(),
+            ..key.clone()
+        };
+        note_delivered(&mut delivered, &other, found + 1);
+        confirm(&config, &delivered, &key, &mut state, found + 30, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            summary(&out[0]),
+            (InsightState::Start, at(LAST + 21), 0.0, 1)
+        );
+        assert_eq!(state.episode.as_ref().unwrap().held, None);
+        // Without proof, once held for `drop_hold_minutes`.
+        let mut state = job(72);
+        maybe_open(&config, &key, &mut state, found);
+        let mut out = Vec::new();
+        let nothing = Delivered::new();
+        confirm(&config, &nothing, &key, &mut state, found + 179, &mut out);
+        assert!(out.is_empty());
+        confirm(&config, &nothing, &key, &mut state, found + 180, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_drop_ends_when_calls_resume() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        let mut state = job(72);
+        maybe_open(&config, &key, &mut state, LAST + 50);
+        state.episode.as_mut().unwrap().held = None;
+        let call = cell(1, "a");
+        let mut out = Vec::new();
+        judge(
+            &config,
+            &mut state,
+            &judged(&key, LAST + 90, Some(&call)),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            summary(&out[0]),
+            (InsightState::End, at(LAST + 90), 0.0, 69)
+        );
+        assert_eq!(state.episode, None);
+        // A drop still held is forgotten without a record.
+        let mut state = job(72);
+        maybe_open(&config, &key, &mut state, LAST + 50);
+        let mut out = Vec::new();
+        judge(
+            &config,
+            &mut state,
+            &judged(&key, LAST + 90, Some(&call)),
+            &mut out,
+        );
+        assert!(out.is_empty());
+        assert_eq!(state.episode, None);
+    }
+}

@@ -219,3 +219,260 @@ fn open(state: &mut SeriesState, now: &Judged, out: &mut Vec<InsightRecord>) {
     ));
     state.episode = Some(episode);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    const M: Minute = DAY0 + 12 * 60;
+
+    #[test]
+    fn heat_weighs_the_minute_and_its_window_against_the_baseline_and_the_bar() {
+        let config = DetectorConfig::default();
+        let rare = Expectation {
+            mean: 0.1,
+            variance: 0.1,
+        };
+        // Six calls where one in ten minutes is usual: the minute is hot, its window of five
+        // (half a call expected) only with more.
+        assert_eq!(
+            heat(&config, 6, 6, rare, (0, 0)),
+            Heat {
+                hot1: true,
+                hot5: false,
+                still_hot: true,
+            }
+        );
+        assert_eq!(
+            heat(&config, 6, 10, rare, (0, 0)),
+            Heat {
+                hot1: true,
+                hot5: true,
+                still_hot: true,
+            }
+        );
+        // ... unless the week's peaks reached six.
+        assert_eq!(heat(&config, 6, 6, rare, (6, 6)), STILL_HOT);
+        // Fewer than `min_calls` never opens a spike.
+        assert_eq!(heat(&config, 4, 4, rare, (0, 0)), STILL_HOT);
+        // Two calls in the minute, ten over five minutes: only the window is hot, and two
+        // calls are not clearly high (tail above 1e-3); three are.
+        assert_eq!(heat(&config, 2, 10, rare, (0, 0)), HOT5);
+        assert!(heat(&config, 3, 10, rare, (0, 0)).still_hot);
+        assert_eq!(heat(&config, 2, 10, rare, (0, 10)), Heat::default());
+    }
+
+    #[test]
+    fn a_spike_opens_on_a_hot_minute_there() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        let mut state = SeriesState {
+            recent: VecDeque::from([(M - 3, 2, cell(2, "a")), (M - 1, 1, cell(1, "a"))]),
+            ..SeriesState::default()
+        };
+        let now_cell = cell(7, "b");
+        let now = Judged {
+            x5: 10,
+            heat: HOT1,
+            ..judged(&key, M, Some(&now_cell))
+        };
+        let mut out = Vec::new();
+        judge(&config, &mut state, &now, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(summary(&out[0]), (InsightState::Start, at(M), 7.0, 1));
+        let episode = state.episode.as_ref().unwrap();
+        assert_eq!(episode.kind, EpisodeKind::Spike);
+        assert_eq!((episode.start, episode.last_hot, episode.events), (M, M, 7));
+        assert_eq!((episode.peak1, episode.peak5), (7, 10));
+        assert_eq!(episode.arns.sorted(), vec![("b", 7)]);
+        assert_eq!(episode.cooling, None);
+    }
+
+    #[test]
+    fn a_spike_on_five_minute_heat_starts_at_the_windows_first_active_minute() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        let mut state = SeriesState {
+            recent: VecDeque::from([(M - 3, 2, cell(2, "a")), (M - 1, 3, cell(3, "b"))]),
+            ..SeriesState::default()
+        };
+        let now_cell = cell(4, "c");
+        let now = Judged {
+            x5: 9,
+            heat: HOT5,
+            ..judged(&key, M, Some(&now_cell))
+        };
+        let mut out = Vec::new();
+        judge(&config, &mut state, &now, &mut out);
+        // The Start is the first active minute's: two calls at M - 3.
+        assert_eq!(out.len(), 1);
+        assert_eq!(summary(&out[0]), (InsightState::Start, at(M - 3), 2.0, 1));
+        let episode = state.episode.as_ref().unwrap();
+        assert_eq!(
+            (episode.start, episode.last_hot, episode.events),
+            (M - 3, M, 9)
+        );
+        assert_eq!((episode.peak1, episode.peak5), (4, 9));
+        assert_eq!(episode.arns.sorted(), vec![("c", 4), ("b", 3), ("a", 2)]);
+    }
+
+    #[test]
+    fn no_spike_opens_unjudged_without_heat_or_during_a_drop() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        let now_cell = cell(7, "a");
+        let hot = Judged {
+            heat: HOT1,
+            ..judged(&key, M, Some(&now_cell))
+        };
+        for now in [
+            Judged {
+                judged: false,
+                ..hot
+            },
+            Judged {
+                heat: STILL_HOT,
+                ..hot
+            },
+        ] {
+            let mut state = SeriesState::default();
+            let mut out = Vec::new();
+            judge(&config, &mut state, &now, &mut out);
+            assert!(out.is_empty() && state.episode.is_none());
+        }
+        let mut drop = new_episode(
+            EpisodeKind::Drop,
+            &key,
+            &SeriesState::default(),
+            M - 60,
+            M - 10,
+            None,
+        );
+        drop.held = None;
+        let mut state = SeriesState {
+            episode: Some(drop.clone()),
+            ..SeriesState::default()
+        };
+        let mut out = Vec::new();
+        judge(&config, &mut state, &hot, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(state.episode, Some(drop));
+    }
+
+    #[test]
+    fn a_spike_continues_while_still_hot_and_cooling_minutes_rejoin_it() {
+        let config = DetectorConfig::default();
+        let key = call_key();
+        let mut state = SeriesState {
+            episode: Some(open_spike(&key, M, M, 20)),
+            ..SeriesState::default()
+        };
+        let mut out = Vec::new();
+        // A minute still clearly high: the spike goes on.
+        let busy = cell(6, "a");
+        let now = Judged {
+            x5: 30,
+            heat: STILL_HOT,
+            ..judged(&key, M + 1, Some(&busy))
+        };
+        judge(&config, &mut state, &now, &mut out);
+        let episode = state.episode.as_ref().unwrap();
+        assert_eq!((episode.last_hot, episode.events), (M + 1, 26));
+        assert_eq!((episode.peak1, episode.peak5), (6, 30));
+        // A quiet minute cools: its calls wait apart.
+        let quiet = cell(1, "b");
+        judge(
+            &config,
+            &mut state,
+            &judged(&key, M + 2, Some(&quiet)),
+            &mut out,
+        );
+        let episode = state.episode.as_ref().unwrap();
+        assert_eq!((episode.last_hot, episode.events), (M + 1, 26));
+        assert_eq!(episode.cooling.as_ref().map(|c| c.count), Some(1));
+        // Hot again: the cooling minute joins the spike.
+        let now = Judged {
+            heat: STILL_HOT,
+            ..judged(&key, M + 3, Some(&busy))
+        };
+        judge(&config, &mut state, &now, &mut out);
+        let episode = state.episode.as_ref().unwrap();
+        assert_eq!((episode.last_hot, episode.events), (M + 3, 33));
+        assert_eq!(episode.cooling, None);
+        assert_eq!(episode.arns.sorted(), vec![("a", 12), ("b", 1)]);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_spike_ends_after_the_cooldown_at_its_last_hot_minute() {
+        let config = DetectorConfig::default();
+        assert_eq!(config.cooldown_minutes, 10);
+        let key = call_key();
+        let mut state = SeriesState {
+            episode: Some(open_spike(&key, M, M + 2, 30)),
+            ..SeriesState::default()
+        };
+        let mut out = Vec::new();
+        let quiet = cell(1, "a");
+        for minute in M + 3..M + 12 {
+            let cell = (minute % 2 == 0).then_some(&quiet);
+            judge(&config, &mut state, &judged(&key, minute, cell), &mut out);
+            assert!(out.is_empty(), "ended at {minute}");
+        }
+        judge(&config, &mut state, &judged(&key, M + 12, None), &mut out);
+        // End = last hot minute + 1; the cooling minutes' calls are not in its average.
+        assert_eq!(out.len(), 1);
+        assert_eq!(summary(&out[0]), (InsightState::End, at(M + 3), 10.0, 3));
+        assert_eq!(state.episode, None);
+        assert_eq!(state.past_spikes, vec![(M, M + 3)]);
+        assert_eq!(state.recurring, vec![(M, 1, 1)]);
+    }
+
+    #[test]
+    fn the_routine_bar_allows_half_again_and_at_least_two_calls() {
+        assert_eq!(routine_bar(0), 2);
+        assert_eq!(routine_bar(3), 5);
+        assert_eq!(routine_bar(4), 6);
+        assert_eq!(routine_bar(10), 15);
+        assert_eq!(routine_bar(11), 16);
+    }
+
+    #[test]
+    fn recurring_bursts_raise_the_bar_from_the_second_in_a_week() {
+        let now = DAY0 + 8 * MINUTES_PER_DAY;
+        let day = now.div_euclid(MINUTES_PER_DAY);
+        let mut state = SeriesState::default();
+        // Daily peaks 4, 6 and 5 (and a day outside the week): the bar is the largest plus its
+        // gap to the median, 6 + 1.
+        for (back, peak1, peak5) in [(1, 4, 9), (2, 6, 9), (3, 5, 9), (9, 50, 50)] {
+            state.baseline.daily_peak_1m.set(day - back, peak1);
+            state.baseline.daily_peak_5m.set(day - back, peak5);
+        }
+        assert_eq!(state.bar(now), (7, 9));
+        // One spike in the week: not yet a routine.
+        state.recurring = vec![(now - 3 * MINUTES_PER_DAY, 20, 40)];
+        assert_eq!(state.bar(now), (7, 9));
+        // Ones older than a week, or not before the minute, do not count.
+        state.recurring.push((now - MINUTES_PER_WEEK - 1, 30, 60));
+        state.recurring.push((now, 30, 60));
+        assert_eq!(state.bar(now), (7, 9));
+        // Two: the second largest of each, with the routine's margin.
+        state.recurring.push((now - MINUTES_PER_WEEK, 12, 50));
+        assert_eq!(state.bar(now), (routine_bar(12), routine_bar(40)));
+        assert_eq!(state.bar(now), (18, 60));
+        // A spike that ends is remembered; those older than a week are forgotten.
+        let mut episode = open_spike(&call_key(), now + 1, now + 1, 0);
+        episode.peak1 = 8;
+        episode.peak5 = 16;
+        state.remember_spike(&episode, now + 1);
+        assert_eq!(
+            state.recurring,
+            vec![
+                (now - 3 * MINUTES_PER_DAY, 20, 40),
+                (now, 30, 60),
+                (now + 1, 8, 16)
+            ]
+        );
+    }
+}
