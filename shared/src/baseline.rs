@@ -292,6 +292,24 @@ impl Baseline {
         self.hour_square[h] = (self.hour_square[h] + weight * squares / 60.0).max(0.0);
     }
 
+    /// Counts a minute's events on its day, and their values (every event, whatever the minute
+    /// is: the contract's baseline average counts them all).
+    pub fn learn_events(&mut self, day: i64, events: u64, cell: &Cell) {
+        self.daily_events.add(day, events);
+        self.learn_values(day, cell);
+    }
+
+    /// Counts a minute with events on its day (how regular the key is).
+    pub fn learn_active_minute(&mut self, day: i64) {
+        self.daily_active_minutes.add(day, 1);
+    }
+
+    /// Raises the day's usual peaks with a minute's 1-minute and 5-minute counts.
+    pub fn learn_peaks(&mut self, day: i64, count1: u64, count5: u64) {
+        self.daily_peak_1m.raise(day, count1);
+        self.daily_peak_5m.raise(day, count5);
+    }
+
     /// Counts a minute's values (caller ARNs, user agents, error codes) on its day.
     pub fn learn_values(&mut self, day: i64, cell: &Cell) {
         if let Some(entry) = self.daily_values.iter_mut().find(|d| d.day == day) {

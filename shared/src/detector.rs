@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::{Baseline, upper_tail};
+use crate::baseline::{Baseline, Expectation, upper_tail};
 use crate::config::DetectorConfig;
 use crate::fold::Cell;
 use crate::insight::{
@@ -50,13 +50,17 @@ use crate::minute::{MINUTES_PER_DAY, MINUTES_PER_WEEK, Minute};
 use crate::series::{InsightType, SeriesKey};
 use crate::topk::{TOP_REPORTED, TopK};
 
+mod drop;
 mod late;
+mod learning;
+mod spike;
+#[cfg(test)]
+mod test_support;
+use drop::DELIVERY_PROOF_MINUTES;
+pub use drop::{Delivered, note_delivered};
 pub use late::{LateCells, LateReport};
+use spike::{Heat, heat};
 
-/// A key is regular when its longest gap is at most this many times its average spacing.
-const MAX_IRREGULARITY: f64 = 2.0;
-/// Tail probability under which a minute keeps an open spike going.
-const CONTINUE_ALPHA: f64 = 1e-3;
 /// Insight records kept in the state for `trailsight insights`.
 const RECENT_KEPT: usize = 1000;
 
@@ -113,69 +117,6 @@ pub struct Episode {
     pub held: Option<Minute>,
 }
 
-/// Per account, per region: the 10-minute buckets (their first minute) with any data the
-/// detector has read, over the last few hours.
-pub type Delivered = BTreeMap<String, BTreeMap<String, BTreeSet<Minute>>>;
-
-/// Width of a [`Delivered`] bucket.
-const DELIVERY_BUCKET: Minute = 10;
-/// Data this soon after the minute a drop was found proves the trail delivered that period.
-const DELIVERY_PROOF_MINUTES: Minute = 60;
-
-/// Notes that the trail delivered data of `key`'s account and region for `minute`.
-pub fn note_delivered(delivered: &mut Delivered, key: &SeriesKey, minute: Minute) {
-    let bucket = minute - minute.rem_euclid(DELIVERY_BUCKET);
-    match delivered.get_mut(&key.account) {
-        Some(regions) => match regions.get_mut(&key.region) {
-            Some(buckets) => {
-                buckets.insert(bucket);
-            }
-            None => {
-                regions.insert(key.region.clone(), BTreeSet::from([bucket]));
-            }
-        },
-        None => {
-            delivered.insert(
-                key.account.clone(),
-                BTreeMap::from([(key.region.clone(), BTreeSet::from([bucket]))]),
-            );
-        }
-    }
-}
-
-/// Whether data of `key`'s account and region was read for `found` or the hour after it.
-fn delivered_after(delivered: &Delivered, key: &SeriesKey, found: Minute) -> bool {
-    delivered
-        .get(&key.account)
-        .and_then(|regions| regions.get(&key.region))
-        .is_some_and(|buckets| {
-            buckets
-                .range(found - DELIVERY_BUCKET + 1..=found + DELIVERY_PROOF_MINUTES)
-                .next()
-                .is_some()
-        })
-}
-
-/// Reports a held drop once the trail is known to have delivered the period after the minute
-/// it was found (data of its account and region within the hour after), or once it has been
-/// held for `drop_hold_minutes` (an account whose only activity is the silent job).
-fn confirm_drop(
-    config: &DetectorConfig,
-    delivered: &Delivered,
-    key: &SeriesKey,
-    state: &mut SeriesState,
-    minute: Minute,
-    out: &mut Vec<InsightRecord>,
-) {
-    if let Some(episode) = state.episode.as_mut()
-        && let Some(found) = episode.held
-        && (delivered_after(delivered, key, found) || minute - found >= config.drop_hold_minutes)
-    {
-        episode.held = None;
-        out.push(start_record(key, episode, 0, &Cell::default()));
-    }
-}
-
 /// Everything the detector knows about one series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesState {
@@ -194,54 +135,6 @@ pub struct SeriesState {
     /// insight: a new job is reported on its first two occurrences, never from its third.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recurring: Vec<(Minute, u64, u64)>,
-}
-
-/// Spikes a key must have had in the last 7 days before their size becomes its routine.
-const ROUTINE_AFTER_EPISODES: usize = 2;
-
-/// How much a routine burst may vary: a burst up to half again the routine's size (and at least
-/// two calls more) is still the routine. Real jobs vary by a call or two from run to run (the
-/// simulator's jobs by ±10–25%, sessions of a newly adopted API by more), and a bar at the exact
-/// size reported a nightly job again on its fourth night for one call more.
-fn routine_bar(size: u64) -> u64 {
-    size + (size / 2).max(2)
-}
-
-impl SeriesState {
-    /// The bar a minute's 1- and 5-minute counts must clear: the week's usual peaks, and once
-    /// the key's spikes recur, the second largest of them with the routine's margin
-    /// ([`Self::recurring`], [`routine_bar`]).
-    fn bar(&self, minute: Minute) -> (u64, u64) {
-        let (peak1, peak5) = self.baseline.peaks(minute);
-        let week: Vec<&(Minute, u64, u64)> = self
-            .recurring
-            .iter()
-            .filter(|(start, _, _)| *start < minute && minute - start <= MINUTES_PER_WEEK)
-            .collect();
-        if week.len() < ROUTINE_AFTER_EPISODES {
-            return (peak1, peak5);
-        }
-        let nth = |values: Vec<u64>| {
-            let mut values = values;
-            values.sort_unstable_by(|a, b| b.cmp(a));
-            values
-                .get(ROUTINE_AFTER_EPISODES - 1)
-                .copied()
-                .map_or(0, routine_bar)
-        };
-        (
-            peak1.max(nth(week.iter().map(|e| e.1).collect())),
-            peak5.max(nth(week.iter().map(|e| e.2).collect())),
-        )
-    }
-
-    /// Remembers a spike that ended, for [`Self::bar`]; forgets those older than a week.
-    fn remember_spike(&mut self, episode: &Episode, now: Minute) {
-        self.recurring
-            .push((episode.start, episode.peak1, episode.peak5));
-        self.recurring
-            .retain(|(start, _, _)| now - start <= MINUTES_PER_WEEK);
-    }
 }
 
 /// The detector's whole state: what storage saves between runs.
@@ -537,9 +430,18 @@ impl DetectorState {
                 cells.get(key)
             };
             let judged = warm && config.api_filter.admits(key);
-            confirm_drop(config, &self.delivered, key, state, minute, &mut out);
-            evaluate_series(config, key, state, minute, cell, judged, &mut out);
-            confirm_drop(config, &self.delivered, key, state, minute, &mut out);
+            drop::confirm(config, &self.delivered, key, state, minute, &mut out);
+            state.evaluate(
+                config,
+                Arrival {
+                    key,
+                    minute,
+                    cell,
+                    judged,
+                },
+                &mut out,
+            );
+            drop::confirm(config, &self.delivered, key, state, minute, &mut out);
             if hour_ends {
                 state.baseline.close_hour(minute);
             }
@@ -547,40 +449,6 @@ impl DetectorState {
         self.watermark = Some(minute);
         self.remember(&out);
         out
-    }
-}
-
-/// How unusual a minute is: its count `x`, and `x5` over the five minutes ending with it.
-#[derive(Debug, Clone, Copy, Default)]
-struct Heat {
-    /// The minute alone opens a spike.
-    hot1: bool,
-    /// The five minutes ending with it open a spike.
-    hot5: bool,
-    /// Clearly high: keeps an open spike going.
-    still_hot: bool,
-}
-
-fn heat(
-    config: &DetectorConfig,
-    x: u64,
-    x5: u64,
-    expected: crate::baseline::Expectation,
-    (peak1, peak5): (u64, u64),
-) -> Heat {
-    let sensitivity = config.sensitivity;
-    Heat {
-        hot1: x >= config.min_calls
-            && x as f64 >= sensitivity.min_ratio() * expected.mean
-            && x > peak1
-            && upper_tail(x, expected.mean, expected.variance) < sensitivity.alpha(),
-        hot5: x5 >= config.min_calls
-            && x5 as f64 >= sensitivity.min_ratio() * 5.0 * expected.mean
-            && x5 > peak5
-            && upper_tail(x5, 5.0 * expected.mean, 5.0 * expected.variance) < sensitivity.alpha(),
-        still_hot: x >= 2
-            && x as f64 >= 2.0 * expected.mean
-            && upper_tail(x, expected.mean, expected.variance) < CONTINUE_ALPHA,
     }
 }
 
@@ -602,231 +470,100 @@ fn counted_cell<'a>(config: &DetectorConfig, cell: &'a Cell) -> std::borrow::Cow
     }
 }
 
-fn evaluate_series(
-    config: &DetectorConfig,
-    key: &SeriesKey,
-    state: &mut SeriesState,
+/// A series' minute as it reaches the detector.
+struct Arrival<'a> {
+    key: &'a SeriesKey,
     minute: Minute,
-    cell: Option<&Cell>,
+    /// Its cell (none: no activity).
+    cell: Option<&'a Cell>,
+    /// Whether insights may open (the trail is warm and the API admitted).
     judged: bool,
-    out: &mut Vec<InsightRecord>,
-) {
-    let counted_view = cell.map(|c| counted_cell(config, c));
-    let cell = counted_view.as_deref();
-    let x = cell.map(|c| counted(config, c)).unwrap_or(0);
-    if x == 0
-        && state.episode.is_none()
-        && state.recent.back().is_none_or(|(m, _, _)| *m <= minute - 5)
-    {
-        // An idle minute of a quiet key: zero teaches nothing and no spike can open; only a drop can.
-        state.recent.clear();
-        if judged && key.insight_type() == InsightType::ApiCallRateInsight {
-            maybe_open_drop(config, key, state, minute);
-        }
-        return;
-    }
-    let day = minute.div_euclid(MINUTES_PER_DAY);
-    let expected = state.baseline.expect(minute);
-    while state
-        .recent
-        .front()
-        .is_some_and(|(m, _, _)| *m <= minute - 5)
-    {
-        state.recent.pop_front();
-    }
-    let x5 = x + state.recent.iter().map(|(_, c, _)| *c).sum::<u64>();
-    let Heat {
-        hot1,
-        hot5,
-        still_hot,
-    } = heat(config, x, x5, expected, state.bar(minute));
+}
 
-    // Events count toward the contract's baseline average whatever they are.
-    if x > 0 {
-        state.baseline.daily_events.add(day, x);
-        state.baseline.daily_active_minutes.add(day, 1);
-        if let Some(cell) = cell {
-            state.baseline.learn_values(day, cell);
-        }
-    }
+/// The minute being judged, as the rules see it.
+struct Judged<'a> {
+    key: &'a SeriesKey,
+    minute: Minute,
+    /// Its cell as counted ([`counted_cell`]).
+    cell: Option<&'a Cell>,
+    /// Its count.
+    x: u64,
+    /// Its count and those of the active minutes of the four before.
+    x5: u64,
+    /// The baseline's expectation for it.
+    expected: Expectation,
+    heat: Heat,
+    /// Whether insights may open.
+    judged: bool,
+}
 
-    let in_spike = matches!(&state.episode, Some(e) if e.kind == EpisodeKind::Spike);
-    if in_spike {
-        let episode = state
-            .episode
-            .as_mut()
-            .filter(|e| e.kind == EpisodeKind::Spike);
-        if let Some(episode) = episode {
-            if let Some(cell) = cell {
-                let cooling = episode.cooling.get_or_insert_with(Box::default);
-                cooling.count += x;
-                cooling.arns.merge(&cell.arns);
-                cooling.agents.merge(&cell.agents);
-                cooling.errors.merge(&cell.errors);
-            }
-            episode.peak1 = episode.peak1.max(x);
-            episode.peak5 = episode.peak5.max(x5);
-            if hot1 || hot5 || still_hot {
-                episode.last_hot = minute;
-                if let Some(cooling) = episode.cooling.take() {
-                    episode.events += cooling.count;
-                    merge_cell(episode, &cooling);
-                }
-            }
-            if minute - episode.last_hot >= config.cooldown_minutes {
-                let episode = state.episode.take();
-                if let Some(episode) = episode {
-                    state
-                        .past_spikes
-                        .push((episode.start, episode.last_hot + 1));
-                    state.remember_spike(&episode, minute);
-                    out.push(end_record(
-                        key,
-                        &episode,
-                        episode.last_hot - episode.start + 1,
-                    ));
-                }
-            }
-        }
-    } else if judged && (hot1 || hot5) && state.episode.is_none() {
-        // The spike starts at its first active minute inside the window that triggered it.
-        let start = if hot1 {
-            minute
-        } else {
-            state.recent.front().map(|(m, _, _)| *m).unwrap_or(minute)
-        };
-        let mut episode = new_episode(
-            EpisodeKind::Spike,
-            key,
-            state,
-            start,
-            minute,
-            cell.map(|c| (x, c)),
-        );
-        let mut first_minute = (0, Cell::default());
-        for (m, c, recent_cell) in state.recent.iter().filter(|(m, _, _)| *m >= start) {
-            episode.events += c;
-            merge_cell(&mut episode, recent_cell);
-            if *m == start {
-                first_minute = (*c, recent_cell.clone());
-            }
-        }
-        if let Some(cell) = cell {
-            episode.events += x;
-            merge_cell(&mut episode, cell);
-            if start == minute {
-                first_minute = (x, cell.clone());
-            }
-        }
-        episode.last_hot = minute;
-        episode.peak1 = state
-            .recent
-            .iter()
-            .filter(|(m, _, _)| *m >= start)
-            .map(|(_, c, _)| *c)
-            .max()
-            .unwrap_or(0)
-            .max(x);
-        episode.peak5 = x5;
-        out.push(start_record(key, &episode, first_minute.0, &first_minute.1));
-        state.episode = Some(episode);
-    }
-
-    // Learning: spike minutes teach the expected rate, not their own, for `adapt_after_minutes`;
-    // a spike that lasts longer is a new level, taught as it is (so it ends within days).
-    let spiking = matches!(&state.episode,
-        Some(e) if e.kind == EpisodeKind::Spike && minute - e.start < config.adapt_after_minutes);
-    state
-        .baseline
-        .learn_minute(if spiking { expected.mean } else { x as f64 });
-    if !spiking {
-        state.baseline.daily_peak_1m.raise(day, x);
-        state.baseline.daily_peak_5m.raise(day, x5);
-    }
-
-    // Rhythm and drops (call-rate series only).
-    if key.insight_type() == InsightType::ApiCallRateInsight {
-        if x > 0 {
-            if let Some(Episode {
-                kind: EpisodeKind::Drop,
-                ..
-            }) = &state.episode
-            {
-                if let Some(episode) = state.episode.take()
-                    && episode.held.is_none()
-                {
-                    out.push(end_record(key, &episode, minute - episode.start));
-                }
-            } else if let Some(last) = state.last_active {
-                state.baseline.learn_gap(last, minute);
-            }
-        } else if judged && state.episode.is_none() {
-            maybe_open_drop(config, key, state, minute);
-        }
-    }
-
-    if let Some(cell) = cell
-        && x > 0
-    {
-        state.last_active = Some(minute);
-        state.recent.push_back((minute, x, cell.clone()));
+impl Judged<'_> {
+    fn day(&self) -> i64 {
+        self.minute.div_euclid(MINUTES_PER_DAY)
     }
 }
 
-/// Opens a drop when a steady key has been silent for longer than its rhythm allows. The drop is
-/// held (see [`Episode::held`]) until the trail is known to deliver past this minute.
-fn maybe_open_drop(
-    config: &DetectorConfig,
-    key: &SeriesKey,
-    state: &mut SeriesState,
-    minute: Minute,
-) {
-    let Some(last) = state.last_active else {
-        return;
-    };
-    let silent = minute - last;
-    // A drop needs activity on each of the previous days: two days after the last call, never.
-    let horizon =
-        (last.div_euclid(MINUTES_PER_DAY) + config.drop_min_active_days as i64) * MINUTES_PER_DAY;
-    if silent < config.min_gap_minutes || minute >= horizon {
-        return;
+impl SeriesState {
+    /// Judges one minute of the series: the spike rule ([`spike`]), what the baseline learns
+    /// ([`learning`]) and the drop rule ([`drop`]), then keeps the minute for 5-minute windows.
+    fn evaluate(
+        &mut self,
+        config: &DetectorConfig,
+        arrival: Arrival,
+        out: &mut Vec<InsightRecord>,
+    ) {
+        let Arrival {
+            key,
+            minute,
+            cell,
+            judged,
+        } = arrival;
+        let counted_view = cell.map(|c| counted_cell(config, c));
+        let cell = counted_view.as_deref();
+        let x = cell.map(|c| counted(config, c)).unwrap_or(0);
+        let idle = x == 0
+            && self.episode.is_none()
+            && self.recent.back().is_none_or(|(m, _, _)| *m <= minute - 5);
+        if idle {
+            // An idle minute of a quiet key: zero teaches nothing and no spike can open; only a
+            // drop can.
+            self.recent.clear();
+            drop::judge_silence(config, self, key, minute, judged);
+            return;
+        }
+        let expected = self.baseline.expect(minute);
+        while self
+            .recent
+            .front()
+            .is_some_and(|(m, _, _)| *m <= minute - 5)
+        {
+            self.recent.pop_front();
+        }
+        let x5 = x + self.recent.iter().map(|(_, c, _)| *c).sum::<u64>();
+        let now = Judged {
+            key,
+            minute,
+            cell,
+            x,
+            x5,
+            expected,
+            heat: heat(config, x, x5, expected, self.bar(minute)),
+            judged,
+        };
+
+        learning::learn_events(&mut self.baseline, &now);
+        spike::judge(config, self, &now, out);
+        learning::learn_rate(config, self, &now);
+        learning::learn_rhythm(self, &now);
+        drop::judge(config, self, &now, out);
+
+        if let Some(cell) = cell
+            && x > 0
+        {
+            self.last_active = Some(minute);
+            self.recent.push_back((minute, x, cell.clone()));
+        }
     }
-    let day = minute.div_euclid(MINUTES_PER_DAY);
-    let longest = state.baseline.longest_gap(minute) as i64;
-    if longest == 0 {
-        return;
-    }
-    let threshold = (config.min_gap_minutes as f64)
-        .max(config.sensitivity.gap_factor() * longest as f64) as i64;
-    if silent < threshold
-        || minute - state.first_seen < config.drop_min_active_days as i64 * MINUTES_PER_DAY
-    {
-        return;
-    }
-    if !(1..=config.drop_min_active_days as i64)
-        .all(|back| state.baseline.daily_events.get(day - back) > 0)
-    {
-        return;
-    }
-    // Two ways to be sure the silence is unusual: a regular key (a job every few minutes up to
-    // hourly) missed several runs; or, for any key, so many calls were expected that silence is
-    // as unlikely as a spike must be.
-    let regular = longest <= config.max_steady_gap_minutes
-        && state.baseline.irregularity(minute, longest as u64) <= MAX_IRREGULARITY;
-    // The hour-of-day rates do not know weekends: a quiet Saturday night would look like a drop,
-    // so silence must be far less likely than a spike (alpha squared).
-    let unlikely = || {
-        let expected = state.baseline.expected_between(last + 1, minute);
-        (-expected).exp() < config.sensitivity.alpha().powi(2)
-    };
-    if !regular && !unlikely() {
-        return;
-    }
-    // The silence became unusual once it outlasted the longest usual gap: the drop starts there.
-    let start = (last + longest + 1).min(minute);
-    let mut episode = new_episode(EpisodeKind::Drop, key, state, start, minute, None);
-    episode.held = Some(minute);
-    state.episode = Some(episode);
 }
 
 fn merge_cell(episode: &mut Episode, cell: &Cell) {

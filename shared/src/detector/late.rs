@@ -128,18 +128,16 @@ impl DetectorState {
                 }
 
                 if x_new > 0 {
-                    state.baseline.daily_events.add(day, x_new);
-                    state.baseline.learn_values(day, new_cell);
+                    state.baseline.learn_events(day, x_new, new_cell);
                     if x_old == 0 {
-                        state.baseline.daily_active_minutes.add(day, 1);
+                        state.baseline.learn_active_minute(day);
                     }
                 }
                 if !in_spike(state, minute) {
                     let change = hour_changes.entry(minute.div_euclid(60) * 60).or_default();
                     change.0 += (x - x_old) as f64;
                     change.1 += (x * x - x_old * x_old) as f64;
-                    state.baseline.daily_peak_1m.raise(day, x);
-                    state.baseline.daily_peak_5m.raise(day, x5);
+                    state.baseline.learn_peaks(day, x, x5);
                 }
                 // The last minutes feed the next minute's 5-minute window.
                 if minute > watermark - 4 {
