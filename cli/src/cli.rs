@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trailsight::classify::ClassifyOptions;
-use trailsight::config::{ApiFilter, DetectorConfig, Sensitivity};
 use trailsight::logfile::ReadLimits;
 
-use crate::local::{delivery_order, discover, fold_files};
+use crate::analysis::{Analysis, discovered, replay_paths};
+use crate::local::fold_files;
 use crate::output::{insights_table, starts, write_insight_files};
 
 /// Exit status when some input files were damaged and skipped.
@@ -48,58 +48,6 @@ enum Command {
 enum Format {
     Json,
     Table,
-}
-
-#[derive(Args, Clone)]
-pub struct Analysis {
-    /// How readily insights open: low, medium or high.
-    #[arg(long, default_value = "medium")]
-    sensitivity: Sensitivity,
-    /// Fewest events in a minute (or five) that can open a spike.
-    #[arg(long, default_value_t = DetectorConfig::default().min_calls)]
-    min_calls: u64,
-    /// Minutes after a minute ends before it is judged (late files).
-    #[arg(long, default_value_t = DetectorConfig::default().settle_minutes)]
-    settle_minutes: i64,
-    /// Hours of history before the first insight.
-    #[arg(long, default_value_t = 24)]
-    warmup_hours: i64,
-    /// Do not count calls AWS services make on your behalf.
-    #[arg(long)]
-    ignore_aws_service_callers: bool,
-    /// Only analyse these APIs (comma-separated `eventSource:eventName` patterns, `*` wildcard).
-    #[arg(long, default_value = "")]
-    allow: String,
-    /// Never analyse these APIs (same patterns).
-    #[arg(long, default_value = "")]
-    deny: String,
-    /// Count read-only calls in call-rate analysis too.
-    #[arg(long)]
-    include_read_apis: bool,
-    /// Analyse data events too.
-    #[arg(long)]
-    include_data_events: bool,
-}
-
-impl Analysis {
-    pub fn detector(&self) -> DetectorConfig {
-        DetectorConfig {
-            sensitivity: self.sensitivity,
-            min_calls: self.min_calls,
-            settle_minutes: self.settle_minutes,
-            warmup_minutes: self.warmup_hours * 60,
-            ignore_aws_service_callers: self.ignore_aws_service_callers,
-            api_filter: ApiFilter::parse(&self.allow, &self.deny),
-            ..DetectorConfig::default()
-        }
-    }
-
-    pub fn classify(&self) -> ClassifyOptions {
-        ClassifyOptions {
-            include_read_apis: self.include_read_apis,
-            include_data_events: self.include_data_events,
-        }
-    }
 }
 
 #[derive(Args)]
@@ -153,39 +101,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The files under `paths`; entries that cannot be walked (dangling symlinks, loops) are reported
-/// with their path and skipped.
-fn discovered(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let found = discover(paths)?;
-    for (path, why) in &found.broken {
-        eprintln!(
-            "skipped {}: {}",
-            crate::terminal::path(path),
-            crate::terminal::escape(why)
-        );
-    }
-    Ok(found.files)
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
-pub fn replay_paths(
-    paths: &[PathBuf],
-    analysis: &Analysis,
-) -> anyhow::Result<crate::replay::ReplayReport> {
-    let mut files = fold_files(
-        discovered(paths)?,
-        &ReadLimits::default(),
-        analysis.classify(),
-    );
-    delivery_order(&mut files);
-    runtime()?.block_on(crate::replay::replay(files, &analysis.detector()))
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! The `trailsight` command: Trailsight's pipeline on log files on disk (replay, summarize,
 //! simulate, eval), and helpers for a deployed table.
 
+mod analysis;
 mod aws_commands;
 mod cli;
 mod eval;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::{Analysis, replay_paths};
+use crate::analysis::{Analysis, replay_paths};
 use crate::eval::{Score, score};
 use crate::simulate::{Injections, SimulateOptions, parse_injection, simulate};
 

@@ -137,6 +137,17 @@ pub struct SeriesState {
     pub recurring: Vec<(Minute, u64, u64)>,
 }
 
+/// How far a reader has read a store's arrival log (what it means is the store's own). Part of
+/// the detector's state; the stores take and return it ([`crate::store::DeltaRead::arrivals`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrivalCursor {
+    /// The memory store: entries of its log read. DynamoDB: the first arrival hour still read.
+    pub position: i64,
+    /// DynamoDB: the hints already taken from the arrival hours still read.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub seen: BTreeSet<String>,
+}
+
 /// The detector's whole state: what storage saves between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetectorState {
@@ -160,7 +171,7 @@ pub struct DetectorState {
     pub consumed: BTreeMap<Minute, BTreeSet<String>>,
     /// Where the store's arrival log was read up to.
     #[serde(default)]
-    pub arrivals: crate::store::ArrivalCursor,
+    pub arrivals: ArrivalCursor,
     /// Series forgotten after idling longer than `evict_idle_minutes`, since the state began.
     #[serde(default)]
     pub evicted: u64,

@@ -19,11 +19,7 @@ use crate::topk::{CELL_VALUES, TopK};
 /// The attribution value for "no error" in call-rate series, as the managed service writes it.
 pub const NO_ERROR: &str = "null";
 
-/// Distinct series one file may create, by default ([`Folder::with_max_series`]). A CloudTrail
-/// file covers one account and region for about five minutes: a few hundred series at most. The
-/// cap bounds the fold's memory (about 1 KB per series) against a file crafted with many distinct
-/// APIs or error codes.
-pub const DEFAULT_MAX_SERIES_PER_FILE: usize = 10_000;
+pub use crate::logfile::DEFAULT_MAX_SERIES_PER_FILE;
 
 /// The series that a file's events go to once the file has made [`DEFAULT_MAX_SERIES_PER_FILE`]
 /// (or the configured cap) distinct series: `*/*/trailsight.overflow:OtherSeries`. Its cells

@@ -41,6 +41,12 @@ pub struct ReadLimits {
     pub max_series: usize,
 }
 
+/// Distinct series one file may create, by default ([`crate::fold::Folder::with_max_series`]). A
+/// CloudTrail file covers one account and region for about five minutes: a few hundred series at
+/// most. The cap bounds the fold's memory (about 1 KB per series) against a file crafted with many
+/// distinct APIs or error codes.
+pub const DEFAULT_MAX_SERIES_PER_FILE: usize = 10_000;
+
 impl Default for ReadLimits {
     fn default() -> Self {
         Self {
@@ -49,7 +55,7 @@ impl Default for ReadLimits {
             max_ratio: 100,
             max_records: 5_000_000,
             max_record_bytes: 4 << 20,
-            max_series: crate::fold::DEFAULT_MAX_SERIES_PER_FILE,
+            max_series: DEFAULT_MAX_SERIES_PER_FILE,
         }
     }
 }

@@ -16,7 +16,6 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::detector::DetectorState;
 use crate::fold::Delta;
@@ -185,15 +184,8 @@ pub struct HourPart {
     pub delta: Delta,
 }
 
-/// How far a reader has read a store's arrival log (what it means is the store's own).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArrivalCursor {
-    /// The memory store: entries of its log read. DynamoDB: the first arrival hour still read.
-    pub position: i64,
-    /// DynamoDB: the hints already taken from the arrival hours still read.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub seen: BTreeSet<String>,
-}
+/// How far a reader has read a store's arrival log: part of the detector's state.
+pub use crate::detector::ArrivalCursor;
 
 /// Hour partitions that received parts since a cursor, and the cursor after them.
 #[derive(Debug, Clone, Default, PartialEq)]

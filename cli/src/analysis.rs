@@ -1,0 +1,96 @@
+//! What every command that analyses logs on disk shares: the analysis options (`--sensitivity`,
+//! `--include-read-apis`...) and replaying files with them.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use trailsight::classify::ClassifyOptions;
+use trailsight::config::{ApiFilter, DetectorConfig, Sensitivity};
+use trailsight::logfile::ReadLimits;
+
+use crate::local::{delivery_order, discover, fold_files};
+
+#[derive(Args, Clone)]
+pub struct Analysis {
+    /// How readily insights open: low, medium or high.
+    #[arg(long, default_value = "medium")]
+    sensitivity: Sensitivity,
+    /// Fewest events in a minute (or five) that can open a spike.
+    #[arg(long, default_value_t = DetectorConfig::default().min_calls)]
+    min_calls: u64,
+    /// Minutes after a minute ends before it is judged (late files).
+    #[arg(long, default_value_t = DetectorConfig::default().settle_minutes)]
+    settle_minutes: i64,
+    /// Hours of history before the first insight.
+    #[arg(long, default_value_t = 24)]
+    warmup_hours: i64,
+    /// Do not count calls AWS services make on your behalf.
+    #[arg(long)]
+    ignore_aws_service_callers: bool,
+    /// Only analyse these APIs (comma-separated `eventSource:eventName` patterns, `*` wildcard).
+    #[arg(long, default_value = "")]
+    allow: String,
+    /// Never analyse these APIs (same patterns).
+    #[arg(long, default_value = "")]
+    deny: String,
+    /// Count read-only calls in call-rate analysis too.
+    #[arg(long)]
+    include_read_apis: bool,
+    /// Analyse data events too.
+    #[arg(long)]
+    include_data_events: bool,
+}
+
+impl Analysis {
+    pub fn detector(&self) -> DetectorConfig {
+        DetectorConfig {
+            sensitivity: self.sensitivity,
+            min_calls: self.min_calls,
+            settle_minutes: self.settle_minutes,
+            warmup_minutes: self.warmup_hours * 60,
+            ignore_aws_service_callers: self.ignore_aws_service_callers,
+            api_filter: ApiFilter::parse(&self.allow, &self.deny),
+            ..DetectorConfig::default()
+        }
+    }
+
+    pub fn classify(&self) -> ClassifyOptions {
+        ClassifyOptions {
+            include_read_apis: self.include_read_apis,
+            include_data_events: self.include_data_events,
+        }
+    }
+}
+
+/// The files under `paths`; entries that cannot be walked (dangling symlinks, loops) are reported
+/// with their path and skipped.
+pub fn discovered(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let found = discover(paths)?;
+    for (path, why) in &found.broken {
+        eprintln!(
+            "skipped {}: {}",
+            crate::terminal::path(path),
+            crate::terminal::escape(why)
+        );
+    }
+    Ok(found.files)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn replay_paths(
+    paths: &[PathBuf],
+    analysis: &Analysis,
+) -> anyhow::Result<crate::replay::ReplayReport> {
+    let mut files = fold_files(
+        discovered(paths)?,
+        &ReadLimits::default(),
+        analysis.classify(),
+    );
+    delivery_order(&mut files);
+    runtime()?.block_on(crate::replay::replay(files, &analysis.detector()))
+}
