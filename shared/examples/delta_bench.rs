@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use trailsight::classify::ClassifyOptions;
 use trailsight::ingest::fold_object;
 use trailsight::logfile::ReadLimits;
-use trailsight::memory::delta_parts;
+use trailsight::store::delta_parts;
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -11,11 +11,8 @@ use crate::fold::Delta;
 use crate::minute::Minute;
 use crate::store::{
     ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart, KeyMark,
-    StateStore, StoreError, VersionCommit, VersionedState, WriteReport,
+    StateStore, StoreError, VersionCommit, VersionedState, WriteReport, delta_parts,
 };
-
-/// Cells per stored part (the DynamoDB store uses the same split, for its 400 KB item limit).
-pub const CELLS_PER_PART: usize = 500;
 
 /// One hour's delta parts, by (file, part number).
 type HourParts = BTreeMap<(FileId, usize), Delta>;
@@ -48,21 +45,6 @@ impl MemoryStore {
             .map(|d| d.keys().copied().collect())
             .unwrap_or_default()
     }
-}
-
-/// Splits a file's delta into its stored parts: by hour, then by size.
-pub fn delta_parts(delta: &Delta) -> Vec<(Minute, usize, Delta)> {
-    let mut parts = Vec::new();
-    for (hour, hour_delta) in delta.split_by_hour() {
-        for (i, part) in hour_delta
-            .split_by_cells(CELLS_PER_PART)
-            .into_iter()
-            .enumerate()
-        {
-            parts.push((hour, i, part));
-        }
-    }
-    parts
 }
 
 #[async_trait]

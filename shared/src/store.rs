@@ -230,3 +230,22 @@ pub trait StateStore: Send + Sync {
     /// state on load need do nothing; the memory store, which lends it out, takes it back.
     async fn release_state(&self, _state: DetectorState, _version: u64) {}
 }
+
+/// Cells per stored part. The storage layout is shared by both stores: a file's delta is stored
+/// in parts, by UTC hour, then by size (the DynamoDB store's items stay under 400 KB).
+pub const CELLS_PER_PART: usize = 500;
+
+/// Splits a file's delta into its stored parts: by hour, then by size.
+pub fn delta_parts(delta: &Delta) -> Vec<(Minute, usize, Delta)> {
+    let mut parts = Vec::new();
+    for (hour, hour_delta) in delta.split_by_hour() {
+        for (i, part) in hour_delta
+            .split_by_cells(CELLS_PER_PART)
+            .into_iter()
+            .enumerate()
+        {
+            parts.push((hour, i, part));
+        }
+    }
+    parts
+}

@@ -68,8 +68,8 @@ use crate::aws::retry::{describe, is_transient};
 use crate::aws::state_body::S3StateBody;
 use crate::detector::DetectorState;
 use crate::fold::{Delta, DeltaBuilder};
-use crate::memory::delta_parts;
 use crate::minute::{MINUTES_PER_DAY, Minute, to_datetime};
+use crate::store::delta_parts;
 use crate::store::{
     ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart, KeyMark,
     StateStore, StoreError, VersionCommit, VersionedState, WriteReport,
