@@ -20,9 +20,9 @@ use trailsight::detector::{DetectorState, SeriesState};
 use trailsight::fold::{Cell, Delta};
 use trailsight::ingest::fold_object;
 use trailsight::logfile::ReadLimits;
-use trailsight::memory::delta_parts;
 use trailsight::minute::{Minute, parse_minute};
 use trailsight::series::SeriesKey;
+use trailsight::store::delta_parts;
 use trailsight::store::{
     DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, KeyMark, StateStore, StoreError,
     VersionCommit, WriteReport,
