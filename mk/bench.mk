@@ -19,7 +19,7 @@ bench: bench-data
 	target/release/examples/delta_bench $(BENCH_DATA) | tee $(BENCH_OUT)/deltas.json
 	@echo "== peak RSS folding one 100 MB (uncompressed) log file"
 	python3 bench/big_file.py $(BENCH_DATA) $(BENCH_OUT)/big.json.gz 100
-	/usr/bin/time -f '{"max_rss_kb": %M, "seconds": %e}' target/release/trailsight summarize --json $(BENCH_OUT)/big.json.gz 2>&1 >/dev/null | tee $(BENCH_OUT)/rss.json
+	/usr/bin/time -f '{"max_rss_kb": %M, "seconds": %e}' $(TRAILSIGHT) summarize --json $(BENCH_OUT)/big.json.gz 2>&1 >/dev/null | tee $(BENCH_OUT)/rss.json
 	@echo "== detector cost per run (5 one-minute evaluations) for 1k, 10k, 100k series"
 	target/release/examples/detector_bench --state-dir $(BENCH_OUT)/states 1000 10000 100000 | tee $(BENCH_OUT)/detector.json
 	@echo "== one whole detect run (load state, 5 minutes, save state), a fresh process per size: time, peak RSS"

@@ -37,10 +37,13 @@ enum Command {
     /// Replay simulated scenarios and score the insights against their labels.
     Eval(crate::scenario::EvalArgs),
     /// Create the DynamoDB table (and, for local use, a bucket and a queue of insight events).
+    #[cfg(feature = "aws")]
     Setup(crate::aws_commands::SetupArgs),
     /// Ingest the log files a trail delivered in the last days into the table.
+    #[cfg(feature = "aws")]
     Backfill(crate::aws_commands::BackfillArgs),
     /// Show the open and recent insights the detect function keeps in the table.
+    #[cfg(feature = "aws")]
     Insights(crate::aws_commands::InsightsArgs),
 }
 
@@ -87,8 +90,11 @@ pub fn main() -> ExitCode {
         Command::Summarize(args) => run_summarize(args),
         Command::Simulate(args) => crate::scenario::run_simulate(args),
         Command::Eval(args) => crate::scenario::run_eval(args),
+        #[cfg(feature = "aws")]
         Command::Setup(args) => crate::aws_commands::run_setup(args),
+        #[cfg(feature = "aws")]
         Command::Backfill(args) => crate::aws_commands::run_backfill(args),
+        #[cfg(feature = "aws")]
         Command::Insights(args) => crate::aws_commands::run_insights(args),
     };
     match result {

@@ -1,7 +1,9 @@
 //! The `trailsight` command: Trailsight's pipeline on log files on disk (replay, summarize,
-//! simulate, eval), and helpers for a deployed table.
+//! simulate, eval), and, with the `aws` feature (on by default), helpers for a deployed table
+//! (setup, backfill, insights).
 
 mod analysis;
+#[cfg(feature = "aws")]
 mod aws_commands;
 mod cli;
 mod eval;

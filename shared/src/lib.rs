@@ -8,7 +8,7 @@
 //! Pipelines: [`ingest`] and [`detect`], over the storage traits in [`store`], implemented in
 //! memory by [`memory`] and, with the `aws` feature, on DynamoDB, EventBridge, CloudWatch and S3.
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "aws-base")]
 pub mod aws;
 pub mod baseline;
 pub mod classify;
@@ -16,12 +16,14 @@ pub mod config;
 pub mod detect;
 pub mod detector;
 pub mod envvars;
+pub mod eventbus;
 pub mod fold;
 pub mod ident;
 pub mod ingest;
 pub mod insight;
 pub mod logfile;
 pub mod memory;
+pub mod metrics;
 pub mod minute;
 pub mod record;
 pub mod s3key;

@@ -15,9 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use trailsight::aws::archive::plan_files;
-use trailsight::aws::cloudwatch::{
-    CloudWatchMetrics, MetricsLevel, MetricsPublish, RunMetrics, cloudwatch_client,
-};
+use trailsight::aws::cloudwatch::{CloudWatchMetrics, cloudwatch_client};
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
@@ -31,6 +29,7 @@ use trailsight::detector::DetectorState;
 use trailsight::fold::{Delta, Folder};
 use trailsight::insight::{InsightRecord, InsightState};
 use trailsight::memory::MemoryStore;
+use trailsight::metrics::{MetricsLevel, MetricsPublish, RunMetrics};
 use trailsight::minute::{Minute, format_minute, parse_minute};
 use trailsight::s3key::{KeyKind, classify_key};
 use trailsight::series::InsightType;

@@ -4,12 +4,12 @@
 //! empty strings). AWS endpoints, region and credentials come from the SDK's own variables
 //! (`AWS_ENDPOINT_URL`...).
 
-use trailsight::aws::cloudwatch::{DEFAULT_NAMESPACE, MetricsLevel};
-use trailsight::aws::eventbridge::{
-    DEFAULT_BUS, DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, SourceError, validate_source,
-};
 use trailsight::config::{ApiFilter, DetectorConfig};
 use trailsight::envvars::{EnvVarError, EnvVars};
+use trailsight::eventbus::{
+    DEFAULT_BUS, DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, SourceError, validate_source,
+};
+use trailsight::metrics::{DEFAULT_NAMESPACE, MetricsLevel};
 
 /// Where archived Insight files go.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,16 +28,16 @@ use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
 use trailsight::aws::archive::{PublishThenArchive, S3Archive, S3DeadLetters};
-use trailsight::aws::cloudwatch::{
-    CloudWatchMetrics, MetricsPublish, RunMetrics, cloudwatch_client,
-};
+use trailsight::aws::cloudwatch::{CloudWatchMetrics, cloudwatch_client};
 use trailsight::aws::dynamodb::DynamoStore;
-use trailsight::aws::eventbridge::{EventBridgePublisher, SourceError, eventbridge_client};
+use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
 use trailsight::aws::state_body::S3StateBody;
 use trailsight::config::DetectorConfig;
 use trailsight::detect::{DeadLetterSink, DetectError, DetectRun, InsightPublish, RunReport};
+use trailsight::eventbus::SourceError;
 use trailsight::insight::InsightState;
+use trailsight::metrics::{MetricsPublish, RunMetrics};
 use trailsight::minute::{Minute, format_minute, parse_minute};
 use trailsight::series::InsightType;
 use trailsight::store::{DeltaRead, StateStore, StoreError};
@@ -416,11 +416,11 @@ mod tests {
     use super::*;
     use async_trait::async_trait;
     use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-    use trailsight::aws::cloudwatch::CollectingMetrics;
     use trailsight::detect::{CollectingPublisher, PublishError};
     use trailsight::detector::{DetectorState, Pending};
     use trailsight::insight::InsightRecord;
     use trailsight::memory::MemoryStore;
+    use trailsight::metrics::CollectingMetrics;
     use trailsight::store::VersionedState;
 
     const SCHEDULED: &[u8] = include_bytes!("../testdata/scheduled-event.json");

@@ -1,10 +1,10 @@
 //! The function's settings, read once from its environment (names as in `infra/template.yaml`).
 //! AWS endpoints, region and credentials come from the SDK's own variables (`AWS_ENDPOINT_URL`...).
 
-use trailsight::aws::cloudwatch::MetricsLevel;
 use trailsight::classify::ClassifyOptions;
 use trailsight::envvars::EnvVars;
 use trailsight::logfile::ReadLimits;
+use trailsight::metrics::MetricsLevel;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -38,7 +38,7 @@ use trailsight::store::{DeltaWrite, FileMarks};
 use crate::config::Config;
 use crate::envelope::{Content, EnvelopeError, ObjectRef, decode_event};
 use crate::summary::Summary;
-use trailsight::aws::cloudwatch::MetricsLevel;
+use trailsight::metrics::MetricsLevel;
 
 /// Objects processed at once, at most; their memory is bounded by the configured budget besides
 /// (a large object runs alone).

@@ -7,8 +7,8 @@
 //! that cannot be ingested, shows as the dead-letter queue's depth, a free AWS/SQS metric.
 
 use serde_json::{Value, json};
-use trailsight::aws::cloudwatch::MetricsLevel;
 use trailsight::ingest::IngestOutcome;
+use trailsight::metrics::MetricsLevel;
 
 /// Counters of one invocation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,14 +1,25 @@
-//! Adapters on AWS (feature `aws`): the storage traits on one DynamoDB table ([`dynamodb`]), the
+//! Adapters on AWS (features `s3`, `dynamodb`, `eventbridge`, `cloudwatch`; `aws` is all four): the storage traits on one DynamoDB table ([`dynamodb`]), the
 //! detector state's body in S3 when a state bucket is configured ([`state_body`]), log objects
 //! from S3 ([`s3`]), the SDK's retry and timeout settings shared by every client ([`retry`]), the
 //! backfill of past log files ([`backfill`]), and the publishers of insights and metrics
 //! ([`eventbridge`], [`archive`], [`cloudwatch`]).
 
+//!
+//! Each module is behind the cargo feature of the service it calls (`s3`, `dynamodb`,
+//! `eventbridge`, `cloudwatch`); [`retry`] serves them all.
+
+#[cfg(feature = "s3")]
 pub mod archive;
+#[cfg(feature = "s3")]
 pub mod backfill;
+#[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "eventbridge")]
 pub mod eventbridge;
 pub mod retry;
+#[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "s3")]
 pub mod state_body;

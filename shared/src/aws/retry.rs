@@ -12,8 +12,10 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Attempts per request, the first included.
 pub const MAX_ATTEMPTS: u32 = 6;
@@ -74,22 +76,30 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await
 }
 
+/// A client of one service's SDK crate with our retry and timeout settings, whatever the
+/// `SdkConfig` carries: `sdk_client!(aws_sdk_s3, &sdk)`. Every SDK's config builder has the same
+/// shape, so one definition builds them all.
+#[macro_export]
+macro_rules! sdk_client {
+    ($sdk_crate:ident, $sdk_config:expr) => {{
+        let config = $sdk_crate::config::Builder::from($sdk_config)
+            .retry_config($crate::aws::retry::retry_config())
+            .timeout_config($crate::aws::retry::timeout_config())
+            .build();
+        $sdk_crate::Client::from_conf(config)
+    }};
+}
+
 /// A DynamoDB client with our retry and timeout settings, whatever `sdk` carries.
+#[cfg(feature = "dynamodb")]
 pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    sdk_client!(aws_sdk_dynamodb, sdk)
 }
 
 /// An S3 client with our retry and timeout settings, whatever `sdk` carries.
+#[cfg(feature = "s3")]
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .retry_config(retry_config())
-        .timeout_config(timeout_config())
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    sdk_client!(aws_sdk_s3, sdk)
 }
 
 /// True when the request may succeed if tried again later: throttling, a 5xx answer, a timeout,
