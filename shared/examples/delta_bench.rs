@@ -13,6 +13,7 @@ use trailsight::classify::ClassifyOptions;
 use trailsight::ingest::fold_object;
 use trailsight::logfile::ReadLimits;
 use trailsight::store::delta_parts;
+use trailsight::stored;
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -73,9 +74,8 @@ fn main() {
         let parts = delta_parts(&folded.delta);
         let mut units = 2.0; // marker put (small item) + marker get (consistent read, 1 RCU)
         for (_, _, part) in &parts {
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            let _ = serde_json::to_writer(&mut gz, part);
-            let bytes = gz.finish().map(|b| b.len()).unwrap_or(0) + 60; // + keys and attribute names
+            let stored = stored::encode(part).map(|b| b.len()).unwrap_or(0);
+            let bytes = stored + 60; // + keys and attribute names
             bytes_total += bytes;
             units += (bytes as f64 / 1024.0).ceil();
         }

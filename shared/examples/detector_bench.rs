@@ -26,7 +26,6 @@
 //! the peak resident set (Linux: VmHWM).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -39,6 +38,7 @@ use trailsight::memory::MemoryStore;
 use trailsight::minute::parse_minute;
 use trailsight::series::SeriesKey;
 use trailsight::store::{DeltaWrite, FileId, StateStore};
+use trailsight::stored;
 
 const START: &str = "2026-03-02T00:00:00Z";
 const WARM_MINUTES: i64 = 1440;
@@ -112,9 +112,8 @@ fn sizes(args: &[String]) -> Result<(), String> {
         let run_seconds = timed.elapsed().as_secs_f64();
         let serialise = Instant::now();
         let json = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&json).map_err(|e| e.to_string())?;
-        let gz = gz.finish().map_err(|e| e.to_string())?;
+        // The stored format, as DynamoStore writes state chunks.
+        let gz = stored::encode(&state).map_err(|e| e.to_string())?;
         let serialise_seconds = serialise.elapsed().as_secs_f64();
         let kb = gz.len() as f64 / 1024.0;
         if let Some(dir) = &state_dir {
@@ -153,12 +152,7 @@ fn run_once(path: &PathBuf, n: usize) -> Result<(), String> {
     let inputs_rss_mb = peak_rss_mb();
     let gz = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let run = Instant::now();
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .read_to_end(&mut json)
-        .map_err(|e| e.to_string())?;
-    let mut state: DetectorState = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
-    drop(json);
+    let mut state: DetectorState = stored::decode(&gz, u64::MAX).map_err(|e| e.to_string())?;
     let load_seconds = run.elapsed().as_secs_f64();
     let evaluate = Instant::now();
     for (i, cells) in inputs.iter().enumerate() {
@@ -167,16 +161,8 @@ fn run_once(path: &PathBuf, n: usize) -> Result<(), String> {
     let evaluate_seconds = evaluate.elapsed().as_secs_f64();
     // As DynamoStore::save_state writes an S3 body: buffered, at gzip's fastest level.
     let save = Instant::now();
-    let mut saved = std::io::BufWriter::with_capacity(
-        64 << 10,
-        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
-    );
-    serde_json::to_writer(&mut saved, &state).map_err(|e| e.to_string())?;
-    let saved = saved
-        .into_inner()
-        .map_err(|e| e.error().to_string())?
-        .finish()
-        .map_err(|e| e.to_string())?;
+    let saved =
+        stored::encode_at(&state, flate2::Compression::fast()).map_err(|e| e.to_string())?;
     let save_seconds = save.elapsed().as_secs_f64();
     println!(
         "{}",

@@ -29,4 +29,5 @@ pub mod record;
 pub mod s3key;
 pub mod series;
 pub mod store;
+pub mod stored;
 pub mod topk;

@@ -11,6 +11,11 @@
 //! | state head | `S` | `HEAD` | `version` (N), `chunks` (N), `token` (S), `s3key` (S, when the body is in S3) |
 //! | state chunk | `S` | `C#<version, 20 digits>#<token>#<i, 5 digits>` | `d` (B: a slice of the gzip JSON of the [`DetectorState`]) |
 //!
+//! Every item written also carries `fv` (N), the version of the stored formats
+//! ([`crate::stored`]): 2 today; an item without it is version 1 (the same attributes, and
+//! documents without their version tag). An item of a newer version is refused as
+//! [`StoreError::Corrupt`] with the reason, never misread.
+//!
 //! - **Delta parts** are [`delta_parts`] (the memory store's split: by hour, then 500 cells), a
 //!   part whose gzip exceeds 350 KB halved again (`<part>.0`, `<part>.1`, ...; the split depends
 //!   only on the file's content, so every attempt makes the same parts). Each is written with
@@ -45,7 +50,6 @@
 //! [`crate::aws::retry`]) are [`StoreError::Transient`]; anything else is [`StoreError::Other`].
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -59,8 +63,6 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use flate2::Compression;
-use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use futures::{StreamExt, stream};
 use serde::Deserialize;
 
@@ -74,6 +76,7 @@ use crate::store::{
     ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart, KeyMark,
     StateStore, StoreError, VersionCommit, VersionedState, WriteReport,
 };
+use crate::stored::{self, FORMAT_VERSION, check_item_version};
 use crate::topk::TopK;
 
 /// The table definition shared with the deployment template.
@@ -150,6 +153,7 @@ impl DynamoStore {
             .item("pk", s(delta_pk(part.hour)))
             .item("sk", s(format!("{file}#{}", part.label)))
             .item("d", AttributeValue::B(Blob::new(part.data.clone())))
+            .item(FORMAT_ATTR, format_version())
             .item(
                 "expires_at",
                 n((part.hour + DELTA_TTL_DAYS * MINUTES_PER_DAY) * 60),
@@ -376,7 +380,11 @@ impl DynamoStore {
             update = update.expression_attribute_names(format!("#h{i}"), delta_pk(*hour));
         }
         update
-            .update_expression(format!("ADD {} SET expires_at = :expires", adds.join(", ")))
+            .expression_attribute_values(":fv", format_version())
+            .update_expression(format!(
+                "ADD {} SET expires_at = :expires, fv = :fv",
+                adds.join(", ")
+            ))
             .send()
             .await
             .map(|_| ())
@@ -457,15 +465,9 @@ impl DeltaRead for DynamoStore {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| store_error("reading delta parts", &e))?;
             for item in page.items() {
-                let data = binary_attr(item, "d")?;
-                let mut json = Vec::new();
-                GzDecoder::new(data)
-                    .take(MAX_PART_JSON)
-                    .read_to_end(&mut json)
-                    .map_err(|e| corrupt_part(item, e))?;
                 deltas.push(HourPart {
                     id: string_attr(item, "sk")?.to_owned(),
-                    delta: serde_json::from_slice(&json).map_err(|e| corrupt_part(item, e))?,
+                    delta: decode_part(item)?,
                 });
             }
         }
@@ -475,13 +477,9 @@ impl DeltaRead for DynamoStore {
 
 /// A stored delta part's `Delta`.
 fn decode_part(item: &HashMap<String, AttributeValue>) -> Result<Delta, StoreError> {
+    check_item_version(number_attr(item, FORMAT_ATTR)).map_err(|e| corrupt_part(item, e))?;
     let data = binary_attr(item, "d")?;
-    let mut json = Vec::new();
-    GzDecoder::new(data)
-        .take(MAX_PART_JSON)
-        .read_to_end(&mut json)
-        .map_err(|e| corrupt_part(item, e))?;
-    serde_json::from_slice(&json).map_err(|e| corrupt_part(item, e))
+    stored::decode(data, MAX_PART_JSON).map_err(|e| corrupt_part(item, e))
 }
 
 fn corrupt_part(
@@ -511,7 +509,8 @@ impl FileMarks for DynamoStore {
             .table_name(&self.table)
             .item("pk", s(marker_pk(file)))
             .item("sk", s("F"))
-            .item("expires_at", n(expires));
+            .item("expires_at", n(expires))
+            .item(FORMAT_ATTR, format_version());
         put = match mark {
             FileMark::Done { records } => {
                 put.item("status", s("done")).item("records", n(*records))
@@ -581,8 +580,9 @@ impl FileMarks for DynamoStore {
             .key("sk", s("F"))
             .update_expression(
                 "SET pending = :tag, pending_at = :now, \
-                 expires_at = if_not_exists(expires_at, :expires)",
+                 expires_at = if_not_exists(expires_at, :expires), fv = :fv",
             )
+            .expression_attribute_values(":fv", format_version())
             .condition_expression(format!(
                 "({committed}) AND (attribute_not_exists(pending) OR pending = :tag \
                  OR pending_at < :stale)"
@@ -619,7 +619,7 @@ impl FileMarks for DynamoStore {
             FileMark::Failed { reason } => ("failed", 0, Some(truncate(reason, 2048))),
         };
         let mut set = "SET seq = :next, #status = :status, records = :records, \
-                       versions = :versions, etags = :etags, expires_at = :expires"
+                       versions = :versions, etags = :etags, expires_at = :expires, fv = :fv"
             .to_owned();
         set.push_str(if reason.is_some() {
             ", reason = :reason REMOVE pending, pending_at"
@@ -641,7 +641,8 @@ impl FileMarks for DynamoStore {
             .expression_attribute_values(":records", n(records))
             .expression_attribute_values(":versions", strings(&commit.versions))
             .expression_attribute_values(":etags", strings(&commit.etags))
-            .expression_attribute_values(":expires", n(commit.expires_at));
+            .expression_attribute_values(":expires", n(commit.expires_at))
+            .expression_attribute_values(":fv", format_version());
         if commit.base > 0 {
             update = update.expression_attribute_values(":base", n(commit.base));
         }
@@ -709,6 +710,8 @@ fn marker_status(
     item: &HashMap<String, AttributeValue>,
     file: &FileId,
 ) -> Result<Option<FileMark>, StoreError> {
+    check_item_version(number_attr(item, FORMAT_ATTR))
+        .map_err(|e| StoreError::Corrupt(format!("file marker {file}: {e}")))?;
     match item.get("status") {
         None => Ok(None),
         Some(AttributeValue::S(status)) if status == "done" => Ok(Some(FileMark::Done {
@@ -756,6 +759,8 @@ enum Body {
 
 impl Head {
     fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Head, StoreError> {
+        check_item_version(number_attr(item, FORMAT_ATTR))
+            .map_err(|e| StoreError::Corrupt(format!("the detector state head: {e}")))?;
         let field = |name| {
             number_attr(item, name).ok_or_else(|| {
                 StoreError::Corrupt(format!("the detector state head has no number {name}"))
@@ -832,11 +837,8 @@ impl StateStore for DynamoStore {
                 });
             };
             if let Some(data) = self.read_body(&head).await? {
-                let mut json = Vec::new();
-                GzDecoder::new(data.as_slice())
-                    .read_to_end(&mut json)
-                    .map_err(|e| StoreError::Corrupt(format!("detector state: {e}")))?;
-                let state = serde_json::from_slice(&json)
+                // Our own document, written by this function: no bound on its size.
+                let state = stored::decode(&data, u64::MAX)
                     .map_err(|e| StoreError::Corrupt(format!("detector state: {e}")))?;
                 return Ok(VersionedState {
                     state,
@@ -896,19 +898,22 @@ impl StateStore for DynamoStore {
             .expression_attribute_names("#s3key", "s3key")
             .expression_attribute_values(":version", n(version))
             .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":fv", format_version())
             // The whole old head (small): UPDATED_OLD may leave out attributes whose value did not
             // change (moto does), and the old head must name every part of its body.
             .return_values(ReturnValue::AllOld);
         let update = match &body {
             Body::Object(key) => update
                 .update_expression(
-                    "SET #version = :version, #chunks = :chunks, #token = :token, #s3key = :s3key",
+                    "SET #version = :version, #chunks = :chunks, #token = :token, #s3key = :s3key, \
+                     fv = :fv",
                 )
                 .expression_attribute_values(":chunks", n(0))
                 .expression_attribute_values(":s3key", s(key)),
             Body::Chunks(count) => update
                 .update_expression(
-                    "SET #version = :version, #chunks = :chunks, #token = :token REMOVE #s3key",
+                    "SET #version = :version, #chunks = :chunks, #token = :token, fv = :fv \
+                     REMOVE #s3key",
                 )
                 .expression_attribute_values(":chunks", n(count)),
         };
@@ -972,6 +977,7 @@ impl DynamoStore {
                         .item("pk", s(STATE_PK))
                         .item("sk", s(sk))
                         .item("d", AttributeValue::B(Blob::new(chunk)))
+                        .item(FORMAT_ATTR, format_version())
                         .send()
                         .await
                         .map(|_| ())
@@ -1202,21 +1208,21 @@ fn chunk_sk(version: u64, token: &str, i: usize) -> String {
     format!("{}{i:05}", chunk_prefix(version, token))
 }
 
+/// The stored format of `value` ([`crate::stored`]: gzip JSON with its format version).
 fn gzip_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     gzip_json_at(value, Compression::default())
 }
 
 fn gzip_json_at<T: serde::Serialize>(value: &T, level: Compression) -> Result<Vec<u8>, StoreError> {
-    // Buffered: serde_json writes a few bytes at a time, and each write into the encoder is a
-    // deflate call.
-    let mut writer = std::io::BufWriter::with_capacity(64 << 10, GzEncoder::new(Vec::new(), level));
-    serde_json::to_writer(&mut writer, value)
-        .map_err(|e| StoreError::Other(format!("encoding: {e}")))?;
-    writer
-        .into_inner()
-        .map_err(|e| StoreError::Other(format!("compressing: {}", e.error())))?
-        .finish()
-        .map_err(|e| StoreError::Other(format!("compressing: {e}")))
+    stored::encode_at(value, level).map_err(|e| StoreError::Other(format!("encoding: {e}")))
+}
+
+/// The attribute naming the format version of every item written ([`crate::stored`]); items
+/// without it are version 1.
+const FORMAT_ATTR: &str = "fv";
+
+fn format_version() -> AttributeValue {
+    n(FORMAT_VERSION)
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
