@@ -105,18 +105,39 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for_port(port, what, process, seconds=120):
-    """Returns once 127.0.0.1:`port` accepts connections; fails if `process` exits first."""
+def wait_for(ready, what, process, seconds):
+    """Polls `ready()` until it returns something other than None, and returns that; fails if
+    `process` exits first, or after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        value = ready()
+        if value is not None:
+            return value
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited (status {process.returncode}) before it was ready")
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} was not ready after {seconds}s")
+
+
+def wait_for_port(port, what, process, seconds=120):
+    """Returns once 127.0.0.1:`port` accepts connections."""
+    def accepts():
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
+            return True
         except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"{what} exited (status {process.returncode}) before listening on {port}")
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} is not listening on port {port} after {seconds}s")
+            return None
+
+    wait_for(accepts, f"{what} (port {port})", process, seconds)
+
+
+def listening_port(log_path, process, seconds=30):
+    """The port a proxy printed (`listening on <port>`, tests/proxy_base.py) in its log."""
+    def printed():
+        match = re.search(r"listening on (\d+)", Path(log_path).read_text(errors="replace"))
+        return int(match.group(1)) if match else None
+
+    return wait_for(printed, Path(log_path).name, process, seconds)
 
 
 def tools_env():
@@ -368,9 +389,24 @@ class QuietServer(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def serve_http(handler_class):
-    """Serves `handler_class` on a free loopback port, from a daemon thread."""
-    server = QuietServer(("127.0.0.1", 0), handler_class)
+def serve_http(on_get, on_post=None):
+    """Serves HTTP/1.1 (keep-alive, as Lambda runtimes use it) on a free loopback port, from a
+    daemon thread: `on_get(request)` answers GETs, `on_post(request)` POSTs (by default on_get);
+    `request` is the BaseHTTPRequestHandler."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            on_get(self)
+
+        def do_POST(self):
+            (on_post or on_get)(self)
+
+    server = QuietServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -450,21 +486,7 @@ class LocalRuntimeApi:
         self.init_error = None
         self.generation = 0  # bumped by reset(): polls of an earlier process are let go
         self.on_poll = None  # (poll number) -> None, called before anything is handed out
-        api = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                api._next(self, time.perf_counter_ns())
-
-            def do_POST(self):
-                api._answer(self, time.perf_counter_ns())
-
-        self.server = serve_http(Handler)
+        self.server = serve_http(self._next, self._answer)
 
     def runtime_api(self, function=None):
         """host:port, as Lambda gives it to its sandbox's runtime."""
@@ -556,7 +578,8 @@ class LocalRuntimeApi:
         request.end_headers()
         request.wfile.write(body)
 
-    def _next(self, request, now):
+    def _next(self, request):
+        now = time.perf_counter_ns()
         if request.path != NEXT:
             return self._send(request, 404, b'{"errorMessage": "unknown path"}')
         with self.cond:
@@ -586,7 +609,8 @@ class LocalRuntimeApi:
         invocation.t_handout = time.perf_counter_ns()
         return self._send(request, 200, invocation.event, headers)
 
-    def _answer(self, request, now):
+    def _answer(self, request):
+        now = time.perf_counter_ns()
         body = read_body(request)
         match = re.fullmatch(RUNTIME + r"/invocation/([^/]+)/(response|error)", request.path)
         try:
