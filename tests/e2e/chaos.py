@@ -181,10 +181,12 @@ class RuntimeTap:
             with STATS_LOCK:
                 self.stats[f"{self.name}: killed at {where}"] += 1
 
-    def current(self):
-        """The bootstrap process (never one being replaced)."""
+    def exited(self):
+        """The exit status of the bootstrap if it died on its own, else None. Read under the lock
+        that a kill holds until the replacement runs: a bootstrap this tap is killing is not
+        mistaken for one that crashed."""
         with self.lock:
-            return self.process
+            return self.process.poll()
 
     def close(self):
         self.server.shutdown()

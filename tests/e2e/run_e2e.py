@@ -240,16 +240,16 @@ class Invoker:
     """Invokes through the runtime API's invoke endpoint, as `cargo lambda invoke` does, once the
     bootstraps are known to be alive."""
 
-    def __init__(self, api, processes, plans=None):
+    def __init__(self, api, exited, plans=None):
         self.api = api
-        self.processes = processes  # () -> the functions' current processes
+        self.exited = exited  # () -> the exit status (or None) of each function bootstrap
         self.plans = plans  # chaos.KillPlans in the fault mode
 
     def check(self):
         """Fails at once if a function's process died (an invocation would wait for it forever)."""
-        for process in self.processes():
-            if process.poll() is not None:
-                raise RuntimeError(f"a function bootstrap exited with status {process.returncode}")
+        for status in self.exited():
+            if status is not None:
+                raise RuntimeError(f"a function bootstrap exited with status {status}")
 
     def invoke(self, function, event, timeout=300, kill=None):
         """POSTs `event`; in the fault mode, `kill` is where its bootstrap dies (chaos.KillPlans)."""
@@ -384,8 +384,11 @@ def e2e(args, host):
                 taps.append(tap)
             else:
                 functions.append(spawn(name, i, api.runtime_api(name)))
-        current = (lambda: [t.current() for t in taps]) if chaos_mode else (lambda: functions)
-        invoker = Invoker(api, current, plans)
+        if chaos_mode:
+            exited = lambda: [t.exited() for t in taps]  # noqa: E731
+        else:
+            exited = lambda: [p.poll() for p in functions]  # noqa: E731
+        invoker = Invoker(api, exited, plans)
         time.sleep(0.5)
         invoker.check()
 
