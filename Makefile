@@ -58,9 +58,10 @@ unit:
 integration: tools
 	AWS_EC2_METADATA_DISABLED=true $(CARGO) test -p trailsight-integration -- --test-threads 2
 
-# The ingest Lambda's bootstrap under Lambda's runtime API, invoked twice (tests/lambda_invoke.sh).
+# The ingest Lambda's bootstrap under Lambda's runtime API (`cargo lambda watch`), invoked twice
+# with `cargo lambda invoke` (tests/lambda_invoke.py, on tests/harness/lambda_host.py).
 lambda-invoke: tools
-	tests/lambda_invoke.sh
+	$(VENV_BIN)/python tests/lambda_invoke.py
 
 ## test: what CI runs (.ci/run). Installs its tools (.venv) itself. The only `test` rule: its
 ## prerequisites run in this order, quick checks first, the end-to-end run (mk/e2e.mk) last.

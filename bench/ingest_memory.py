@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Peak memory of the ingest bootstrap on large and hostile log files (`make ingest-memory`).
 
-The release `bootstrap` that `make build` deploys runs under the minimal Lambda Runtime API of
-bench/cold_start.py, with the environment infra/template.yaml gives it (128 MB), against a moto
-server on a loopback port (S3 and DynamoDB, as the integration tests use). Each case is one fresh
-process and one direct S3 notification of one object; the peak RSS (VmHWM) is read once the
-runtime asks for its next event, after it answered. Cases:
+The release `bootstrap` that `make build` deploys runs under the minimal Lambda Runtime API that
+bench/cold_start.py uses too (tests/harness/lambda_host.py's LocalRuntimeApi), with the environment
+infra/template.yaml gives it (128 MB), against a moto server on a loopback port (S3 and DynamoDB,
+as the integration tests use). Each case is one fresh process and one direct S3 notification of
+one object (LocalRuntimeApi.cold_start); the peak RSS (VmHWM) is read once the runtime asks for
+its next event, after it answered. Cases:
 - big: a CloudTrail log file of about 48 MB gzip (inside the deployed limits: 50 MB compressed,
   512 MiB inflated, 500,000 records), records of about 1 KB with the varied fields real ones have
   (IDs, request IDs, addresses, keys), 20 APIs over 15 minutes;
@@ -20,46 +21,18 @@ Usage: ingest_memory.py [--out out/bench/ingest_memory.json] [--work out/bench/i
 """
 import argparse
 import gzip
-import http.server
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import cold_start  # noqa: E402  (the Runtime API, the Lambda environment, VmHWM)
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.lambda_host import INGEST, TEMPLATE_ENV, Host, LocalRuntimeApi, lambda_env  # noqa: E402
 
-ROOT = cold_start.ROOT
-VENV_BIN = ROOT / ".venv" / "bin"
 BUCKET, TABLE = "trailsight-logs", "trailsight"
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/03/02/111122223333_CloudTrail_us-east-1_20260302T1405Z_{}.json.gz"
-# infra/template.yaml's IngestFunction environment (MemorySize 128).
-TEMPLATE_ENV = {
-    "TRAILSIGHT_TABLE": TABLE,
-    "TRAILSIGHT_MAX_COMPRESSED_BYTES": "52428800",
-    "TRAILSIGHT_MAX_DECOMPRESSED_BYTES": "536870912",
-    "TRAILSIGHT_MAX_RECORDS": "500000",
-    "TRAILSIGHT_MAX_SERIES_PER_FILE": "10000",
-    "TRAILSIGHT_INCLUDE_READ_APIS": "false",
-    "TRAILSIGHT_INCLUDE_DATA_EVENTS": "false",
-    "TRAILSIGHT_METRIC_NAMESPACE": "Trailsight",
-    "TRAILSIGHT_METRICS": "basic",
-}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def hexes(rng, n):
     return "%0*x" % (n, rng.getrandbits(4 * n))
 
@@ -153,7 +126,6 @@ def main():
     parser.add_argument("--work", default=str(ROOT / "out/bench/ingest-memory"))
     parser.add_argument("--binary", default=str(ROOT / "build/lambda/trailsight-ingest/bootstrap"))
     args = parser.parse_args()
-    import boto3  # from moto's dependencies in the venv
 
     binary = Path(args.binary)
     if not binary.exists():
@@ -165,70 +137,45 @@ def main():
     if not big.exists():
         print("ingest_memory: generating a 48 MB gzip log file", file=sys.stderr)
         (work / "big.records").write_text(str(big_file(big, 48_000_000)))
-    files["big"] = (big, int((work / "big.records").read_text()), TEMPLATE_ENV)
+    template = TEMPLATE_ENV[INGEST]  # infra/template.yaml's IngestFunction (MemorySize 128)
+    files["big"] = (big, int((work / "big.records").read_text()), template)
     many = work / "series.json.gz"
     if not many.exists():
         series_file(many, 100_000)
-    files["series"] = (many, 100_000, TEMPLATE_ENV)
-    files["series-uncapped"] = (many, 100_000, {**TEMPLATE_ENV, "TRAILSIGHT_MAX_SERIES_PER_FILE": "1000000"})
+    files["series"] = (many, 100_000, template)
+    files["series-uncapped"] = (many, 100_000, {**template, "TRAILSIGHT_MAX_SERIES_PER_FILE": "1000000"})
 
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto_log = open(work / "moto.log", "wb")
-    moto = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=moto_log, stderr=subprocess.STDOUT)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), cold_start.RuntimeApi)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    api = f"127.0.0.1:{server.server_address[1]}"
     report = {"binary": str(binary.relative_to(ROOT)) if binary.is_relative_to(ROOT) else str(binary),
               "memory_mb": 128, "cases": {}}
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or moto.poll() is not None:
-                    sys.exit("ingest_memory: moto did not start (see its log in --work)")
-                time.sleep(0.1)
-        aws = dict(aws_access_key_id="testing", aws_secret_access_key="testing",
-                   region_name="us-east-1", endpoint_url=endpoint)
-        s3, ddb = boto3.client("s3", **aws), boto3.client("dynamodb", **aws)
+    with Host(work=work) as host:
+        moto = host.moto()
+        api = LocalRuntimeApi(INGEST)
+        s3 = moto.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        table = json.loads((ROOT / "infra/table.json").read_text())
-        with tempfile.TemporaryDirectory() as home:
-            for i, (case, (path, records, env_extra)) in enumerate(files.items()):
-                name = f"{TABLE}-{i}"
-                ddb.create_table(TableName=name, KeySchema=table["KeySchema"],
-                                 AttributeDefinitions=table["AttributeDefinitions"],
-                                 BillingMode="PAY_PER_REQUEST")
-                key = KEY.format(f"{case}{i:04d}".ljust(16, "x")[:16])
-                etag = s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())["ETag"].strip('"')
-                env = cold_start.lambda_env("trailsight-ingest", 128, api, home, str(binary.parent), {
-                    **env_extra, "TRAILSIGHT_TABLE": name, "AWS_ENDPOINT_URL": endpoint})
-                log_path = work / f"{case}.log"
-                with open(log_path, "wb") as log:
-                    run = cold_start.measure(server, [str(binary)], env, "trailsight-ingest",
-                                             s3_event(key, etag), log, timeout=300)
-                ok = run["answer_kind"] == "response" and run["answer"] == {"batchItemFailures": []}
-                report["cases"][case] = {
-                    "compressed_mb": round(path.stat().st_size / 1e6, 1),
-                    "records": records,
-                    "max_series_per_file": int(env_extra["TRAILSIGHT_MAX_SERIES_PER_FILE"]),
-                    "rss_peak_mb": round(run["rss_peak_kb"] / 1024, 1) if run["rss_peak_kb"] else None,
-                    "rss_init_mb": round(run["rss_init_kb"] / 1024, 1) if run["rss_init_kb"] else None,
-                    "invoke_ms": run["invoke_ms"],
-                    "answered": ok,
-                    "summary": summary_line(log_path),
-                }
-                if not ok:
-                    report["cases"][case]["answer"] = run["answer"]
-    finally:
-        moto.kill()
-        moto.wait()
-        server.shutdown()
+        for i, (case, (path, records, env_extra)) in enumerate(files.items()):
+            name = f"{TABLE}-{i}"
+            moto.create_table(name)
+            key = KEY.format(f"{case}{i:04d}".ljust(16, "x")[:16])
+            etag = s3.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())["ETag"].strip('"')
+            env = lambda_env(INGEST, api.runtime_api(), host.home, binary.parent, memory=128,
+                             endpoint=moto.endpoint, extra={**env_extra, "TRAILSIGHT_TABLE": name})
+            log_path = work / f"{case}.log"
+            with open(log_path, "wb") as log:
+                run = api.cold_start(host, [str(binary)], env, s3_event(key, etag), log, timeout=300)
+            ok = run["answer_kind"] == "response" and run["answer"] == {"batchItemFailures": []}
+            report["cases"][case] = {
+                "compressed_mb": round(path.stat().st_size / 1e6, 1),
+                "records": records,
+                "max_series_per_file": int(env_extra["TRAILSIGHT_MAX_SERIES_PER_FILE"]),
+                "rss_peak_mb": round(run["rss_peak_kb"] / 1024, 1) if run["rss_peak_kb"] else None,
+                "rss_init_mb": round(run["rss_init_kb"] / 1024, 1) if run["rss_init_kb"] else None,
+                "invoke_ms": run["invoke_ms"],
+                "answered": ok,
+                "summary": summary_line(log_path),
+            }
+            if not ok:
+                report["cases"][case]["answer"] = run["answer"]
+        api.close()
     text = json.dumps(report, indent=2)
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

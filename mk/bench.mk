@@ -37,7 +37,8 @@ bench: bench-data
 	@$(MAKE) --no-print-directory ingest-memory
 
 # Lambda cold start of the bootstraps `make build` deploys, each started fresh COLD_START_RUNS times
-# against a minimal local Lambda Runtime API: Init Duration, first invocation, peak RSS, sizes.
+# against a minimal local Lambda Runtime API (LocalRuntimeApi, tests/harness/lambda_host.py): Init
+# Duration, first invocation, peak RSS, sizes.
 COLD_START_RUNS ?= 20
 cold-start: build
 	@mkdir -p $(BENCH_OUT)

@@ -1,5 +1,6 @@
 # mk/e2e.mk: the two Lambda binaries end to end, on a local AWS (moto) and Lambda's runtime API
-# (`cargo lambda watch`). Included by the root Makefile (`include mk/e2e.mk`).
+# (`cargo lambda watch`), both started by tests/harness/lambda_host.py. Included by the root
+# Makefile (`include mk/e2e.mk`).
 #
 #   make e2e DATA=<dir of CloudTrail files in the S3 layout> OUT=<file> [STEP=15m] [CHAOS=seed] [E2E_FLAGS=--release]
 #       uploads DATA to a bucket, delivers every file's notification to the ingest function (twice),

@@ -1,9 +1,10 @@
 """The fault mode of the end-to-end run (`run_e2e.py --chaos SEED`): its plan and its machinery.
 
 - `RuntimeTap`: an HTTP proxy between one function bootstrap and Lambda's runtime API (`cargo
-  lambda watch`). It passes everything through, and kills the bootstrap with SIGKILL during an
-  invocation when the plan says so: at the hand-out (before the bootstrap sees the event), after
-  a delay (anywhere in the handler), or at the response (all the work done, the answer lost).
+  lambda watch`: tests/harness/lambda_host.py's CargoLambdaWatch). It passes everything through,
+  and kills the bootstrap with SIGKILL during an invocation when the plan says so: at the
+  hand-out (before the bootstrap sees the event), after a delay (anywhere in the handler), or at
+  the response (all the work done, the answer lost).
   It then reports the invocation failed as Lambda does when a runtime exits (`Runtime.ExitError`)
   and starts the bootstrap again, so the caller sees a failed invocation and retries it.
 - `KillPlans`: which invocation is killed where, registered by the caller before it invokes,
@@ -13,7 +14,7 @@
   run_e2e.py's docstring).
 - `compare`: published records against replay's.
 
-Standard library only.
+Standard library only (and tests/harness/lambda_host.py, for its HTTP plumbing).
 """
 
 import bisect
@@ -25,10 +26,11 @@ import http.client
 import json
 import os
 import signal
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.parse
+
+from harness.lambda_host import RUNTIME, read_body, serve_http
 
 # Detector defaults the plan keeps clear of (shared/src/config.rs, docs/DETECTION.md).
 SETTLE = 20
@@ -46,22 +48,6 @@ STATS_LOCK = threading.Lock()
 def event_digest(body):
     """The identity of an invocation's event, whatever its JSON formatting."""
     return hashlib.sha256(json.dumps(json.loads(body), sort_keys=True).encode()).hexdigest()
-
-
-def read_body(request):
-    """A request's body, with a Content-Length or chunked."""
-    if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            size = int(request.rfile.readline().split(b";")[0].strip(), 16)
-            if size == 0:
-                while request.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(request.rfile.read(size))
-            request.rfile.readline()
-    length = int(request.headers.get("Content-Length") or 0)
-    return request.rfile.read(length) if length else b""
 
 
 class KillPlans:
@@ -88,53 +74,33 @@ class KillPlans:
             return queue.popleft() if queue else None
 
 
-class QuietServer(ThreadingHTTPServer):
-    """Says nothing of a connection a killed bootstrap left half-open."""
-
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            super().handle_error(request, client_address)
-
-
 class RuntimeTap:
-    """A runtime-API proxy for one bootstrap process, which it starts, kills and restarts."""
+    """A runtime-API proxy for one bootstrap process, which it starts, kills and restarts.
+    `upstream`: the runtime API it stands in front of, as a bootstrap's AWS_LAMBDA_RUNTIME_API
+    (`http://host:port/<base path>`); the tap's own is `runtime_api`, without a base path."""
 
-    def __init__(self, name, upstream_port, plans, spawn, stats):
+    def __init__(self, name, upstream, plans, spawn, stats):
         self.name = name
-        self.upstream_port = upstream_port
+        parsed = urllib.parse.urlsplit(upstream)
+        self.upstream_address = (parsed.hostname, parsed.port)
+        self.upstream_base = parsed.path.rstrip("/")
         self.plans = plans
-        self.spawn = spawn  # (tap's port) -> a new bootstrap process, its runtime API this tap
+        self.spawn = spawn  # (the tap's runtime API) -> a new bootstrap process polling it
         self.stats = stats  # a Counter shared by the taps, under STATS_LOCK
         self.lock = threading.Lock()
         self.process = None
         self.invocations = {}  # request id -> "running" | "kill-at-response" | "responded" | "killed"
-        tap = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                tap.handle(self)
-
-            do_POST = do_GET
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(self.handle)
+        self.runtime_api = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self):
         with self.lock:
-            self.process = self.spawn(self.port)
+            self.process = self.spawn(self.runtime_api)
 
     def upstream(self, method, path, body=b"", headers=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=None)
+        connection = http.client.HTTPConnection(*self.upstream_address, timeout=None)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, self.upstream_base + path, body=body, headers=headers or {})
             response = connection.getresponse()
             return response.status, response.read(), response.getheaders()
         finally:
@@ -207,18 +173,20 @@ class RuntimeTap:
                                 "errorMessage": "RequestId: %s Error: Runtime exited with error: signal: killed" % request_id})
             self.upstream(
                 "POST",
-                f"/.rt/{self.name}/2018-06-01/runtime/invocation/{request_id}/error",
+                f"{RUNTIME}/invocation/{request_id}/error",
                 error.encode(),
                 {"Content-Type": "application/json", "Lambda-Runtime-Function-Error-Type": "Runtime.ExitError"},
             )
-            self.process = self.spawn(self.port)
+            self.process = self.spawn(self.runtime_api)
             with STATS_LOCK:
                 self.stats[f"{self.name}: killed at {where}"] += 1
 
-    def current(self):
-        """The bootstrap process (never one being replaced)."""
+    def exited(self):
+        """The exit status of the bootstrap if it died on its own, else None. Read under the lock
+        that a kill holds until the replacement runs: a bootstrap this tap is killing is not
+        mistaken for one that crashed."""
         with self.lock:
-            return self.process
+            return self.process.poll()
 
     def close(self):
         self.server.shutdown()

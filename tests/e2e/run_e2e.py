@@ -84,8 +84,10 @@ delayed kill lands varies from run to run, and the result must not depend on it.
 printed (kills, redeliveries, refused entries, late data judged, from the runs' log lines) are
 the run's own.
 
-Everything started here is stopped on exit, whatever happens. Tools come from the project's venv
-(.venv/bin first on PATH: cargo-lambda, moto_server, boto3). Environment: CARGO_TARGET_DIR.
+moto, `cargo lambda watch`, the bootstraps and their environment, and stopping everything
+started here on exit whatever happens, are tests/harness/lambda_host.py's. Tools come from the
+project's venv (.venv/bin first on PATH: cargo-lambda, moto_server, boto3). Environment:
+CARGO_TARGET_DIR.
 """
 
 import argparse
@@ -95,36 +97,30 @@ import concurrent.futures
 import gzip
 import hashlib
 import json
-import os
 import random
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
-import chaos
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import chaos  # noqa: E402
+from harness.lambda_host import (  # noqa: E402
+    DETECT, INGEST, REGION, ROOT, CargoLambdaWatch, Host, aws_env, cargo_lambda_build, listening_port,
+    require_tools, run, run_main, step, target_dir, tools_env,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
 TABLE = "trailsight-e2e"
 BUCKET = "trailsight-e2e-trail"
 QUEUE = "trailsight-e2e-insights"
-REGION = "us-east-1"
 LOG_NAME = re.compile(r"^(\d+)_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json(\.gz)?$")
 
-PROCESSES = []
 TIMINGS = []
-WORK = None
 
 
 def log(message):
@@ -138,7 +134,7 @@ class Phase:
         self.name = name
 
     def __enter__(self):
-        log(f"==> {self.name}")
+        step(self.name)
         self.start = time.monotonic()
         return self
 
@@ -147,81 +143,6 @@ class Phase:
         TIMINGS.append((self.name, elapsed))
         log(f"    {self.name}: {elapsed:.1f}s")
         return False
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, what, process, seconds=120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(f"error: {what} exited (status {process.returncode}) before listening on {port}")
-            time.sleep(0.1)
-    raise SystemExit(f"error: {what} is not listening on port {port} after {seconds}s")
-
-
-def start(args, log_path, env=None, cwd=ROOT):
-    handle = open(log_path, "wb")
-    process = subprocess.Popen(
-        args, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
-    )
-    PROCESSES.append((process, log_path))
-    return process
-
-
-def stop_all():
-    for process, _ in reversed(PROCESSES):
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-    for process, _ in PROCESSES:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            process.wait()
-
-
-def show_logs():
-    # A killed and restarted bootstrap leaves one log per process (<function>-<i>.<n>.log): only
-    # the last of each is shown.
-    latest = {}
-    for _, path in PROCESSES:
-        latest[re.sub(r"\.\d+\.log$", "", Path(path).name)] = path
-    for path in latest.values():
-        try:
-            lines = Path(path).read_text(errors="replace").splitlines()[-30:]
-        except OSError:
-            continue
-        if lines:
-            print(f"--- {Path(path).name} (last lines)", file=sys.stderr)
-            print("\n".join(lines), file=sys.stderr)
-
-
-def listening_port(log_path, process, seconds=30):
-    """The port a proxy printed (`listening on <port>`) in its log."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        match = re.search(r"listening on (\d+)", Path(log_path).read_text(errors="replace"))
-        if match:
-            return int(match.group(1))
-        if process.poll() is not None:
-            raise SystemExit(f"error: {log_path} exited (status {process.returncode}) before listening")
-        time.sleep(0.1)
-    raise SystemExit(f"error: no port in {log_path} after {seconds}s")
 
 
 def proxy_control(base, path, method="GET"):
@@ -251,12 +172,6 @@ def parse_step(text):
     if not match or int(match.group(1)) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: expected minutes such as 15m, 5 or 1h")
     return int(match.group(1)) * (60 if match.group(2) == "h" else 1)
-
-
-def run(args, env=None, what=None):
-    result = subprocess.run(args, cwd=ROOT, env=env)
-    if result.returncode != 0:
-        raise SystemExit(f"error: {what or args[0]} failed (status {result.returncode})")
 
 
 def delivery_minute(key):
@@ -322,35 +237,26 @@ def sqs_record(body):
 
 
 class Invoker:
-    """POSTs events to the runtime API's invoke endpoint, as `cargo lambda invoke` does."""
+    """Invokes through the runtime API's invoke endpoint, as `cargo lambda invoke` does, once the
+    bootstraps are known to be alive."""
 
-    def __init__(self, port, processes, plans=None):
-        self.base = f"http://127.0.0.1:{port}/2015-03-31/functions"
-        self.processes = processes  # () -> the functions' current processes
+    def __init__(self, api, exited, plans=None):
+        self.api = api
+        self.exited = exited  # () -> the exit status (or None) of each function bootstrap
         self.plans = plans  # chaos.KillPlans in the fault mode
 
     def check(self):
         """Fails at once if a function's process died (an invocation would wait for it forever)."""
-        for process in self.processes():
-            if process.poll() is not None:
-                raise RuntimeError(f"a function bootstrap exited with status {process.returncode}")
+        for status in self.exited():
+            if status is not None:
+                raise RuntimeError(f"a function bootstrap exited with status {status}")
 
     def invoke(self, function, event, timeout=300, kill=None):
         """POSTs `event`; in the fault mode, `kill` is where its bootstrap dies (chaos.KillPlans)."""
         self.check()
         if self.plans is not None:
             self.plans.register(event, kill)
-        request = urllib.request.Request(
-            f"{self.base}/{function}/invocations",
-            data=json.dumps(event).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        return self.api.invoke(function, event, timeout)
 
 
 def sort_key(record):
@@ -379,21 +285,19 @@ def main():
     parser.add_argument("--chaos", type=int, metavar="SEED",
                         help="the fault mode (see above), its randomness seeded with SEED")
     args = parser.parse_args()
-    chaos_mode = args.chaos is not None
-    kill_stats = collections.Counter()
     if not args.data.is_dir():
         raise SystemExit(f"error: {args.data} is not a folder")
-    for tool in ("cargo-lambda", "moto_server", "python"):
-        if not (VENV_BIN / tool).exists():
-            raise SystemExit(f"error: {VENV_BIN / tool} is missing: run 'make tools' first")
-    import boto3  # from moto's dependencies in the venv
+    require_tools("cargo-lambda", "moto_server", "python")
+    with Host(prefix="trailsight-e2e-") as host:
+        return e2e(args, host)
 
-    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+
+def e2e(args, host):
+    chaos_mode = args.chaos is not None
+    kill_stats = collections.Counter()
     profile = "release" if args.release else "debug"
-    base_env = dict(os.environ)
-    base_env["PATH"] = f"{VENV_BIN}:{base_env.get('PATH', '')}"
-    global WORK
-    work = WORK = Path(tempfile.mkdtemp(prefix="trailsight-e2e-"))
+    base_env = tools_env()
+    work = host.work
     total_start = time.monotonic()
 
     files = sorted(p for p in args.data.rglob("*") if p.is_file())
@@ -409,17 +313,9 @@ def main():
 
     with Phase("build"):
         flags = ["--release"] if args.release else []
-        run(
-            ["cargo", "lambda", "build", "--quiet", "--package", "trailsight-ingest",
-             "--package", "trailsight-detect", *flags],
-            env=base_env, what="cargo lambda build",
-        )
-        run(["cargo", "build", "--quiet", "-p", "trailsight-cli", *flags], env=base_env, what="cargo build")
-        bootstraps = {name: target / "lambda" / name / "bootstrap" for name in ("trailsight-ingest", "trailsight-detect")}
-        for name, path in bootstraps.items():
-            if not path.exists():
-                raise SystemExit(f"error: {path} was not built")
-        cli = target / profile / "trailsight"
+        bootstraps = cargo_lambda_build([INGEST, DETECT], flags)
+        run(["cargo", "build", "--quiet", "-p", "trailsight-cli", *flags], what="cargo build")
+        cli = target_dir() / profile / "trailsight"
 
     replay_records = []
     if chaos_mode:
@@ -431,28 +327,15 @@ def main():
             replay_records = [json.loads(line) for line in replayed.stdout.decode().splitlines() if line.strip()]
             log(f"    {len(replay_records)} records")
 
-    moto_port = free_port()
-    endpoint = f"http://127.0.0.1:{moto_port}"
-    aws_env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    env = {k: v for k, v in base_env.items() if k != "AWS_PROFILE"}
-    env.update(aws_env)
-    os.environ.update(aws_env)
-    os.environ.pop("AWS_PROFILE", None)
-
     with Phase("moto and trailsight setup"):
-        moto = start([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)], work / "moto.log")
-        wait_for_port(moto_port, "moto", moto)
+        moto = host.moto()
+        endpoint = moto.endpoint
+        # The CLI's environment: this one, its AWS settings moto's.
+        env = {k: v for k, v in base_env.items() if k != "AWS_PROFILE"}
+        env.update(aws_env(endpoint))
         run([str(cli), "setup", "--table", TABLE, "--bucket", BUCKET, "--queue", QUEUE], env=env, what="trailsight setup")
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        sqs = boto3.client("sqs", endpoint_url=endpoint)
+        s3 = moto.client("s3")
+        sqs = moto.client("sqs")
         queue_url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
 
     with Phase("upload"):
@@ -464,57 +347,48 @@ def main():
         log(f"    {len(objects)} objects in s3://{BUCKET}")
 
     with Phase("runtime API and function bootstraps"):
-        rt_port = free_port()
-        watch = start(
-            ["cargo", "lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1",
-             "--invoke-port", str(rt_port)],
-            work / "watch.log", env=base_env,
-        )
-        wait_for_port(rt_port, "cargo lambda watch", watch)
-        function_env = dict(env)
-        function_env.update({
-            "AWS_LAMBDA_FUNCTION_VERSION": "1",
-            "AWS_LAMBDA_LOG_FORMAT": "JSON",
-            "AWS_LAMBDA_LOG_LEVEL": "INFO",
-            "TRAILSIGHT_TABLE": TABLE,
-        })
+        api = CargoLambdaWatch(host)
         eventbridge_proxy = None
         if chaos_mode:
             # Detect reaches AWS through the EventBridge fault proxy (armed by the plan).
-            proxy = start([sys.executable, str(ROOT / "tests" / "eventbridge_fault_proxy.py"), "--port", "0",
-                           "--upstream", endpoint, "--fail-calls", "0"], work / "eventbridge-proxy.log")
+            proxy = host.start([sys.executable, str(ROOT / "tests" / "eventbridge_fault_proxy.py"), "--port", "0",
+                                "--upstream", endpoint, "--fail-calls", "0"], "eventbridge-proxy.log")
             eventbridge_proxy = f"http://127.0.0.1:{listening_port(work / 'eventbridge-proxy.log', proxy)}"
-        instances = [("trailsight-ingest", i) for i in range(max(1, args.ingest_instances))]
-        instances.append(("trailsight-detect", 0))
+        instances = [(INGEST, i) for i in range(max(1, args.ingest_instances))]
+        instances.append((DETECT, 0))
         plans = chaos.KillPlans() if chaos_mode else None
         taps = []
         functions = []
+        starts = collections.Counter()
 
         def spawn(name, i, runtime_api):
-            e = dict(function_env)
-            e["AWS_LAMBDA_FUNCTION_NAME"] = name
-            e["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "256"
-            # The function's own route of the runtime API: invocations of `name` go to it alone.
-            e["AWS_LAMBDA_RUNTIME_API"] = runtime_api
-            if name == "trailsight-detect":
+            """Bootstrap `i` of `name`, polling `runtime_api` (the function's own route of the
+            emulator, or a tap in front of it); its log <name>-<i>.<restarts>.log."""
+            extra = {"TRAILSIGHT_TABLE": TABLE}
+            endpoint_ = endpoint
+            if name == DETECT:
                 # The archive in the trail's own bucket: ingest must never read it.
-                e["TRAILSIGHT_ARCHIVE_BUCKET"] = BUCKET
-                if eventbridge_proxy:
-                    e["AWS_ENDPOINT_URL"] = eventbridge_proxy
-            runs = sum(1 for _, p in PROCESSES if Path(p).name.startswith(f"{name}-{i}"))
-            return start([str(bootstraps[name])], work / f"{name}-{i}.{runs}.log", env=e)
+                extra["TRAILSIGHT_ARCHIVE_BUCKET"] = BUCKET
+                endpoint_ = eventbridge_proxy or endpoint
+            log_name = f"{name}-{i}.{starts[(name, i)]}.log"
+            starts[(name, i)] += 1
+            return host.start_bootstrap(bootstraps[name], name, runtime_api, log=log_name, memory=256,
+                                        endpoint=endpoint_, extra=extra)
 
         for name, i in instances:
             if chaos_mode:
                 tap = chaos.RuntimeTap(
-                    name, rt_port, plans,
-                    lambda port, n=name, k=i: spawn(n, k, f"http://127.0.0.1:{port}/.rt/{n}"), kill_stats)
+                    name, api.runtime_api(name), plans,
+                    lambda runtime_api, n=name, k=i: spawn(n, k, runtime_api), kill_stats)
                 tap.start()
                 taps.append(tap)
             else:
-                functions.append(spawn(name, i, f"http://127.0.0.1:{rt_port}/.rt/{name}"))
-        current = (lambda: [t.current() for t in taps]) if chaos_mode else (lambda: functions)
-        invoker = Invoker(rt_port, current, plans)
+                functions.append(spawn(name, i, api.runtime_api(name)))
+        if chaos_mode:
+            exited = lambda: [t.exited() for t in taps]  # noqa: E731
+        else:
+            exited = lambda: [p.poll() for p in functions]  # noqa: E731
+        invoker = Invoker(api, exited, plans)
         time.sleep(0.5)
         invoker.check()
 
@@ -790,27 +664,4 @@ def main():
 
 
 if __name__ == "__main__":
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    status = 1
-    try:
-        status = main()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            print(exit_.code, file=sys.stderr)
-            status = 1
-        else:
-            status = exit_.code or 0
-    except Exception as error:  # noqa: BLE001 - report, show the logs, clean up
-        print(f"error: {error}", file=sys.stderr)
-        status = 1
-    finally:
-        if status != 0:
-            show_logs()
-        stop_all()
-        if WORK:
-            shutil.rmtree(WORK, ignore_errors=True)
-    sys.exit(status)
+    run_main(main)

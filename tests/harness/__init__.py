@@ -1,0 +1,1 @@
+"""The harnesses' shared code: lambda_host (see its docstring)."""
