@@ -1,14 +1,11 @@
 //! Rendering insights and summaries for people, and Insight files in the service's layout.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use trailsight::insight::{InsightRecord, InsightState};
+use trailsight::insight_files::{encode_file, plan_files};
 use trailsight::minute::parse_minute;
-use trailsight::s3key::insight_key;
 
 /// A plain text table with aligned columns.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -119,36 +116,32 @@ pub struct Written {
 }
 
 /// Writes records as CloudTrail-Insight files under `dir`, one per (account, region, 5 minutes
-/// of `eventTime`), named and laid out as the service does. Paths are built only from validated
-/// identifiers ([`insight_key`]), and each is checked to stay under `dir` before it is created.
+/// of `eventTime`), laid out, named and encoded by [`plan_files`] and [`encode_file`] (as the
+/// detect function's S3 archive writes them: the same records give the same file names). Paths
+/// are built only from validated identifiers, and each is checked to stay under `dir` before it
+/// is created.
 pub fn write_insight_files(dir: &Path, records: &[InsightRecord]) -> std::io::Result<Written> {
     let mut written = Written::default();
-    let mut groups: BTreeMap<(String, String, i64), Vec<&InsightRecord>> = BTreeMap::new();
+    let mut slots: BTreeMap<i64, Vec<InsightRecord>> = BTreeMap::new();
     for record in records {
         let minute = parse_minute(&record.event_time).unwrap_or_default();
-        groups
-            .entry((
-                record.recipient_account_id.clone(),
-                record.aws_region.clone(),
-                minute - minute.rem_euclid(5),
-            ))
+        slots
+            .entry(minute - minute.rem_euclid(5))
             .or_default()
-            .push(record);
+            .push(record.clone());
     }
-    for ((account, region, slot), group) in &groups {
-        let id = file_suffix(account, region, *slot, group);
-        let Some(key) = insight_key("", account, region, *slot, &id) else {
-            written.unplaced += group.len();
-            continue;
-        };
-        let path = contained(dir, &key)?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+    for slot in slots.values() {
+        let files = plan_files("", slot);
+        written.unplaced += slot.len() - files.iter().map(|f| f.records.len()).sum::<usize>();
+        for file in files {
+            let path = contained(dir, &file.key)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let group: Vec<&InsightRecord> = file.records.iter().map(|&i| &slot[i]).collect();
+            std::fs::write(&path, encode_file(&group)?)?;
+            written.files += 1;
         }
-        let mut gz = GzEncoder::new(std::fs::File::create(&path)?, Compression::default());
-        serde_json::to_writer(&mut gz, &serde_json::json!({ "Records": group }))?;
-        gz.finish()?.flush()?;
-        written.files += 1;
     }
     Ok(written)
 }
@@ -171,29 +164,6 @@ fn contained(dir: &Path, key: &str) -> std::io::Result<PathBuf> {
         ));
     }
     Ok(dir.join(relative))
-}
-
-/// 16 alphanumerics derived from the file's content, so reruns name files the same.
-fn file_suffix(account: &str, region: &str, slot: i64, group: &[&InsightRecord]) -> String {
-    let mut seed = format!("{account}{region}{slot}");
-    for r in group {
-        seed.push_str(&r.event_id);
-    }
-    let digest = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        seed.hash(&mut h);
-        h.finish()
-    };
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut x = digest;
-    (0..16)
-        .map(|_| {
-            let c = ALPHABET[(x % 62) as usize] as char;
-            x = x / 62 + digest.rotate_left(13);
-            c
-        })
-        .collect()
 }
 
 /// Count of Start records.

@@ -21,6 +21,7 @@ pub mod fold;
 pub mod ident;
 pub mod ingest;
 pub mod insight;
+pub mod insight_files;
 pub mod logfile;
 pub mod memory;
 pub mod metrics;

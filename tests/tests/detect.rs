@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use trailsight::aws::archive::plan_files;
 use trailsight::aws::cloudwatch::{CloudWatchMetrics, cloudwatch_client};
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
@@ -28,6 +27,7 @@ use trailsight::detect::{
 use trailsight::detector::DetectorState;
 use trailsight::fold::{Delta, Folder};
 use trailsight::insight::{InsightRecord, InsightState};
+use trailsight::insight_files::plan_files;
 use trailsight::memory::MemoryStore;
 use trailsight::metrics::{MetricsLevel, MetricsPublish, RunMetrics};
 use trailsight::minute::{Minute, format_minute, parse_minute};
