@@ -11,15 +11,7 @@ use trailsight::classify::ClassifyOptions;
 use trailsight::ingest::{FoldedObject, fold_object};
 use trailsight::logfile::{ReadError, ReadLimits};
 use trailsight::minute::Minute;
-use trailsight::s3key::delivery_minute;
-
-/// Path fragments of CloudTrail objects that are not log files.
-const SIBLING_FOLDERS: [&str; 4] = [
-    "CloudTrail-Digest",
-    "CloudTrail-Insight",
-    "CloudTrail-NetworkActivity",
-    "CloudTrail-Aggregated",
-];
+use trailsight::s3key::{delivery_minute, sibling_of_logs};
 
 /// One file's fate.
 pub enum FileResult {
@@ -170,11 +162,11 @@ pub fn fold_files(
 fn fold_file(path: &Path, limits: &ReadLimits, options: ClassifyOptions) -> LocalFile {
     let text = path.to_string_lossy();
     let named = delivery_minute(&text);
-    if let Some(folder) = SIBLING_FOLDERS.iter().find(|f| text.contains(*f)) {
+    if let Some(why) = sibling_of_logs(&text) {
         return LocalFile {
             path: path.to_path_buf(),
             delivered: named,
-            result: FileResult::NotALog(format!("{folder} file")),
+            result: FileResult::NotALog(why.to_owned()),
         };
     }
     let result = match File::open(path) {

@@ -27,15 +27,23 @@ const SIBLINGS: [(&str, &str); 5] = [
     ("ConfigWritabilityCheckFile", "AWS Config check file"),
 ];
 
+/// Why an object's key or a local file's path names something CloudTrail writes beside its log
+/// files (digests, Insight files, network activity, aggregated events, AWS Config's check file),
+/// or `None`. The one list of them, for S3 keys ([`classify_key`]) and files on disk alike.
+pub fn sibling_of_logs(path: &str) -> Option<&'static str> {
+    SIBLINGS
+        .iter()
+        .find(|(needle, _)| path.contains(needle) || path.starts_with(&needle[1..]))
+        .map(|(_, why)| *why)
+}
+
 /// Classifies an S3 key (already URL-decoded).
 pub fn classify_key(key: &str) -> KeyKind {
     if key.is_empty() || key.ends_with('/') {
         return KeyKind::Skip("folder marker");
     }
-    for (needle, why) in SIBLINGS {
-        if key.contains(needle) || key.starts_with(&needle[1..]) {
-            return KeyKind::Skip(why);
-        }
+    if let Some(why) = sibling_of_logs(key) {
+        return KeyKind::Skip(why);
     }
     if !key.contains("/CloudTrail/") && !key.starts_with("CloudTrail/") {
         return KeyKind::Skip("not under a CloudTrail/ folder");
