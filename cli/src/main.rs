@@ -4,12 +4,10 @@
 mod analysis;
 mod aws_commands;
 mod cli;
-mod eval;
 mod local;
 mod output;
 mod replay;
 mod scenario;
-mod simulate;
 mod summarize;
 mod terminal;
 

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use trailsight_sim::eval::{Score, score};
+use trailsight_sim::simulate::{Injections, SimulateOptions, parse_injection, simulate};
 
 use crate::analysis::{Analysis, replay_paths};
-use crate::eval::{Score, score};
-use crate::simulate::{Injections, SimulateOptions, parse_injection, simulate};
 
 #[derive(Args)]
 pub struct SimulateArgs {
