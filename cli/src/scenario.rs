@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use trailsight_sim::eval::{Score, score};
-use trailsight_sim::simulate::{Injections, SimulateOptions, parse_injection, simulate};
+use trailsight_sim::{Injections, SimulateOptions, parse_injection, simulate};
 
 use crate::analysis::{Analysis, replay_paths};
 

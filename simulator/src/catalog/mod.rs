@@ -1,0 +1,139 @@
+//! The catalog: principals ([`principals`]), APIs ([`apis`]) and error codes ([`errors`]), and
+//! the identities (ARNs, principal and access key IDs) a seed gives the principals.
+
+pub(crate) mod apis;
+pub(crate) mod errors;
+pub(crate) mod principals;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::random::rand_upper_alnum;
+use apis::{APIS, event_source};
+use principals::{PKind, PRINCIPALS, PSpec};
+
+pub(crate) struct Principal {
+    pub(crate) spec: &'static PSpec,
+    pub(crate) arn: String,
+    pub(crate) principal_id: String,
+    pub(crate) access_key: String,
+    pub(crate) issuer_arn: String,
+    pub(crate) issuer_id: String,
+}
+
+impl Principal {
+    pub(crate) fn arn_or_name(&self) -> &str {
+        if self.arn.is_empty() {
+            self.spec.name
+        } else {
+            &self.arn
+        }
+    }
+}
+
+pub(crate) struct Catalog {
+    pub(crate) principals: Vec<Principal>,
+    pub(crate) sources: Vec<String>,
+}
+
+impl Catalog {
+    pub(crate) fn build(seed: u64, account: &str) -> Catalog {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x05ee_d1d5);
+        let principals = PRINCIPALS
+            .iter()
+            .map(|spec| {
+                let id = rand_upper_alnum(&mut rng, 17);
+                let key = rand_upper_alnum(&mut rng, 16);
+                match spec.kind {
+                    PKind::Role | PKind::ServiceRole => {
+                        let path = if spec.kind == PKind::ServiceRole {
+                            "aws-service-role/config.amazonaws.com/"
+                        } else if spec.name.starts_with("AWSReservedSSO") {
+                            "aws-reserved/sso.amazonaws.com/"
+                        } else {
+                            ""
+                        };
+                        Principal {
+                            spec,
+                            arn: format!(
+                                "arn:aws:sts::{account}:assumed-role/{}/{}",
+                                spec.name, spec.session
+                            ),
+                            principal_id: format!("AROA{id}:{}", spec.session),
+                            access_key: format!("ASIA{key}"),
+                            issuer_arn: format!("arn:aws:iam::{account}:role/{path}{}", spec.name),
+                            issuer_id: format!("AROA{id}"),
+                        }
+                    }
+                    PKind::User => Principal {
+                        spec,
+                        arn: format!("arn:aws:iam::{account}:user/{}", spec.name),
+                        principal_id: format!("AIDA{id}"),
+                        access_key: format!("AKIA{key}"),
+                        issuer_arn: String::new(),
+                        issuer_id: String::new(),
+                    },
+                    PKind::Service => Principal {
+                        spec,
+                        arn: String::new(),
+                        principal_id: String::new(),
+                        access_key: String::new(),
+                        issuer_arn: String::new(),
+                        issuer_id: String::new(),
+                    },
+                }
+            })
+            .collect();
+        Catalog {
+            principals,
+            sources: APIS.iter().map(|a| event_source(a.svc)).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::BUSINESS_SHARE;
+    use crate::world::{JOB_POOL, choose_jobs};
+    use apis::{ApiSpec, Group, api_index};
+
+    #[test]
+    fn catalog_is_consistent() {
+        let mut total = 0.0;
+        let mut writes = 0.0;
+        let mut background = 0;
+        for (g, share) in [
+            (Group::Business, BUSINESS_SHARE),
+            (Group::Steady, 1.0 - BUSINESS_SHARE),
+        ] {
+            let apis: Vec<&ApiSpec> = APIS.iter().filter(|a| a.group == g).collect();
+            background += apis.len();
+            let w: f64 = apis.iter().map(|a| a.w).sum();
+            total += share;
+            writes += share * apis.iter().filter(|a| !a.ro).map(|a| a.w).sum::<f64>() / w;
+        }
+        let wf = writes / total;
+        assert!((0.07..0.13).contains(&wf), "write share {wf}");
+        assert!(
+            (60..=110).contains(&background),
+            "{background} background APIs"
+        );
+        for a in APIS {
+            assert!(!a.callers.is_empty(), "{}", a.name);
+            assert!(a.callers.iter().all(|c| (*c as usize) < PRINCIPALS.len()));
+            assert_eq!(a.group == Group::Off, a.w == 0.0, "{}", a.name);
+        }
+        for (svc, name, periods) in JOB_POOL {
+            let a = &APIS[api_index(svc, name) as usize];
+            assert_eq!(a.group, Group::Off, "{name} must be called by its job only");
+            assert!(!a.ro);
+            assert!(periods.iter().all(|p| [5, 10, 15, 30, 60].contains(p)));
+        }
+        for seed in 0..50 {
+            let jobs = choose_jobs(seed, 2);
+            assert!((4..=6).contains(&jobs.len()));
+            assert!(jobs.iter().any(|j| j.period <= 15));
+        }
+    }
+}
