@@ -11,10 +11,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::catalog::apis::{APIS, api_index};
-use crate::catalog::errors::{E_INSTLIMIT, E_NONE, E_THROTTLE, E_VCPU, error_code, throttle_code};
-use crate::catalog::principals::{
-    APP, CI, ODD_ADMIN, ODD_ROLE, ODD_USER, PKind, PRINCIPALS, SVC_ASG, TF,
-};
+use crate::catalog::errors::{ErrorKind, throttle_code};
+use crate::catalog::principals::{PKind, Principal};
 use crate::labels::LabelKey;
 use crate::random::{poisson, splitmix};
 use crate::time::{local_time, rfc3339};
@@ -302,16 +300,16 @@ fn plan_iam_burst(world: &World, id: usize, region: usize, at: i64, rng: &mut St
     }
     let min_c = counts.iter().copied().min().unwrap_or(6);
     let dur = rng.gen_range(1..=(min_c / 3).clamp(1, 5)) as i64;
-    let who = *[ODD_USER, ODD_ROLE, ODD_ADMIN]
+    let who = *[Principal::OddUser, Principal::OddRole, Principal::OddAdmin]
         .choose(rng)
-        .unwrap_or(&ODD_USER);
+        .unwrap_or(&Principal::OddUser);
     let mut events = Vec::new();
     let mut keys = Vec::new();
     for (name, c) in names.iter().zip(&counts) {
         let api = api_index("iam", name);
         keys.push(LabelKey::calls(api));
         for _ in 0..*c {
-            events.push(Ev::new(at + rng.gen_range(0..dur * 60), api, who, E_NONE));
+            events.push(Ev::new(at + rng.gen_range(0..dur * 60), api, who, None));
         }
     }
     // A little reconnaissance around the burst (reads: not labelled).
@@ -322,9 +320,9 @@ fn plan_iam_burst(world: &World, id: usize, region: usize, at: i64, rng: &mut St
                 .choose(rng)
                 .unwrap_or(&"ListUsers"),
         );
-        events.push(Ev::new(at + rng.gen_range(0..dur * 60), api, who, E_NONE));
+        events.push(Ev::new(at + rng.gen_range(0..dur * 60), api, who, None));
     }
-    let p = &world.catalog.principals[who as usize];
+    let p = world.catalog.identity(who);
     Plan {
         id,
         kind: AnomalyKind::IamBurst,
@@ -347,13 +345,15 @@ fn plan_provisioning(world: &World, id: usize, region: usize, at: i64, rng: &mut
     let rate: f64 = rng.gen_range(8.0..24.0);
     let fail = rng.gen_range(0.3..0.7);
     let err = if rng.gen_bool(0.5) {
-        E_INSTLIMIT
+        ErrorKind::InstanceLimit
     } else {
-        E_VCPU
+        ErrorKind::VcpuLimit
     };
     let volumes = rate >= 12.0 && rng.gen_bool(0.6);
     let vol_rate = rate * rng.gen_range(0.7..1.0);
-    let who = *[CI, TF, SVC_ASG].choose(rng).unwrap_or(&CI);
+    let who = *[Principal::Ci, Principal::Terraform, Principal::AutoScaling]
+        .choose(rng)
+        .unwrap_or(&Principal::Ci);
     let run = api_index("ec2", "RunInstances");
     let vol = api_index("ec2", "CreateVolume");
     let mut events = Vec::new();
@@ -361,20 +361,15 @@ fn plan_provisioning(world: &World, id: usize, region: usize, at: i64, rng: &mut
     for m in 0..dur {
         let n = poisson(rng, rate).max(if m == 0 { 3 } else { 0 });
         for _ in 0..n {
-            let e = if rng.gen_bool(fail) { err } else { E_NONE };
-            failed += u32::from(e != E_NONE);
+            let e = rng.gen_bool(fail).then_some(err);
+            failed += u32::from(e.is_some());
             calls += 1;
             events.push(Ev::new(at + m * 60 + rng.gen_range(0..60), run, who, e));
         }
         if volumes {
             let n = poisson(rng, vol_rate).max(if m == 0 { 2 } else { 0 });
             for _ in 0..n {
-                events.push(Ev::new(
-                    at + m * 60 + rng.gen_range(0..60),
-                    vol,
-                    who,
-                    E_NONE,
-                ));
+                events.push(Ev::new(at + m * 60 + rng.gen_range(0..60), vol, who, None));
             }
         }
     }
@@ -382,12 +377,7 @@ fn plan_provisioning(world: &World, id: usize, region: usize, at: i64, rng: &mut
     if volumes {
         keys.push(LabelKey::calls(vol));
     }
-    let p = &world.catalog.principals[who as usize];
-    let by = if p.arn.is_empty() {
-        p.spec.name.to_string()
-    } else {
-        p.arn.clone()
-    };
+    let by = world.catalog.identity(who).arn_or_name();
     Plan {
         id,
         kind: AnomalyKind::ProvisioningSpike,
@@ -396,7 +386,7 @@ fn plan_provisioning(world: &World, id: usize, region: usize, at: i64, rng: &mut
         end: at + dur * 60,
         description: format!(
             "{calls} RunInstances calls ({failed} failed with {}){} by {by} over {dur} min",
-            error_code(&APIS[run as usize], err).unwrap_or(""),
+            err.code(&APIS[run as usize]),
             if volumes { " plus CreateVolume" } else { "" }
         ),
         keys,
@@ -418,11 +408,11 @@ fn plan_throttling(world: &World, id: usize, region: usize, at: i64, rng: &mut S
     let mut parts = Vec::new();
     for &api in &chosen {
         let a = &APIS[api as usize];
-        let callers: Vec<u16> = a
+        let callers: Vec<Principal> = a
             .callers
             .iter()
             .copied()
-            .filter(|&c| PRINCIPALS[c as usize].kind != PKind::Service)
+            .filter(|c| c.spec().kind != PKind::Service)
             .collect();
         let err_rate = rng.gen_range(8.0..30.0);
         let ok_share: f64 = rng.gen_range(0.1..0.4);
@@ -432,13 +422,13 @@ fn plan_throttling(world: &World, id: usize, region: usize, at: i64, rng: &mut S
             let ne = poisson(rng, err_rate).max(if m == 0 { 4 } else { 0 });
             let no = poisson(rng, ok_rate);
             for j in 0..ne + no {
-                let who = *callers.choose(rng).unwrap_or(&APP);
-                let e = if j < ne { E_THROTTLE } else { E_NONE };
-                errs += u32::from(e != E_NONE);
+                let who = *callers.choose(rng).unwrap_or(&Principal::App);
+                let e = (j < ne).then_some(ErrorKind::Throttled);
+                errs += u32::from(e.is_some());
                 events.push(Ev::new(at + m * 60 + rng.gen_range(0..60), api, who, e));
             }
         }
-        keys.push(LabelKey::errors(api, E_THROTTLE));
+        keys.push(LabelKey::errors(api, ErrorKind::Throttled));
         parts.push(format!(
             "{errs} {} on {}:{}",
             throttle_code(a.svc),

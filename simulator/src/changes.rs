@@ -9,8 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::anomalies::Plan;
 use crate::catalog::apis::{APIS, api_index};
-use crate::catalog::errors::E_NONE;
-use crate::catalog::principals::{CI, MAINT};
+use crate::catalog::principals::Principal;
 use crate::generate::background_error;
 use crate::labels::LabelKey;
 use crate::random::{poisson, splitmix};
@@ -150,7 +149,10 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
         let spread = *[0.0, 0.1, 0.25].choose(&mut rng).unwrap_or(&0.1);
         let minutes = rng.gen_range(1..=3i64);
         let a = &APIS[api as usize];
-        let who = *a.callers.choose(&mut rng).unwrap_or(&MAINT);
+        let who = *a
+            .callers
+            .choose(&mut rng)
+            .unwrap_or(&Principal::Maintenance);
         let mut events = Vec::new();
         let mut run = from;
         let mut skipped = false;
@@ -165,12 +167,7 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
                 let lag = rng.gen_range(0..30);
                 let took = (minutes as f64 * 60.0 * rng.gen_range(0.8..1.5)) as i64;
                 for _ in 0..k {
-                    events.push(Ev::new(
-                        run + lag + rng.gen_range(0..took),
-                        api,
-                        who,
-                        E_NONE,
-                    ));
+                    events.push(Ev::new(run + lag + rng.gen_range(0..took), api, who, None));
                 }
             }
             run += period_h * 3600;
@@ -192,7 +189,7 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
                 "new job: {base} calls of {svc}:{name} (+/-{:.0}%) in about {minutes} min, \
                  {every}, by {}",
                 spread * 100.0,
-                world.catalog.principals[who as usize].arn_or_name()
+                world.catalog.identity(who).arn_or_name()
             ),
             events,
         });
@@ -250,7 +247,7 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
             }
         }
         for s in starts {
-            let who = *a.callers.choose(&mut rng).unwrap_or(&CI);
+            let who = *a.callers.choose(&mut rng).unwrap_or(&Principal::Ci);
             let c = 1 + poisson(&mut rng, calls_per_session);
             let minutes = rng.gen_range(1..=4i64);
             for i in 0..c {

@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::anomalies::Plan;
 use crate::catalog::apis::{APIS, ApiSpec, Group};
-use crate::catalog::errors::{E_DENIED, E_NONE, E_NOTFOUND, E_THROTTLE};
-use crate::catalog::principals::{MAINT, PKind, PRINCIPALS};
+use crate::catalog::errors::ErrorKind;
+use crate::catalog::principals::{PKind, Principal};
 use crate::changes::{Change, ChangeKind};
 use crate::random::{poisson, splitmix};
 use crate::render::FileWriter;
@@ -115,7 +115,7 @@ pub(crate) fn gen_region(
                 let mut t = world.start + n * 60 + rng.gen_range(-60..=60);
                 for _ in 0..job.calls {
                     if t >= world.start {
-                        events.push(Ev::new(t, job.api, MAINT, E_NONE));
+                        events.push(Ev::new(t, job.api, Principal::Maintenance, None));
                     }
                     t += rng.gen_range(1..20);
                 }
@@ -171,7 +171,7 @@ pub(crate) fn gen_region(
 
     let mut keys = BTreeSet::new();
     for e in &events {
-        if e.err != E_NONE || !APIS[e.api as usize].ro {
+        if e.err.is_some() || !APIS[e.api as usize].ro {
             keys.insert(e.api);
         }
     }
@@ -225,24 +225,24 @@ pub(crate) fn gen_region(
     Ok(out)
 }
 
-pub(crate) fn background_error(a: &ApiSpec, who: u16, rng: &mut StdRng) -> u8 {
-    if PRINCIPALS[who as usize].kind == PKind::Service {
-        return E_NONE;
+pub(crate) fn background_error(a: &ApiSpec, who: Principal, rng: &mut StdRng) -> Option<ErrorKind> {
+    if who.spec().kind == PKind::Service {
+        return None;
     }
     let r: f64 = rng.r#gen();
     let mut p = 0.0012;
     if r < p {
-        return E_DENIED;
+        return Some(ErrorKind::Denied);
     }
     p += a.throttle;
     if r < p {
-        return E_THROTTLE;
+        return Some(ErrorKind::Throttled);
     }
     if let Some((_, q)) = a.notfound {
         p += q;
         if r < p {
-            return E_NOTFOUND;
+            return Some(ErrorKind::NotFound);
         }
     }
-    E_NONE
+    None
 }

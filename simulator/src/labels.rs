@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::anomalies::Plan;
 use crate::catalog::apis::{APIS, event_source};
-use crate::catalog::errors::error_code;
+use crate::catalog::errors::ErrorKind;
 use crate::changes::Change;
 use crate::time::rfc3339;
 use crate::world::World;
@@ -31,13 +31,13 @@ impl LabelKey {
             error: None,
         }
     }
-    pub(crate) fn errors(api: u16, err: u8) -> LabelKey {
+    pub(crate) fn errors(api: u16, err: ErrorKind) -> LabelKey {
         let a = &APIS[api as usize];
         LabelKey {
             source: event_source(a.svc),
             name: a.name.to_string(),
             insight: "ApiErrorRateInsight",
-            error: error_code(a, err).map(str::to_string),
+            error: Some(err.code(a).to_string()),
         }
     }
 }

@@ -13,10 +13,9 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::catalog::Identity;
 use crate::catalog::apis::{APIS, ApiSpec, Pk};
-use crate::catalog::errors::{
-    E_DENIED, E_INSTLIMIT, E_NONE, E_NOTFOUND, E_THROTTLE, E_VCPU, error_code,
-};
+use crate::catalog::errors::ErrorKind;
 use crate::catalog::principals::PKind;
 use crate::random::{rand_alnum, rand_hex, rand_upper_alnum, splitmix, uuid_from};
 use crate::time::rfc3339;
@@ -28,14 +27,14 @@ struct Rec<'a> {
     event_version: &'a str,
     user_identity: UserIdentity<'a>,
     event_time: &'a str,
-    pub(crate) event_source: &'a str,
-    pub(crate) event_name: &'a str,
+    event_source: &'a str,
+    event_name: &'a str,
     aws_region: &'a str,
     #[serde(rename = "sourceIPAddress")]
     source_ip_address: &'a str,
     user_agent: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) error_code: Option<&'a str>,
+    error_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_message: Option<&'a str>,
     request_parameters: Value,
@@ -59,11 +58,11 @@ struct Rec<'a> {
 #[serde(rename_all = "camelCase")]
 struct UserIdentity<'a> {
     #[serde(rename = "type")]
-    pub(crate) kind: &'a str,
+    kind: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) principal_id: Option<&'a str>,
+    principal_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) arn: Option<&'a str>,
+    arn: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     account_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,7 +72,7 @@ struct UserIdentity<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     session_context: Option<SessionContext<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) invoked_by: Option<&'a str>,
+    invoked_by: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -87,9 +86,9 @@ struct SessionContext<'a> {
 #[serde(rename_all = "camelCase")]
 struct Issuer<'a> {
     #[serde(rename = "type")]
-    pub(crate) kind: &'a str,
-    pub(crate) principal_id: &'a str,
-    pub(crate) arn: &'a str,
+    kind: &'a str,
+    principal_id: &'a str,
+    arn: &'a str,
     account_id: &'a str,
     user_name: &'a str,
 }
@@ -180,7 +179,7 @@ const ALARMS: &[&str] = &[
 ];
 const DBS: &[&str] = &["orders-db-1", "orders-db-2", "reporting-db"];
 
-pub(crate) fn pick<'a>(rng: &mut StdRng, v: &[&'a str]) -> &'a str {
+fn pick<'a>(rng: &mut StdRng, v: &[&'a str]) -> &'a str {
     v[rng.gen_range(0..v.len())]
 }
 
@@ -190,13 +189,13 @@ struct Resources {
     volumes: Vec<String>,
     snapshots: Vec<String>,
     vpc: String,
-    pub(crate) keys: Vec<String>,
+    keys: Vec<String>,
     target_group: String,
     ami: String,
 }
 
 impl Resources {
-    pub(crate) fn new(seed: u64, ri: usize, region: &str, account: &str) -> Resources {
+    fn new(seed: u64, ri: usize, region: &str, account: &str) -> Resources {
         let h = |tag: u64, i: u64| splitmix(seed ^ splitmix((ri as u64) << 32 ^ tag << 16 ^ i));
         let hex17 = |x: u64| format!("{:016x}", x);
         Resources {
@@ -232,12 +231,12 @@ impl Resources {
 }
 
 pub(crate) struct FileWriter<'a> {
-    pub(crate) world: &'a World<'a>,
-    pub(crate) region: &'a str,
-    pub(crate) root: PathBuf,
+    world: &'a World<'a>,
+    region: &'a str,
+    root: PathBuf,
     day_dir: Option<(i64, PathBuf)>,
     res: Resources,
-    pub(crate) json: Vec<u8>,
+    json: Vec<u8>,
 }
 
 fn event_version(svc: &str) -> &'static str {
@@ -265,6 +264,72 @@ fn iam_action(svc: &str, name: &str) -> String {
         .trim_end_matches("v2")
         .trim_end_matches(|c: char| c.is_ascii_digit());
     format!("{prefix}:{base}")
+}
+
+/// The `errorMessage` of a call that failed with `kind` (`None`: the service writes none).
+fn error_message(kind: ErrorKind, a: &ApiSpec, who: &Identity, rng: &mut StdRng) -> Option<String> {
+    match kind {
+        ErrorKind::Denied => {
+            let who = who.arn_or_name();
+            let action = iam_action(a.svc, a.name);
+            Some(if a.svc == "ec2" {
+                format!(
+                    "You are not authorized to perform this operation. User: {who} is not \
+                     authorized to perform: {action} because no identity-based policy \
+                     allows the {action} action"
+                )
+            } else {
+                format!(
+                    "User: {who} is not authorized to perform: {action} because no \
+                     identity-based policy allows the {action} action"
+                )
+            })
+        }
+        ErrorKind::Throttled => Some(
+            if a.svc == "ec2" {
+                "Request limit exceeded."
+            } else {
+                "Rate exceeded"
+            }
+            .to_string(),
+        ),
+        ErrorKind::NotFound => match kind.code(a) {
+            "NoSuchEntity" => Some(format!(
+                "The role with name {} cannot be found.",
+                pick(
+                    rng,
+                    &["orders-api-task-old", "legacy-deployer", "tmp-migration"]
+                )
+            )),
+            "NoSuchTagSet" => Some("The TagSet does not exist".to_string()),
+            "ParameterNotFound" => None,
+            _ => Some(format!(
+                "Resource not found: {}",
+                pick(
+                    rng,
+                    &[
+                        "orders-webhook-v1",
+                        "prod/orders/legacy",
+                        "image-resize-old"
+                    ]
+                )
+            )),
+        },
+        ErrorKind::InstanceLimit => Some(format!(
+            "You have requested more instances ({}) than your current instance limit of 20 \
+             allows for the specified instance type. Please visit \
+             http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this \
+             limit.",
+            rng.gen_range(21..40)
+        )),
+        ErrorKind::VcpuLimit => Some(
+            "You have requested more vCPU capacity than your current vCPU limit of 64 allows \
+             for the instance bucket that the specified instance type belongs to. Please \
+             visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to \
+             this limit."
+                .to_string(),
+        ),
+    }
 }
 
 impl<'a> FileWriter<'a> {
@@ -345,18 +410,12 @@ impl<'a> FileWriter<'a> {
     }
 
     /// Appends `copies` comma-separated copies of one record.
-    pub(crate) fn render(
-        &self,
-        out: &mut Vec<u8>,
-        e: &Ev,
-        copies: u32,
-        rng: &mut StdRng,
-    ) -> io::Result<()> {
+    fn render(&self, out: &mut Vec<u8>, e: &Ev, copies: u32, rng: &mut StdRng) -> io::Result<()> {
         let world = self.world;
         let account = world.opts.account.as_str();
         let region = self.region;
         let a = &APIS[e.api as usize];
-        let p = &world.catalog.principals[e.who as usize];
+        let p = world.catalog.identity(e.who);
         let spec = p.spec;
         let event_time = rfc3339(e.t);
         let creation = rfc3339(
@@ -414,77 +473,10 @@ impl<'a> FileWriter<'a> {
                 invoked_by: (spec.kind == PKind::ServiceRole).then_some(spec.invoked_by),
             },
         };
-        let code = error_code(a, e.err);
-        let message = match e.err {
-            E_NONE => None,
-            E_DENIED => {
-                let who = if p.arn.is_empty() {
-                    spec.name
-                } else {
-                    p.arn.as_str()
-                };
-                let action = iam_action(a.svc, a.name);
-                Some(if a.svc == "ec2" {
-                    format!(
-                        "You are not authorized to perform this operation. User: {who} is not \
-                         authorized to perform: {action} because no identity-based policy \
-                         allows the {action} action"
-                    )
-                } else {
-                    format!(
-                        "User: {who} is not authorized to perform: {action} because no \
-                         identity-based policy allows the {action} action"
-                    )
-                })
-            }
-            E_THROTTLE => Some(
-                if a.svc == "ec2" {
-                    "Request limit exceeded."
-                } else {
-                    "Rate exceeded"
-                }
-                .to_string(),
-            ),
-            E_NOTFOUND => match code {
-                Some("NoSuchEntity") => Some(format!(
-                    "The role with name {} cannot be found.",
-                    pick(
-                        rng,
-                        &["orders-api-task-old", "legacy-deployer", "tmp-migration"]
-                    )
-                )),
-                Some("NoSuchTagSet") => Some("The TagSet does not exist".to_string()),
-                Some("ParameterNotFound") => None,
-                _ => Some(format!(
-                    "Resource not found: {}",
-                    pick(
-                        rng,
-                        &[
-                            "orders-webhook-v1",
-                            "prod/orders/legacy",
-                            "image-resize-old"
-                        ]
-                    )
-                )),
-            },
-            E_INSTLIMIT => Some(format!(
-                "You have requested more instances ({}) than your current instance limit of 20 \
-                 allows for the specified instance type. Please visit \
-                 http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this \
-                 limit.",
-                rng.gen_range(21..40)
-            )),
-            E_VCPU => Some(
-                "You have requested more vCPU capacity than your current vCPU limit of 64 allows \
-                 for the instance bucket that the specified instance type belongs to. Please \
-                 visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to \
-                 this limit."
-                    .to_string(),
-            ),
-            _ => None,
-        };
+        let code = e.err.map(|k| k.code(a));
+        let message = e.err.and_then(|k| error_message(k, a, p, rng));
         let request_parameters = self.request_params(a, rng);
-        let response_elements = if e.err == E_NONE {
+        let response_elements = if e.err.is_none() {
             self.response(a, account, &event_time, rng)
         } else {
             Value::Null

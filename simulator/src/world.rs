@@ -7,6 +7,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::catalog::Catalog;
 use crate::catalog::apis::api_index;
+use crate::catalog::errors::ErrorKind;
+use crate::catalog::principals::Principal;
 use crate::simulate::SimulateOptions;
 use crate::time::tz_offset_hours;
 
@@ -96,18 +98,22 @@ pub(crate) fn choose_jobs(seed: u64, nregions: usize) -> Vec<Job> {
         .collect()
 }
 
+/// One API call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ev {
     /// Unix seconds.
     pub(crate) t: i64,
+    /// Index in `APIS`.
     pub(crate) api: u16,
-    pub(crate) who: u16,
-    pub(crate) err: u8,
+    pub(crate) who: Principal,
+    /// `None`: the call succeeded.
+    pub(crate) err: Option<ErrorKind>,
+    /// Delivery slot (five-minute file), set at delivery.
     pub(crate) slot: u32,
 }
 
 impl Ev {
-    pub(crate) fn new(t: i64, api: u16, who: u16, err: u8) -> Ev {
+    pub(crate) fn new(t: i64, api: u16, who: Principal, err: Option<ErrorKind>) -> Ev {
         Ev {
             t,
             api,

@@ -2,13 +2,36 @@
 
 use super::apis::ApiSpec;
 
-/// Error kinds carried by an event.
-pub(crate) const E_NONE: u8 = 0;
-pub(crate) const E_DENIED: u8 = 1;
-pub(crate) const E_THROTTLE: u8 = 2;
-pub(crate) const E_NOTFOUND: u8 = 3;
-pub(crate) const E_INSTLIMIT: u8 = 4;
-pub(crate) const E_VCPU: u8 = 5;
+/// The error an event fails with (an event without one succeeded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// Not authorized (background noise).
+    Denied,
+    /// Throttled (background noise on busy read APIs; throttling storms).
+    Throttled,
+    /// The resource does not exist (background noise, with the API's own code).
+    NotFound,
+    /// Over the instance limit (provisioning spikes).
+    InstanceLimit,
+    /// Over the vCPU limit (provisioning spikes).
+    VcpuLimit,
+}
+
+impl ErrorKind {
+    /// The `errorCode` this error has on `api`.
+    pub(crate) fn code(self, api: &ApiSpec) -> &'static str {
+        match self {
+            ErrorKind::Denied => denied_code(api.svc),
+            ErrorKind::Throttled => throttle_code(api.svc),
+            ErrorKind::NotFound => api
+                .notfound
+                .map(|n| n.0)
+                .unwrap_or("ResourceNotFoundException"),
+            ErrorKind::InstanceLimit => "Client.InstanceLimitExceeded",
+            ErrorKind::VcpuLimit => "Client.VcpuLimitExceeded",
+        }
+    }
+}
 
 fn denied_code(svc: &str) -> &'static str {
     match svc {
@@ -31,20 +54,5 @@ pub(crate) fn throttle_code(svc: &str) -> &'static str {
         "Client.RequestLimitExceeded"
     } else {
         "ThrottlingException"
-    }
-}
-
-pub(crate) fn error_code(api: &ApiSpec, err: u8) -> Option<&'static str> {
-    match err {
-        E_DENIED => Some(denied_code(api.svc)),
-        E_THROTTLE => Some(throttle_code(api.svc)),
-        E_NOTFOUND => Some(
-            api.notfound
-                .map(|n| n.0)
-                .unwrap_or("ResourceNotFoundException"),
-        ),
-        E_INSTLIMIT => Some("Client.InstanceLimitExceeded"),
-        E_VCPU => Some("Client.VcpuLimitExceeded"),
-        _ => None,
     }
 }

@@ -10,9 +10,10 @@ use rand::rngs::StdRng;
 
 use crate::random::rand_upper_alnum;
 use apis::{APIS, event_source};
-use principals::{PKind, PRINCIPALS, PSpec};
+use principals::{PKind, PSpec, Principal};
 
-pub(crate) struct Principal {
+/// A principal as a seed made it: its ARN and IDs (empty for AWS services).
+pub(crate) struct Identity {
     pub(crate) spec: &'static PSpec,
     pub(crate) arn: String,
     pub(crate) principal_id: String,
@@ -21,7 +22,7 @@ pub(crate) struct Principal {
     pub(crate) issuer_id: String,
 }
 
-impl Principal {
+impl Identity {
     pub(crate) fn arn_or_name(&self) -> &str {
         if self.arn.is_empty() {
             self.spec.name
@@ -32,16 +33,19 @@ impl Principal {
 }
 
 pub(crate) struct Catalog {
-    pub(crate) principals: Vec<Principal>,
+    /// By [`Principal`], in its order.
+    identities: Vec<Identity>,
+    /// `eventSource` by API index.
     pub(crate) sources: Vec<String>,
 }
 
 impl Catalog {
     pub(crate) fn build(seed: u64, account: &str) -> Catalog {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x05ee_d1d5);
-        let principals = PRINCIPALS
+        let identities = Principal::ALL
             .iter()
-            .map(|spec| {
+            .map(|p| {
+                let spec = p.spec();
                 let id = rand_upper_alnum(&mut rng, 17);
                 let key = rand_upper_alnum(&mut rng, 16);
                 match spec.kind {
@@ -53,7 +57,7 @@ impl Catalog {
                         } else {
                             ""
                         };
-                        Principal {
+                        Identity {
                             spec,
                             arn: format!(
                                 "arn:aws:sts::{account}:assumed-role/{}/{}",
@@ -65,7 +69,7 @@ impl Catalog {
                             issuer_id: format!("AROA{id}"),
                         }
                     }
-                    PKind::User => Principal {
+                    PKind::User => Identity {
                         spec,
                         arn: format!("arn:aws:iam::{account}:user/{}", spec.name),
                         principal_id: format!("AIDA{id}"),
@@ -73,7 +77,7 @@ impl Catalog {
                         issuer_arn: String::new(),
                         issuer_id: String::new(),
                     },
-                    PKind::Service => Principal {
+                    PKind::Service => Identity {
                         spec,
                         arn: String::new(),
                         principal_id: String::new(),
@@ -85,9 +89,13 @@ impl Catalog {
             })
             .collect();
         Catalog {
-            principals,
+            identities,
             sources: APIS.iter().map(|a| event_source(a.svc)).collect(),
         }
+    }
+
+    pub(crate) fn identity(&self, who: Principal) -> &Identity {
+        &self.identities[who as usize]
     }
 }
 
@@ -121,7 +129,6 @@ mod tests {
         );
         for a in APIS {
             assert!(!a.callers.is_empty(), "{}", a.name);
-            assert!(a.callers.iter().all(|c| (*c as usize) < PRINCIPALS.len()));
             assert_eq!(a.group == Group::Off, a.w == 0.0, "{}", a.name);
         }
         for (svc, name, periods) in JOB_POOL {
@@ -129,6 +136,9 @@ mod tests {
             assert_eq!(a.group, Group::Off, "{name} must be called by its job only");
             assert!(!a.ro);
             assert!(periods.iter().all(|p| [5, 10, 15, 30, 60].contains(p)));
+        }
+        for (i, p) in Principal::ALL.iter().enumerate() {
+            assert_eq!(*p as usize, i, "Principal::ALL out of order at {p:?}");
         }
         for seed in 0..50 {
             let jobs = choose_jobs(seed, 2);

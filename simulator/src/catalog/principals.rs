@@ -38,187 +38,234 @@ const UA_SSM: &str = "aws-sdk-go/1.44.260 (go1.21.5; linux; amd64) amazon-ssm-ag
 const UA_OLD_BOTO: &str = "Boto3/1.26.8 Python/3.8.10 Linux/5.4.0-150-generic Botocore/1.29.8";
 const UA_OLD_CLI: &str = "aws-cli/1.27.50 Python/3.9.2 Windows/10 botocore/1.29.50";
 
-// Principal indices.
-pub(crate) const ALICE: u16 = 0;
-pub(crate) const BOB: u16 = 1;
-pub(crate) const CAROL: u16 = 2;
-pub(crate) const CI: u16 = 3;
-pub(crate) const TF: u16 = 4;
-pub(crate) const APP: u16 = 5;
-pub(crate) const LAMBDA: u16 = 6;
-pub(crate) const DD: u16 = 7;
-pub(crate) const MAINT: u16 = 8;
-pub(crate) const SVC_ASG: u16 = 9;
-pub(crate) const SVC_EC2: u16 = 10;
-pub(crate) const SVC_LAMBDA: u16 = 11;
-pub(crate) const SVC_ECS: u16 = 12;
-pub(crate) const CONFIG: u16 = 13;
-pub(crate) const SSM_AGENT: u16 = 14;
-pub(crate) const ODD_USER: u16 = 15;
-pub(crate) const ODD_ROLE: u16 = 16;
-pub(crate) const ODD_ADMIN: u16 = 17;
+/// The principals of the simulated account. A seed draws their identities in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Principal {
+    /// An administrator through SSO (console and CLI).
+    Alice,
+    /// A power user through SSO (console and CLI).
+    Bob,
+    /// An IAM user with access keys (CLI).
+    Carol,
+    /// The CI deploy role (GitHub Actions).
+    Ci,
+    /// The Terraform runner.
+    Terraform,
+    /// The orders API, an ECS task.
+    App,
+    /// The image-resize Lambda function.
+    Lambda,
+    /// The monitoring integration.
+    Datadog,
+    /// The periodic maintenance jobs (`world::Job`).
+    Maintenance,
+    /// EC2 Auto Scaling (an AWS service).
+    AutoScaling,
+    /// EC2 (an AWS service).
+    Ec2,
+    /// Lambda (an AWS service).
+    LambdaService,
+    /// ECS tasks (an AWS service).
+    EcsTasks,
+    /// AWS Config, through its service-linked role.
+    Config,
+    /// The SSM agent on the instances.
+    SsmAgent,
+    /// Unusual callers, for IAM bursts only: a legacy import user.
+    OddUser,
+    /// Unusual callers, for IAM bursts only: the organization access role.
+    OddRole,
+    /// Unusual callers, for IAM bursts only: a backup administrator user.
+    OddAdmin,
+}
 
-pub(crate) const PRINCIPALS: &[PSpec] = &[
-    PSpec {
-        kind: PKind::Role,
-        name: "AWSReservedSSO_AdministratorAccess_4f1c2d3e5a6b7c8d",
-        session: "alice@example.com",
-        ips: &["198.51.100.23"],
-        agents: &[UA_CHROME, "AWS Internal", UA_CLI_MAC],
-        console: true,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "AWSReservedSSO_PowerUserAccess_9a8b7c6d5e4f3a2b",
-        session: "bob@example.com",
-        ips: &["198.51.100.61", "198.51.100.62"],
-        agents: &[UA_FIREFOX, UA_CLI_MAC],
-        console: true,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::User,
-        name: "carol",
-        session: "",
-        ips: &["192.0.2.144"],
-        agents: &[UA_CLI_LINUX],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "github-actions-deploy",
-        session: "GitHubActions",
-        ips: &["192.0.2.10", "192.0.2.11", "192.0.2.12"],
-        agents: &[UA_JS, UA_CLI_LINUX],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "terraform-runner",
-        session: "terraform-ci",
-        ips: &["192.0.2.40"],
-        agents: &[UA_TF],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "orders-api-task",
-        session: "5f2c8e1a9b7d4c3e8f6a1b2c3d4e5f60",
-        ips: &["10.20.1.15", "10.20.2.27", "10.20.3.41"],
-        agents: &[UA_JAVA],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "image-resize-lambda-role",
-        session: "image-resize",
-        ips: &["10.20.8.9", "10.20.9.14"],
-        agents: &[UA_BOTO_LAMBDA],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "DatadogIntegrationRole",
-        session: "DatadogAWSIntegration",
-        ips: &["203.0.113.100", "203.0.113.101"],
-        agents: &[UA_DD],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "ops-maintenance",
-        session: "maint-scheduler",
-        ips: &["10.20.7.3"],
-        agents: &[UA_BOTO_MAINT],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Service,
-        name: "autoscaling.amazonaws.com",
-        session: "",
-        ips: &[],
-        agents: &[],
-        console: false,
-        invoked_by: "autoscaling.amazonaws.com",
-    },
-    PSpec {
-        kind: PKind::Service,
-        name: "ec2.amazonaws.com",
-        session: "",
-        ips: &[],
-        agents: &[],
-        console: false,
-        invoked_by: "ec2.amazonaws.com",
-    },
-    PSpec {
-        kind: PKind::Service,
-        name: "lambda.amazonaws.com",
-        session: "",
-        ips: &[],
-        agents: &[],
-        console: false,
-        invoked_by: "lambda.amazonaws.com",
-    },
-    PSpec {
-        kind: PKind::Service,
-        name: "ecs-tasks.amazonaws.com",
-        session: "",
-        ips: &[],
-        agents: &[],
-        console: false,
-        invoked_by: "ecs-tasks.amazonaws.com",
-    },
-    PSpec {
-        kind: PKind::ServiceRole,
-        name: "AWSServiceRoleForConfig",
-        session: "AWSConfig-Describe",
-        ips: &[],
-        agents: &[],
-        console: false,
-        invoked_by: "config.amazonaws.com",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "EC2-SSM-InstanceRole",
-        session: "i-0a1b2c3d4e5f67890",
-        ips: &["10.20.1.15", "10.20.2.27", "10.20.3.41", "10.20.4.52"],
-        agents: &[UA_SSM],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::User,
-        name: "svc-legacy-import",
-        session: "",
-        ips: &["203.0.113.77"],
-        agents: &[UA_OLD_BOTO],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::Role,
-        name: "OrganizationAccountAccessRole",
-        session: "temp-session-8812",
-        ips: &["198.51.100.201"],
-        agents: &[UA_OLD_CLI],
-        console: false,
-        invoked_by: "",
-    },
-    PSpec {
-        kind: PKind::User,
-        name: "backup-admin",
-        session: "",
-        ips: &["203.0.113.250"],
-        agents: &[UA_CLI_LINUX],
-        console: false,
-        invoked_by: "",
-    },
-];
+impl Principal {
+    /// Every principal, in declaration order.
+    pub(crate) const ALL: [Principal; 18] = [
+        Principal::Alice,
+        Principal::Bob,
+        Principal::Carol,
+        Principal::Ci,
+        Principal::Terraform,
+        Principal::App,
+        Principal::Lambda,
+        Principal::Datadog,
+        Principal::Maintenance,
+        Principal::AutoScaling,
+        Principal::Ec2,
+        Principal::LambdaService,
+        Principal::EcsTasks,
+        Principal::Config,
+        Principal::SsmAgent,
+        Principal::OddUser,
+        Principal::OddRole,
+        Principal::OddAdmin,
+    ];
+
+    pub(crate) fn spec(self) -> &'static PSpec {
+        match self {
+            Principal::Alice => &PSpec {
+                kind: PKind::Role,
+                name: "AWSReservedSSO_AdministratorAccess_4f1c2d3e5a6b7c8d",
+                session: "alice@example.com",
+                ips: &["198.51.100.23"],
+                agents: &[UA_CHROME, "AWS Internal", UA_CLI_MAC],
+                console: true,
+                invoked_by: "",
+            },
+            Principal::Bob => &PSpec {
+                kind: PKind::Role,
+                name: "AWSReservedSSO_PowerUserAccess_9a8b7c6d5e4f3a2b",
+                session: "bob@example.com",
+                ips: &["198.51.100.61", "198.51.100.62"],
+                agents: &[UA_FIREFOX, UA_CLI_MAC],
+                console: true,
+                invoked_by: "",
+            },
+            Principal::Carol => &PSpec {
+                kind: PKind::User,
+                name: "carol",
+                session: "",
+                ips: &["192.0.2.144"],
+                agents: &[UA_CLI_LINUX],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::Ci => &PSpec {
+                kind: PKind::Role,
+                name: "github-actions-deploy",
+                session: "GitHubActions",
+                ips: &["192.0.2.10", "192.0.2.11", "192.0.2.12"],
+                agents: &[UA_JS, UA_CLI_LINUX],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::Terraform => &PSpec {
+                kind: PKind::Role,
+                name: "terraform-runner",
+                session: "terraform-ci",
+                ips: &["192.0.2.40"],
+                agents: &[UA_TF],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::App => &PSpec {
+                kind: PKind::Role,
+                name: "orders-api-task",
+                session: "5f2c8e1a9b7d4c3e8f6a1b2c3d4e5f60",
+                ips: &["10.20.1.15", "10.20.2.27", "10.20.3.41"],
+                agents: &[UA_JAVA],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::Lambda => &PSpec {
+                kind: PKind::Role,
+                name: "image-resize-lambda-role",
+                session: "image-resize",
+                ips: &["10.20.8.9", "10.20.9.14"],
+                agents: &[UA_BOTO_LAMBDA],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::Datadog => &PSpec {
+                kind: PKind::Role,
+                name: "DatadogIntegrationRole",
+                session: "DatadogAWSIntegration",
+                ips: &["203.0.113.100", "203.0.113.101"],
+                agents: &[UA_DD],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::Maintenance => &PSpec {
+                kind: PKind::Role,
+                name: "ops-maintenance",
+                session: "maint-scheduler",
+                ips: &["10.20.7.3"],
+                agents: &[UA_BOTO_MAINT],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::AutoScaling => &PSpec {
+                kind: PKind::Service,
+                name: "autoscaling.amazonaws.com",
+                session: "",
+                ips: &[],
+                agents: &[],
+                console: false,
+                invoked_by: "autoscaling.amazonaws.com",
+            },
+            Principal::Ec2 => &PSpec {
+                kind: PKind::Service,
+                name: "ec2.amazonaws.com",
+                session: "",
+                ips: &[],
+                agents: &[],
+                console: false,
+                invoked_by: "ec2.amazonaws.com",
+            },
+            Principal::LambdaService => &PSpec {
+                kind: PKind::Service,
+                name: "lambda.amazonaws.com",
+                session: "",
+                ips: &[],
+                agents: &[],
+                console: false,
+                invoked_by: "lambda.amazonaws.com",
+            },
+            Principal::EcsTasks => &PSpec {
+                kind: PKind::Service,
+                name: "ecs-tasks.amazonaws.com",
+                session: "",
+                ips: &[],
+                agents: &[],
+                console: false,
+                invoked_by: "ecs-tasks.amazonaws.com",
+            },
+            Principal::Config => &PSpec {
+                kind: PKind::ServiceRole,
+                name: "AWSServiceRoleForConfig",
+                session: "AWSConfig-Describe",
+                ips: &[],
+                agents: &[],
+                console: false,
+                invoked_by: "config.amazonaws.com",
+            },
+            Principal::SsmAgent => &PSpec {
+                kind: PKind::Role,
+                name: "EC2-SSM-InstanceRole",
+                session: "i-0a1b2c3d4e5f67890",
+                ips: &["10.20.1.15", "10.20.2.27", "10.20.3.41", "10.20.4.52"],
+                agents: &[UA_SSM],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::OddUser => &PSpec {
+                kind: PKind::User,
+                name: "svc-legacy-import",
+                session: "",
+                ips: &["203.0.113.77"],
+                agents: &[UA_OLD_BOTO],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::OddRole => &PSpec {
+                kind: PKind::Role,
+                name: "OrganizationAccountAccessRole",
+                session: "temp-session-8812",
+                ips: &["198.51.100.201"],
+                agents: &[UA_OLD_CLI],
+                console: false,
+                invoked_by: "",
+            },
+            Principal::OddAdmin => &PSpec {
+                kind: PKind::User,
+                name: "backup-admin",
+                session: "",
+                ips: &["203.0.113.250"],
+                agents: &[UA_CLI_LINUX],
+                console: false,
+                invoked_by: "",
+            },
+        }
+    }
+}
