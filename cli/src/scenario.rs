@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use trailsight_sim::eval::{Score, score};
-use trailsight_sim::{Injections, SimulateOptions, parse_injection, simulate};
+use trailsight_sim::{Injections, LABELS_FILE, Labels, SimulateOptions, parse_injection, simulate};
 
 use crate::analysis::{Analysis, replay_paths};
 
@@ -141,9 +141,9 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_labels(dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let path = dir.join("labels.json");
+fn read_labels(dir: &Path) -> anyhow::Result<Labels> {
+    let path = dir.join(LABELS_FILE);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    Labels::from_json(&text).with_context(|| format!("parsing {}", path.display()))
 }

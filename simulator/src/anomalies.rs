@@ -9,6 +9,7 @@ use chrono::{DateTime, Timelike, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::apis::{APIS, api_index};
 use crate::catalog::errors::{ErrorKind, throttle_code};
@@ -37,7 +38,9 @@ pub struct Injection {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Written in labels as its name (`iam-burst`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AnomalyKind {
     IamBurst,
     ProvisioningSpike,
@@ -499,11 +502,11 @@ fn plan_gap(world: &World, id: usize, region: usize, at: i64, rng: &mut StdRng) 
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
-    use std::fs;
     use std::path::PathBuf;
 
-    use serde_json::Value;
+    use trailsight::series::InsightType;
 
+    use crate::labels::Labels;
     use crate::simulate::{SimulateOptions, simulate};
     use crate::testing::*;
 
@@ -525,26 +528,22 @@ mod tests {
         o.injections = Injections::Explicit(inj.clone());
         let rep = simulate(&o).unwrap();
         assert_eq!(rep.anomalies, 4);
-        let labels: Value = serde_json::from_slice(&fs::read(&rep.labels).unwrap()).unwrap();
-        assert_eq!(labels["days"], 3);
-        assert_eq!(labels["seed"], 11);
-        assert_eq!(labels["start"], "2026-03-02T00:00:00Z");
-        assert_eq!(labels["end"], "2026-03-05T00:00:00Z");
-        assert!(labels["series_days"].as_u64().unwrap() > 100);
-        let anomalies = labels["anomalies"].as_array().unwrap();
-        assert_eq!(anomalies.len(), 4);
+        let labels = Labels::read(&rep.labels).unwrap();
+        assert_eq!(labels.days, 3);
+        assert_eq!(labels.seed, 11);
+        assert_eq!(labels.start.timestamp(), ts("2026-03-02T00:00:00Z"));
+        assert_eq!(labels.end.timestamp(), ts("2026-03-05T00:00:00Z"));
+        assert!(labels.series_days > 100);
+        assert_eq!(labels.anomalies.len(), 4);
         let counts = minute_counts(&d.0);
-        for (i, a) in anomalies.iter().enumerate() {
-            assert_eq!(a["id"], i + 1);
-            assert_eq!(a["account"], "111122223333");
-            let kind: AnomalyKind = a["kind"].as_str().unwrap().parse().unwrap();
+        for (i, a) in labels.anomalies.iter().enumerate() {
+            assert_eq!(a.id, i + 1);
+            assert_eq!(a.account, "111122223333");
+            let kind = a.kind;
             let injected = inj.iter().find(|x| x.kind == kind).unwrap();
-            let (s, e) = (
-                ts(a["start"].as_str().unwrap()),
-                ts(a["end"].as_str().unwrap()),
-            );
+            let (s, e) = (a.start.timestamp(), a.end.timestamp());
             assert!(e > s);
-            let region = a["region"].as_str().unwrap();
+            let region = a.region.as_str();
             match &injected.region {
                 Some(r) => assert_eq!(r, region),
                 None if kind == AnomalyKind::IamBurst => assert_eq!(region, "us-east-1"),
@@ -556,28 +555,27 @@ mod tests {
             } else {
                 assert_eq!(s, injected.at.timestamp());
             }
-            let keys = a["keys"].as_array().unwrap();
+            let keys = &a.keys;
             assert!(!keys.is_empty());
             if kind == AnomalyKind::ProvisioningSpike {
                 assert!(
                     keys.iter()
-                        .any(|k| k["insightType"] == "ApiCallRateInsight")
+                        .any(|k| k.insight_type == InsightType::ApiCallRateInsight)
                 );
-                assert!(
-                    keys.iter()
-                        .any(|k| k["insightType"] == "ApiErrorRateInsight"
-                            && k["errorCode"].as_str().unwrap().starts_with("Client."))
-                );
+                assert!(keys.iter().any(|k| {
+                    k.insight_type == InsightType::ApiErrorRateInsight
+                        && k.error_code.as_deref().unwrap().starts_with("Client.")
+                }));
             }
             for k in keys {
-                let what = k["errorCode"].as_str().unwrap_or("call").to_string();
-                if k["insightType"] == "ApiErrorRateInsight" {
+                let what = k.error_code.as_deref().unwrap_or("call").to_string();
+                if k.insight_type == InsightType::ApiErrorRateInsight {
                     assert_ne!(what, "call");
                 }
                 let key = (
                     region.to_string(),
-                    k["eventSource"].as_str().unwrap().to_string(),
-                    k["eventName"].as_str().unwrap().to_string(),
+                    k.event_source.clone(),
+                    k.event_name.clone(),
                     what,
                 );
                 let per_min = counts.get(&key).cloned().unwrap_or_default();

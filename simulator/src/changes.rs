@@ -1,11 +1,13 @@
 //! Routine changes: benign changes a detector must learn (new recurring jobs, a lasting rate
 //! step, a newly adopted API).
 
+use std::fmt;
 use std::io;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use crate::anomalies::Plan;
 use crate::catalog::apis::{APIS, api_index};
@@ -21,7 +23,9 @@ use crate::world::{Ev, World, at_local};
 /// after its third; a rate step or a new API stops being reported within three days).
 pub const LEARNING_PERIOD_SECONDS: i64 = 3 * 86_400;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Written in labels as its name (`new-job`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
     /// A new job from day N: a burst of one write API at a fixed time of day or every few hours.
     NewJob,
@@ -38,6 +42,12 @@ impl ChangeKind {
             ChangeKind::RateStep => "rate-step",
             ChangeKind::NewApi => "new-api",
         }
+    }
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -110,12 +120,9 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
     let end = world.start + world.minutes * 60;
     let taken = |region: usize, api: u16| {
         let k = LabelKey::calls(api);
-        plans.iter().any(|p| {
-            p.region == region
-                && p.keys
-                    .iter()
-                    .any(|l| l.insight == k.insight && l.source == k.source && l.name == k.name)
-        })
+        plans
+            .iter()
+            .any(|p| p.region == region && p.keys.contains(&k))
     };
     let mut changes = Vec::new();
 
@@ -285,9 +292,11 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
 mod tests {
     use std::fs;
 
-    use serde_json::Value;
+    use trailsight::series::InsightType;
 
+    use super::ChangeKind::{self, NewApi, NewJob, RateStep};
     use crate::anomalies::Injections;
+    use crate::labels::Labels;
     use crate::simulate::simulate;
     use crate::testing::*;
 
@@ -299,49 +308,42 @@ mod tests {
         o.changes = true;
         let rep = simulate(&o).unwrap();
         assert_eq!(rep.changes, 4);
-        let labels: Value = serde_json::from_slice(&fs::read(&rep.labels).unwrap()).unwrap();
-        let changes = labels["changes"].as_array().unwrap();
-        let kinds: Vec<&str> = changes
-            .iter()
-            .map(|c| c["kind"].as_str().unwrap())
-            .collect();
-        assert_eq!(kinds, ["new-job", "new-job", "rate-step", "new-api"]);
+        let labels = Labels::read(&rep.labels).unwrap();
+        let kinds: Vec<ChangeKind> = labels.changes.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [NewJob, NewJob, RateStep, NewApi]);
         let start = ts("2026-03-02T00:00:00Z");
         let counts = minute_counts(&d.0);
-        for c in changes {
-            let (from, learned) = (
-                ts(c["from"].as_str().unwrap()),
-                ts(c["learned_after"].as_str().unwrap()),
-            );
+        for c in &labels.changes {
+            let (from, learned) = (c.from.timestamp(), c.learned_after.timestamp());
             assert_eq!(learned - from, 3 * 86_400);
             // A day of history before, a day after the learning period.
             assert!(
                 from >= start + 86_400 && learned <= start + 5 * 86_400,
-                "{c}"
+                "{c:?}"
             );
-            let k = &c["keys"][0];
-            assert_eq!(k["insightType"], "ApiCallRateInsight");
+            let k = &c.keys[0];
+            assert_eq!(k.insight_type, InsightType::ApiCallRateInsight);
             let key = (
                 "eu-west-1".to_string(),
-                k["eventSource"].as_str().unwrap().to_string(),
-                k["eventName"].as_str().unwrap().to_string(),
+                k.event_source.clone(),
+                k.event_name.clone(),
                 "call".to_string(),
             );
             let calls = &counts[&key];
             let (m0, m1) = (from.div_euclid(60), learned.div_euclid(60));
             let sum = |a: i64, b: i64| calls.range(a..b).map(|(_, n)| u64::from(*n)).sum::<u64>();
-            match c["kind"].as_str().unwrap() {
-                "new-job" | "new-api" => {
+            match c.kind {
+                NewJob | NewApi => {
                     // Never seen before its first minute, then used on every weekday.
-                    assert_eq!(sum(i64::MIN, m0), 0, "{c}");
-                    assert!(calls.contains_key(&m0), "{c}");
-                    if c["kind"] == "new-job" {
+                    assert_eq!(sum(i64::MIN, m0), 0, "{c:?}");
+                    assert!(calls.contains_key(&m0), "{c:?}");
+                    if c.kind == NewJob {
                         for day in 0..4 {
-                            assert!(sum(m0 + day * 1440, m0 + (day + 1) * 1440) > 0, "{c}");
+                            assert!(sum(m0 + day * 1440, m0 + (day + 1) * 1440) > 0, "{c:?}");
                         }
                     }
                 }
-                _ => {
+                RateStep => {
                     // The same 24 hours before and after the step (weekdays: from is a Tuesday).
                     let (before, after) = (sum(m0 - 1440, m0), sum(m0, m0 + 1440));
                     assert!(
@@ -357,8 +359,13 @@ mod tests {
         let mut o = opts(&d2.0, 1, &["eu-west-1"], 4);
         o.injections = Injections::None;
         let rep = simulate(&o).unwrap();
-        let labels: Value = serde_json::from_slice(&fs::read(&rep.labels).unwrap()).unwrap();
-        assert!(labels.get("changes").is_none());
+        assert!(Labels::read(&rep.labels).unwrap().changes.is_empty());
+        // ... nor the key in the file.
+        assert!(
+            !fs::read_to_string(&rep.labels)
+                .unwrap()
+                .contains("\"changes\"")
+        );
         o.changes = true;
         assert!(simulate(&o).is_err());
     }

@@ -35,7 +35,7 @@ mod catalog;
 mod changes;
 pub mod eval;
 mod generate;
-mod labels;
+pub mod labels;
 mod random;
 mod render;
 mod simulate;
@@ -46,4 +46,5 @@ mod world;
 
 pub use anomalies::{AnomalyKind, Injection, Injections, parse_injection};
 pub use changes::{ChangeKind, LEARNING_PERIOD_SECONDS};
+pub use labels::{LABELS_FILE, Labels};
 pub use simulate::{SimulateOptions, SimulateReport, simulate};

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::anomalies::{Injections, default_injections, plan_anomalies};
 use crate::changes::plan_changes;
 use crate::generate::{RegionOut, gen_region};
-use crate::labels::write_labels;
+use crate::labels::{LABELS_FILE, Labels};
 use crate::world::World;
 
 /// Options of `trailsight simulate`.
@@ -128,14 +128,9 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
         records += r.records;
         keys.extend(r.keys.into_iter().map(|k| (opts.regions[ri].clone(), k)));
     }
-    let labels = opts.out.join("labels.json");
-    write_labels(
-        &world,
-        &plans,
-        &changes,
-        keys.len() as u64 * u64::from(opts.days),
-        &labels,
-    )?;
+    let labels = opts.out.join(LABELS_FILE);
+    let series_days = keys.len() as u64 * u64::from(opts.days);
+    Labels::new(&world, &plans, &changes, series_days).write(&labels)?;
     Ok(SimulateReport {
         files,
         records,
@@ -152,26 +147,36 @@ mod tests {
     use std::path::Path;
 
     use chrono::{DateTime, Datelike};
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     use crate::anomalies::{AnomalyKind, Injection};
+    use crate::labels::Labels;
     use crate::testing::*;
 
     #[test]
     fn same_seed_same_bytes() {
+        // Two regions (generated in parallel), anomalies and routine changes: every generator.
+        let run = |dir: &Path, seed: u64| {
+            let mut o = opts(dir, 6, &["us-east-1", "eu-west-1"], seed);
+            o.changes = true;
+            simulate(&o).unwrap()
+        };
         let a = TempDir::new("det-a");
         let b = TempDir::new("det-b");
         let c = TempDir::new("det-c");
-        let ra = simulate(&opts(&a.0, 1, &["us-east-1"], 7)).unwrap();
-        let rb = simulate(&opts(&b.0, 1, &["us-east-1"], 7)).unwrap();
+        let ra = run(&a.0, 7);
+        let rb = run(&b.0, 7);
+        assert_eq!(ra.anomalies, 8);
+        assert_eq!(ra.changes, 4);
         assert_eq!(
-            (ra.files, ra.records, ra.anomalies),
-            (rb.files, rb.records, rb.anomalies)
+            (ra.files, ra.records, ra.anomalies, ra.changes),
+            (rb.files, rb.records, rb.anomalies, rb.changes)
         );
         let fa = files_under(&a.0);
         let fb = files_under(&b.0);
         assert_eq!(fa.len(), fb.len());
-        assert!(fa.len() > 250, "{} files", fa.len());
+        assert!(fa.len() > 3000, "{} files", fa.len());
+        assert!(fa.contains(&ra.labels));
         for (x, y) in fa.iter().zip(&fb) {
             assert_eq!(x.strip_prefix(&a.0).unwrap(), y.strip_prefix(&b.0).unwrap());
             assert!(
@@ -179,7 +184,8 @@ mod tests {
                 "{x:?} differs"
             );
         }
-        simulate(&opts(&c.0, 1, &["us-east-1"], 8)).unwrap();
+        // Another seed, another scenario.
+        let rc = run(&c.0, 8);
         let fc = files_under(&c.0);
         let names = |v: &[PathBuf], root: &Path| -> Vec<PathBuf> {
             v.iter()
@@ -187,6 +193,10 @@ mod tests {
                 .collect()
         };
         assert_ne!(names(&fa, &a.0), names(&fc, &c.0));
+        assert_ne!(
+            Labels::read(&ra.labels).unwrap().anomalies,
+            Labels::read(&rc.labels).unwrap().anomalies
+        );
     }
 
     #[test]
@@ -322,10 +332,10 @@ mod tests {
         o.injections = Injections::None;
         let rep = simulate(&o).unwrap();
         assert_eq!(rep.anomalies, 0);
-        let labels: Value = serde_json::from_slice(&fs::read(&rep.labels).unwrap()).unwrap();
-        assert_eq!(labels["anomalies"].as_array().unwrap().len(), 0);
-        assert!(labels["series_days"].as_u64().unwrap() > 20);
-        assert_eq!(labels["regions"], json!(["eu-west-1"]));
+        let labels = Labels::read(&rep.labels).unwrap();
+        assert!(labels.anomalies.is_empty());
+        assert!(labels.series_days > 20);
+        assert_eq!(labels.regions, ["eu-west-1"]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Time: regions' local time (business hours, weekends) and timestamps as CloudTrail writes them.
 
-use chrono::{DateTime, Datelike, Timelike};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 pub(crate) fn tz_offset_hours(region: &str) -> f64 {
     if region.starts_with("us-west") {
@@ -31,6 +31,12 @@ pub(crate) fn local_time(t: i64, region: &str) -> (f64, bool) {
     (secs_of_day as f64 / 3600.0, dow >= 5)
 }
 
+/// Unix seconds as a time (the epoch if out of range).
+pub(crate) fn utc(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(t, 0).unwrap_or_default()
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (empty if out of range).
 pub(crate) fn rfc3339(t: i64) -> String {
     match DateTime::from_timestamp(t, 0) {
         Some(d) => format!(
