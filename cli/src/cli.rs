@@ -36,6 +36,8 @@ enum Command {
     Simulate(crate::scenario::SimulateArgs),
     /// Replay simulated scenarios and score the insights against their labels.
     Eval(crate::scenario::EvalArgs),
+    /// Print the anomalies and routine changes a simulated scenario is labelled with.
+    Labels(crate::scenario::LabelsArgs),
     /// Create the DynamoDB table (and, for local use, a bucket and a queue of insight events).
     Setup(crate::aws_commands::SetupArgs),
     /// Ingest the log files a trail delivered in the last days into the table.
@@ -87,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Summarize(args) => run_summarize(args),
         Command::Simulate(args) => crate::scenario::run_simulate(args),
         Command::Eval(args) => crate::scenario::run_eval(args),
+        Command::Labels(args) => crate::scenario::run_labels(args),
         Command::Setup(args) => crate::aws_commands::run_setup(args),
         Command::Backfill(args) => crate::aws_commands::run_backfill(args),
         Command::Insights(args) => crate::aws_commands::run_insights(args),

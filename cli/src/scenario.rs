@@ -1,4 +1,5 @@
-//! `trailsight simulate` and `trailsight eval`: the test bed and its scoring.
+//! `trailsight simulate`, `trailsight eval` and `trailsight labels`: the test bed (the
+//! `trailsight-sim` crate), its scoring, and its labels for a person.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -146,4 +147,20 @@ fn read_labels(dir: &Path) -> anyhow::Result<Labels> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Labels::from_json(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[derive(Args)]
+pub struct LabelsArgs {
+    /// A folder written by `trailsight simulate` (with its labels.json).
+    scenario: PathBuf,
+}
+
+/// Prints a scenario's labels, one line each: the anomalies (`start kind region keys`), then the
+/// routine changes.
+pub fn run_labels(args: LabelsArgs) -> anyhow::Result<ExitCode> {
+    let labels = read_labels(&args.scenario)?;
+    for line in labels.listing().lines() {
+        println!("{}", crate::terminal::escape(line));
+    }
+    Ok(ExitCode::SUCCESS)
 }
