@@ -259,7 +259,7 @@ pub(crate) fn plan_anomalies(world: &World, injections: &[Injection]) -> io::Res
             None => i % opts.regions.len(),
         };
         let at = inj.at.timestamp().div_euclid(60) * 60;
-        if at < world.start || at >= world.start + world.minutes * 60 {
+        if !world.contains(at) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -267,7 +267,7 @@ pub(crate) fn plan_anomalies(world: &World, injections: &[Injection]) -> io::Res
                     inj.kind,
                     rfc3339(at),
                     rfc3339(world.start),
-                    rfc3339(world.start + world.minutes * 60)
+                    rfc3339(world.end())
                 ),
             ));
         }

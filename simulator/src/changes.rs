@@ -117,7 +117,7 @@ pub(crate) fn plan_changes(world: &World, plans: &[Plan]) -> io::Result<Vec<Chan
     let mut rng = StdRng::seed_from_u64(splitmix(opts.seed ^ 0x6368_616e_6765));
     let last_day = i64::from(opts.days) - 5;
     let nreg = opts.regions.len();
-    let end = world.start + world.minutes * 60;
+    let end = world.end();
     let taken = |region: usize, api: u16| {
         let k = LabelKey::calls(api);
         plans

@@ -226,7 +226,8 @@ pub fn score(scenario: &Labels, insight_records: &[Value]) -> Score {
     let learning_insights = learning.iter().filter(|l| **l).count();
     let false_on_learned = learned.iter().filter(|l| l.is_some()).count();
     let judged = insights.len() - learning_insights;
-    let false_count = judged - true_insights;
+    let (recall, precision, false_per_1000_api_days) =
+        rates(labels.len(), detected, judged, true_insights, series_days);
     let mut false_insights: Vec<(i64, String)> = insights
         .iter()
         .enumerate()
@@ -268,22 +269,10 @@ pub fn score(scenario: &Labels, insight_records: &[Value]) -> Score {
         learning_insights,
         false_on_learned,
         changes: changes.len(),
-        recall: if labels.is_empty() {
-            1.0
-        } else {
-            detected as f64 / labels.len() as f64
-        },
-        precision: if judged == 0 {
-            1.0
-        } else {
-            true_insights as f64 / judged as f64
-        },
+        recall,
+        precision,
         series_days,
-        false_per_1000_api_days: if false_count == 0 {
-            0.0
-        } else {
-            false_count as f64 * 1000.0 / series_days.max(1.0)
-        },
+        false_per_1000_api_days,
         mean_onset_error_minutes: if onsets.is_empty() {
             0.0
         } else {
@@ -294,6 +283,34 @@ pub fn score(scenario: &Labels, insight_records: &[Value]) -> Score {
         per_change,
         false_insights: false_insights.into_iter().map(|(_, l)| l).collect(),
     }
+}
+
+/// Recall, precision and false insights per 1000 API-days, from the counts: `judged` insights
+/// are the true and false ones (not those while learning).
+fn rates(
+    labels: usize,
+    detected: usize,
+    judged: usize,
+    true_insights: usize,
+    series_days: f64,
+) -> (f64, f64, f64) {
+    let false_count = judged - true_insights;
+    let recall = if labels == 0 {
+        1.0
+    } else {
+        detected as f64 / labels as f64
+    };
+    let precision = if judged == 0 {
+        1.0
+    } else {
+        true_insights as f64 / judged as f64
+    };
+    let false_per_1000_api_days = if false_count == 0 {
+        0.0
+    } else {
+        false_count as f64 * 1000.0 / series_days.max(1.0)
+    };
+    (recall, precision, false_per_1000_api_days)
 }
 
 impl Score {
@@ -307,8 +324,9 @@ impl Score {
         let true_insights = sum(|s| s.true_insights);
         let learning_insights = sum(|s| s.learning_insights);
         let judged = insights - learning_insights;
-        let false_count = judged - true_insights;
         let series_days: f64 = scores.iter().map(|s| s.series_days).sum();
+        let (recall, precision, false_per_1000_api_days) =
+            rates(labels, detected_labels, judged, true_insights, series_days);
         let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for (kind, n, d) in scores.iter().flat_map(|s| &s.per_kind) {
             let e = per_kind.entry(kind.clone()).or_default();
@@ -323,22 +341,10 @@ impl Score {
             learning_insights,
             false_on_learned: sum(|s| s.false_on_learned),
             changes: sum(|s| s.changes),
-            recall: if labels == 0 {
-                1.0
-            } else {
-                detected_labels as f64 / labels as f64
-            },
-            precision: if judged == 0 {
-                1.0
-            } else {
-                true_insights as f64 / judged as f64
-            },
+            recall,
+            precision,
             series_days,
-            false_per_1000_api_days: if false_count == 0 {
-                0.0
-            } else {
-                false_count as f64 * 1000.0 / series_days.max(1.0)
-            },
+            false_per_1000_api_days,
             mean_onset_error_minutes: if detected_labels == 0 {
                 0.0
             } else {
@@ -475,18 +481,23 @@ mod tests {
                "insightDetails": d, "eventCategory": "Insight"})
     }
 
+    /// An insight on the IAM burst's key: `iam:CreateAccessKey` calls in us-east-1.
+    fn burst_insight(state: &str, shared: &str, time: &str) -> Value {
+        insight(
+            state,
+            shared,
+            "us-east-1",
+            time,
+            "iam.amazonaws.com",
+            "CreateAccessKey",
+            "ApiCallRateInsight",
+            None,
+        )
+    }
+
     fn perfect() -> Vec<Value> {
         vec![
-            insight(
-                "Start",
-                "a",
-                "us-east-1",
-                "2026-03-05T14:08:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
+            burst_insight("Start", "a", "2026-03-05T14:08:00Z"),
             insight(
                 "Start",
                 "b",
@@ -571,16 +582,7 @@ mod tests {
             None,
         ));
         // Right key, too late (more than 60 min after the end).
-        ins.push(insight(
-            "Start",
-            "f",
-            "us-east-1",
-            "2026-03-05T15:11:00Z",
-            "iam.amazonaws.com",
-            "CreateAccessKey",
-            "ApiCallRateInsight",
-            None,
-        ));
+        ins.push(burst_insight("Start", "f", "2026-03-05T15:11:00Z"));
         // Error key with another error code.
         ins.push(insight(
             "Start",
@@ -618,36 +620,9 @@ mod tests {
     fn within_window_edges() {
         let ins = vec![
             // 10 minutes early is still true; an hour after the end too.
-            insight(
-                "Start",
-                "a",
-                "us-east-1",
-                "2026-03-05T13:57:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
-            insight(
-                "Start",
-                "b",
-                "us-east-1",
-                "2026-03-05T15:10:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
-            insight(
-                "Start",
-                "c",
-                "us-east-1",
-                "2026-03-05T13:56:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
+            burst_insight("Start", "a", "2026-03-05T13:57:00Z"),
+            burst_insight("Start", "b", "2026-03-05T15:10:00Z"),
+            burst_insight("Start", "c", "2026-03-05T13:56:00Z"),
         ];
         let s = score(&labels(), &ins);
         assert_eq!(s.true_insights, 2);
@@ -658,16 +633,7 @@ mod tests {
     #[test]
     fn start_and_end_count_once() {
         let mut ins = perfect();
-        ins.push(insight(
-            "End",
-            "a",
-            "us-east-1",
-            "2026-03-05T14:12:00Z",
-            "iam.amazonaws.com",
-            "CreateAccessKey",
-            "ApiCallRateInsight",
-            None,
-        ));
+        ins.push(burst_insight("End", "a", "2026-03-05T14:12:00Z"));
         // The same Start delivered twice (at-least-once publishing) counts once.
         ins.push(ins[0].clone());
         // An End alone (its Start outside the input) is not an insight.

@@ -126,25 +126,13 @@ pub(crate) fn gen_region(
 
     // Anomalies.
     for p in plans.iter().filter(|p| p.region == ri) {
-        let end = world.start + world.minutes * 60;
-        events.extend(
-            p.events
-                .iter()
-                .filter(|e| e.t >= world.start && e.t < end)
-                .copied(),
-        );
+        events.extend(p.events.iter().filter(|e| world.contains(e.t)));
     }
 
     // Routine changes, drawn from their own generator (without them, the output is unchanged).
     let mut crng = StdRng::seed_from_u64(splitmix(opts.seed ^ splitmix(ri as u64 + 1) ^ 0x6368));
     for c in changes.iter().filter(|c| c.region == ri) {
-        let end = world.start + world.minutes * 60;
-        events.extend(
-            c.events
-                .iter()
-                .filter(|e| e.t >= world.start && e.t < end)
-                .copied(),
-        );
+        events.extend(c.events.iter().filter(|e| world.contains(e.t)));
         if c.kind != ChangeKind::RateStep {
             continue;
         }

@@ -143,7 +143,7 @@ impl Labels {
         Labels {
             seed: opts.seed,
             start: utc(world.start),
-            end: utc(world.start + world.minutes * 60),
+            end: utc(world.end()),
             days: opts.days,
             regions: opts.regions.clone(),
             account: opts.account.clone(),

@@ -416,7 +416,7 @@ impl<'a> FileWriter<'a> {
         let region = self.region;
         let a = &APIS[e.api as usize];
         let p = world.catalog.identity(e.who);
-        let spec = p.spec;
+        let spec = &p.spec;
         let event_time = rfc3339(e.t);
         let creation = rfc3339(
             e.t - e.t.rem_euclid(3600) + if e.t.rem_euclid(3600) < 120 { -3600 } else { 0 },

@@ -53,6 +53,16 @@ impl<'a> World<'a> {
             iam_region: iam_region(&opts.regions),
         }
     }
+
+    /// Unix seconds of the end of the scenario (exclusive).
+    pub(crate) fn end(&self) -> i64 {
+        self.start + self.minutes * 60
+    }
+
+    /// Whether `t` (Unix seconds) is within the scenario.
+    pub(crate) fn contains(&self, t: i64) -> bool {
+        t >= self.start && t < self.end()
+    }
 }
 
 fn iam_region(regions: &[String]) -> usize {

@@ -14,7 +14,7 @@ use principals::{PKind, PSpec, Principal};
 
 /// A principal as a seed made it: its ARN and IDs (empty for AWS services).
 pub(crate) struct Identity {
-    pub(crate) spec: &'static PSpec,
+    pub(crate) spec: PSpec,
     pub(crate) arn: String,
     pub(crate) principal_id: String,
     pub(crate) access_key: String,

@@ -11,6 +11,7 @@ pub(crate) enum PKind {
     ServiceRole,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct PSpec {
     pub(crate) kind: PKind,
     /// Role name, user name, or the service principal for `Service`.
@@ -20,6 +21,19 @@ pub(crate) struct PSpec {
     pub(crate) agents: &'static [&'static str],
     pub(crate) console: bool,
     pub(crate) invoked_by: &'static str,
+}
+
+/// An AWS service calling on the account's behalf: no ARN, session, address or agent of its own.
+const fn aws_service(name: &'static str) -> PSpec {
+    PSpec {
+        kind: PKind::Service,
+        name,
+        session: "",
+        ips: &[],
+        agents: &[],
+        console: false,
+        invoked_by: name,
+    }
 }
 
 const UA_CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36";
@@ -102,9 +116,9 @@ impl Principal {
         Principal::OddAdmin,
     ];
 
-    pub(crate) fn spec(self) -> &'static PSpec {
+    pub(crate) fn spec(self) -> PSpec {
         match self {
-            Principal::Alice => &PSpec {
+            Principal::Alice => PSpec {
                 kind: PKind::Role,
                 name: "AWSReservedSSO_AdministratorAccess_4f1c2d3e5a6b7c8d",
                 session: "alice@example.com",
@@ -113,7 +127,7 @@ impl Principal {
                 console: true,
                 invoked_by: "",
             },
-            Principal::Bob => &PSpec {
+            Principal::Bob => PSpec {
                 kind: PKind::Role,
                 name: "AWSReservedSSO_PowerUserAccess_9a8b7c6d5e4f3a2b",
                 session: "bob@example.com",
@@ -122,7 +136,7 @@ impl Principal {
                 console: true,
                 invoked_by: "",
             },
-            Principal::Carol => &PSpec {
+            Principal::Carol => PSpec {
                 kind: PKind::User,
                 name: "carol",
                 session: "",
@@ -131,7 +145,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::Ci => &PSpec {
+            Principal::Ci => PSpec {
                 kind: PKind::Role,
                 name: "github-actions-deploy",
                 session: "GitHubActions",
@@ -140,7 +154,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::Terraform => &PSpec {
+            Principal::Terraform => PSpec {
                 kind: PKind::Role,
                 name: "terraform-runner",
                 session: "terraform-ci",
@@ -149,7 +163,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::App => &PSpec {
+            Principal::App => PSpec {
                 kind: PKind::Role,
                 name: "orders-api-task",
                 session: "5f2c8e1a9b7d4c3e8f6a1b2c3d4e5f60",
@@ -158,7 +172,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::Lambda => &PSpec {
+            Principal::Lambda => PSpec {
                 kind: PKind::Role,
                 name: "image-resize-lambda-role",
                 session: "image-resize",
@@ -167,7 +181,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::Datadog => &PSpec {
+            Principal::Datadog => PSpec {
                 kind: PKind::Role,
                 name: "DatadogIntegrationRole",
                 session: "DatadogAWSIntegration",
@@ -176,7 +190,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::Maintenance => &PSpec {
+            Principal::Maintenance => PSpec {
                 kind: PKind::Role,
                 name: "ops-maintenance",
                 session: "maint-scheduler",
@@ -185,43 +199,11 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::AutoScaling => &PSpec {
-                kind: PKind::Service,
-                name: "autoscaling.amazonaws.com",
-                session: "",
-                ips: &[],
-                agents: &[],
-                console: false,
-                invoked_by: "autoscaling.amazonaws.com",
-            },
-            Principal::Ec2 => &PSpec {
-                kind: PKind::Service,
-                name: "ec2.amazonaws.com",
-                session: "",
-                ips: &[],
-                agents: &[],
-                console: false,
-                invoked_by: "ec2.amazonaws.com",
-            },
-            Principal::LambdaService => &PSpec {
-                kind: PKind::Service,
-                name: "lambda.amazonaws.com",
-                session: "",
-                ips: &[],
-                agents: &[],
-                console: false,
-                invoked_by: "lambda.amazonaws.com",
-            },
-            Principal::EcsTasks => &PSpec {
-                kind: PKind::Service,
-                name: "ecs-tasks.amazonaws.com",
-                session: "",
-                ips: &[],
-                agents: &[],
-                console: false,
-                invoked_by: "ecs-tasks.amazonaws.com",
-            },
-            Principal::Config => &PSpec {
+            Principal::AutoScaling => aws_service("autoscaling.amazonaws.com"),
+            Principal::Ec2 => aws_service("ec2.amazonaws.com"),
+            Principal::LambdaService => aws_service("lambda.amazonaws.com"),
+            Principal::EcsTasks => aws_service("ecs-tasks.amazonaws.com"),
+            Principal::Config => PSpec {
                 kind: PKind::ServiceRole,
                 name: "AWSServiceRoleForConfig",
                 session: "AWSConfig-Describe",
@@ -230,7 +212,7 @@ impl Principal {
                 console: false,
                 invoked_by: "config.amazonaws.com",
             },
-            Principal::SsmAgent => &PSpec {
+            Principal::SsmAgent => PSpec {
                 kind: PKind::Role,
                 name: "EC2-SSM-InstanceRole",
                 session: "i-0a1b2c3d4e5f67890",
@@ -239,7 +221,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::OddUser => &PSpec {
+            Principal::OddUser => PSpec {
                 kind: PKind::User,
                 name: "svc-legacy-import",
                 session: "",
@@ -248,7 +230,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::OddRole => &PSpec {
+            Principal::OddRole => PSpec {
                 kind: PKind::Role,
                 name: "OrganizationAccountAccessRole",
                 session: "temp-session-8812",
@@ -257,7 +239,7 @@ impl Principal {
                 console: false,
                 invoked_by: "",
             },
-            Principal::OddAdmin => &PSpec {
+            Principal::OddAdmin => PSpec {
                 kind: PKind::User,
                 name: "backup-admin",
                 session: "",
