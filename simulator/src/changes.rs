@@ -1,19 +1,17 @@
 //! Routine changes: benign changes a detector must learn (new recurring jobs, a lasting rate
 //! step, a newly adopted API).
 
-use std::fmt;
 use std::io;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::anomalies::Plan;
 use crate::catalog::apis::{APIS, api_index};
+use crate::catalog::errors::background_error;
 use crate::catalog::principals::Principal;
-use crate::generate::background_error;
-use crate::labels::LabelKey;
+use crate::labels::{ChangeKind, LabelKey};
 use crate::random::{poisson, splitmix};
 use crate::time::{local_time, rfc3339};
 use crate::world::{Ev, World, at_local};
@@ -22,34 +20,6 @@ use crate::world::{Ev, World, at_local};
 /// started is a false insight (a new job is reported at most on its first two days and never
 /// after its third; a rate step or a new API stops being reported within three days).
 pub const LEARNING_PERIOD_SECONDS: i64 = 3 * 86_400;
-
-/// Written in labels as its name (`new-job`...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChangeKind {
-    /// A new job from day N: a burst of one write API at a fixed time of day or every few hours.
-    NewJob,
-    /// A lasting step in a key's rate: its background rate multiplied from day N on.
-    RateStep,
-    /// An API never called before day N, then used every day in sessions of a few calls.
-    NewApi,
-}
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::NewJob => "new-job",
-            ChangeKind::RateStep => "rate-step",
-            ChangeKind::NewApi => "new-api",
-        }
-    }
-}
-
-impl fmt::Display for ChangeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// New recurring jobs: write APIs nothing else calls.
 const NEW_JOB_POOL: &[(&str, &str)] = &[
@@ -295,8 +265,8 @@ mod tests {
     use trailsight::series::InsightType;
 
     use super::ChangeKind::{self, NewApi, NewJob, RateStep};
-    use crate::anomalies::Injections;
     use crate::labels::Labels;
+    use crate::options::Injections;
     use crate::simulate::simulate;
     use crate::testing::*;
 

@@ -19,8 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use trailsight::series::InsightType;
 
-use crate::anomalies::AnomalyKind;
-use crate::labels::{AnomalyLabel, ChangeLabel, LabelKey, Labels};
+use crate::labels::{AnomalyKind, AnomalyLabel, ChangeLabel, LabelKey, Labels};
 use crate::time::rfc3339;
 
 /// How well a detector's insights match the labels.

@@ -8,10 +8,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::anomalies::Plan;
-use crate::catalog::apis::{APIS, ApiSpec, Group};
-use crate::catalog::errors::ErrorKind;
-use crate::catalog::principals::{PKind, Principal};
-use crate::changes::{Change, ChangeKind};
+use crate::catalog::apis::{APIS, Group};
+use crate::catalog::errors::background_error;
+use crate::catalog::principals::Principal;
+use crate::changes::Change;
+use crate::labels::ChangeKind;
 use crate::random::{poisson, splitmix};
 use crate::render::FileWriter;
 use crate::time::local_time;
@@ -211,26 +212,4 @@ pub(crate) fn gen_region(
         i = j;
     }
     Ok(out)
-}
-
-pub(crate) fn background_error(a: &ApiSpec, who: Principal, rng: &mut StdRng) -> Option<ErrorKind> {
-    if who.spec().kind == PKind::Service {
-        return None;
-    }
-    let r: f64 = rng.r#gen();
-    let mut p = 0.0012;
-    if r < p {
-        return Some(ErrorKind::Denied);
-    }
-    p += a.throttle;
-    if r < p {
-        return Some(ErrorKind::Throttled);
-    }
-    if let Some((_, q)) = a.notfound {
-        p += q;
-        if r < p {
-            return Some(ErrorKind::NotFound);
-        }
-    }
-    None
 }

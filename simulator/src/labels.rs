@@ -1,21 +1,19 @@
 //! `labels.json`: the ground truth written beside the logs by [`simulate`](crate::simulate()) and
 //! read by [`eval`](crate::eval) (and `trailsight labels`). One type, [`Labels`], for both.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use trailsight::series::InsightType;
 
-use crate::anomalies::{AnomalyKind, Plan};
 use crate::catalog::apis::{APIS, event_source};
 use crate::catalog::errors::ErrorKind;
-use crate::changes::{Change, ChangeKind};
-use crate::time::{rfc3339, utc};
-use crate::world::World;
+use crate::time::rfc3339;
 
 /// The file a scenario's labels are in, under its folder.
 pub const LABELS_FILE: &str = "labels.json";
@@ -99,6 +97,84 @@ pub struct PeriodicJob {
     pub calls_per_run: u32,
 }
 
+/// Written in labels as its name (`iam-burst`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    IamBurst,
+    ProvisioningSpike,
+    ThrottlingStorm,
+    MaintenanceGap,
+}
+
+impl AnomalyKind {
+    pub const ALL: [AnomalyKind; 4] = [
+        AnomalyKind::IamBurst,
+        AnomalyKind::ProvisioningSpike,
+        AnomalyKind::ThrottlingStorm,
+        AnomalyKind::MaintenanceGap,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::IamBurst => "iam-burst",
+            AnomalyKind::ProvisioningSpike => "provisioning-spike",
+            AnomalyKind::ThrottlingStorm => "throttling-storm",
+            AnomalyKind::MaintenanceGap => "maintenance-gap",
+        }
+    }
+}
+
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AnomalyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        AnomalyKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "unknown anomaly kind {s:?} (expected iam-burst, provisioning-spike, \
+                     throttling-storm or maintenance-gap)"
+                )
+            })
+    }
+}
+
+/// Written in labels as its name (`new-job`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// A new job from day N: a burst of one write API at a fixed time of day or every few hours.
+    NewJob,
+    /// A lasting step in a key's rate: its background rate multiplied from day N on.
+    RateStep,
+    /// An API never called before day N, then used every day in sessions of a few calls.
+    NewApi,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::NewJob => "new-job",
+            ChangeKind::RateStep => "rate-step",
+            ChangeKind::NewApi => "new-api",
+        }
+    }
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl LabelKey {
     /// The call-rate key of `APIS[api]`.
     pub(crate) fn calls(api: u16) -> LabelKey {
@@ -132,61 +208,6 @@ impl LabelKey {
 }
 
 impl Labels {
-    /// The labels of a planned scenario.
-    pub(crate) fn new(
-        world: &World,
-        plans: &[Plan],
-        changes: &[Change],
-        series_days: u64,
-    ) -> Labels {
-        let opts = world.opts;
-        Labels {
-            seed: opts.seed,
-            start: utc(world.start),
-            end: utc(world.end()),
-            days: opts.days,
-            regions: opts.regions.clone(),
-            account: opts.account.clone(),
-            series_days,
-            anomalies: plans
-                .iter()
-                .map(|p| AnomalyLabel {
-                    id: p.id,
-                    kind: p.kind,
-                    region: opts.regions[p.region].clone(),
-                    account: opts.account.clone(),
-                    start: utc(p.start),
-                    end: utc(p.end),
-                    keys: p.keys.clone(),
-                    description: p.description.clone(),
-                })
-                .collect(),
-            changes: changes
-                .iter()
-                .map(|c| ChangeLabel {
-                    id: c.id,
-                    kind: c.kind,
-                    region: opts.regions[c.region].clone(),
-                    account: opts.account.clone(),
-                    from: utc(c.from),
-                    learned_after: utc(c.learned_after),
-                    keys: vec![LabelKey::calls(c.api)],
-                    description: c.description.clone(),
-                })
-                .collect(),
-            periodic_jobs: world
-                .jobs
-                .iter()
-                .map(|j| PeriodicJob {
-                    event_source: world.catalog.sources[j.api as usize].clone(),
-                    event_name: APIS[j.api as usize].name.to_string(),
-                    period_minutes: j.period,
-                    calls_per_run: j.calls,
-                })
-                .collect(),
-        }
-    }
-
     /// Parses the text of a `labels.json`.
     pub fn from_json(text: &str) -> serde_json::Result<Labels> {
         serde_json::from_str(text)
@@ -241,25 +262,7 @@ impl Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anomalies::{Injections, default_injections, plan_anomalies};
-    use crate::changes::plan_changes;
-    use crate::simulate::SimulateOptions;
-
-    /// The labels of a 9-day, two-region scenario with every kind of anomaly and routine
-    /// changes, planned but not generated (labels do not need the traffic).
-    fn planned(seed: u64) -> Labels {
-        let mut opts = SimulateOptions::new(std::env::temp_dir());
-        opts.seed = seed;
-        opts.changes = true;
-        let world = World::new(&opts);
-        let injections = match &opts.injections {
-            Injections::Default => default_injections(&world),
-            _ => unreachable!(),
-        };
-        let plans = plan_anomalies(&world, &injections).unwrap();
-        let changes = plan_changes(&world, &plans).unwrap();
-        Labels::new(&world, &plans, &changes, 1234)
-    }
+    use crate::testing::planned;
 
     #[test]
     fn labels_round_trip_through_json() {

@@ -17,18 +17,20 @@
 //! newly adopted API, each from a seed-chosen day, labelled as benign after a 3-day learning
 //! period (drawn from their own generators: without `changes`, the output is unchanged).
 //!
-//! Where things are:
-//! - [`simulate()`] and its options: `simulate.rs`;
-//! - the catalog (principals, APIs, error codes): `catalog/`;
-//! - the world (the scenario's clock, regions and periodic jobs): `world.rs`, `time.rs`;
+//! Where things are (each module imports only those above it in this list):
+//! - seeded helpers (Poisson draws, identifiers): `random.rs`; times: `time.rs`;
+//! - the catalog (principals, APIs, error kinds and background errors): `catalog/`;
+//! - the ground truth written beside the logs, and the kinds it names: [`labels`];
+//! - what is asked for (options, anomalies to inject): `options.rs`;
+//! - the world (the scenario's period, catalog and periodic jobs): `world.rs`;
 //! - what is injected on top of the background: `anomalies.rs` (labelled anomalies) and
 //!   `changes.rs` (benign routine changes);
-//! - the ground truth written beside the logs: `labels.rs`;
-//! - per-region traffic and delivery: `generate.rs`; records as CloudTrail writes them: `render.rs`;
-//! - seeded helpers (Poisson draws, identifiers): `random.rs`;
-//! - the scoring: [`eval`].
+//! - records as CloudTrail writes them: `render.rs`; per-region traffic and delivery:
+//!   `generate.rs`;
+//! - the entry point, [`simulate()`], which also assembles the labels: `simulate.rs`;
+//! - the scoring: [`eval`] (labels only).
 //!
-//! The `trailsight simulate` and `trailsight eval` commands are thin wrappers around this crate.
+//! The `trailsight simulate`, `eval` and `labels` commands are thin wrappers around this crate.
 
 mod anomalies;
 mod catalog;
@@ -36,6 +38,7 @@ mod changes;
 pub mod eval;
 mod generate;
 pub mod labels;
+mod options;
 mod random;
 mod render;
 mod simulate;
@@ -44,7 +47,7 @@ mod testing;
 mod time;
 mod world;
 
-pub use anomalies::{AnomalyKind, Injection, Injections, parse_injection};
-pub use changes::{ChangeKind, LEARNING_PERIOD_SECONDS};
-pub use labels::{LABELS_FILE, Labels};
-pub use simulate::{SimulateOptions, SimulateReport, simulate};
+pub use changes::LEARNING_PERIOD_SECONDS;
+pub use labels::{AnomalyKind, ChangeKind, LABELS_FILE, Labels};
+pub use options::{Injection, Injections, SimulateOptions, parse_injection};
+pub use simulate::{SimulateReport, simulate};

@@ -6,48 +6,14 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use chrono::{DateTime, TimeZone, Utc};
-
-use crate::anomalies::{Injections, default_injections, plan_anomalies};
-use crate::changes::plan_changes;
+use crate::anomalies::{Plan, default_injections, plan_anomalies};
+use crate::catalog::apis::APIS;
+use crate::changes::{Change, plan_changes};
 use crate::generate::{RegionOut, gen_region};
-use crate::labels::{LABELS_FILE, Labels};
+use crate::labels::{AnomalyLabel, ChangeLabel, LABELS_FILE, LabelKey, Labels, PeriodicJob};
+use crate::options::{Injections, SimulateOptions};
+use crate::time::utc;
 use crate::world::World;
-
-/// Options of `trailsight simulate`.
-#[derive(Debug, Clone)]
-pub struct SimulateOptions {
-    pub out: PathBuf,
-    pub days: u32,
-    pub seed: u64,
-    pub start: DateTime<Utc>,
-    pub regions: Vec<String>,
-    pub account: String,
-    pub injections: Injections,
-    /// Add routine changes a detector must learn (two new recurring jobs, a lasting rate step, a
-    /// newly adopted API), labelled in `labels.json` under `changes`. Needs at least 6 days.
-    pub changes: bool,
-}
-
-impl SimulateOptions {
-    /// Defaults: 9 days from Monday 2026-03-02T00:00:00Z, seed 1, us-east-1 and eu-west-1,
-    /// account 111122223333, seed-chosen anomalies.
-    pub fn new(out: PathBuf) -> Self {
-        SimulateOptions {
-            out,
-            days: 9,
-            seed: 1,
-            start: Utc
-                .with_ymd_and_hms(2026, 3, 2, 0, 0, 0)
-                .single()
-                .unwrap_or_default(),
-            regions: vec!["us-east-1".to_string(), "eu-west-1".to_string()],
-            account: "111122223333".to_string(),
-            injections: Injections::Default,
-            changes: false,
-        }
-    }
-}
 
 /// What `simulate` wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,16 +94,71 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
         records += r.records;
         keys.extend(r.keys.into_iter().map(|k| (opts.regions[ri].clone(), k)));
     }
-    let labels = opts.out.join(LABELS_FILE);
+    let labels_path = opts.out.join(LABELS_FILE);
     let series_days = keys.len() as u64 * u64::from(opts.days);
-    Labels::new(&world, &plans, &changes, series_days).write(&labels)?;
+    labels(&world, &plans, &changes, series_days).write(&labels_path)?;
     Ok(SimulateReport {
         files,
         records,
-        labels,
+        labels: labels_path,
         anomalies: plans.len(),
         changes: changes.len(),
     })
+}
+
+/// The labels of a planned scenario.
+pub(crate) fn labels(
+    world: &World,
+    plans: &[Plan],
+    changes: &[Change],
+    series_days: u64,
+) -> Labels {
+    let opts = world.opts;
+    Labels {
+        seed: opts.seed,
+        start: utc(world.start),
+        end: utc(world.end()),
+        days: opts.days,
+        regions: opts.regions.clone(),
+        account: opts.account.clone(),
+        series_days,
+        anomalies: plans
+            .iter()
+            .map(|p| AnomalyLabel {
+                id: p.id,
+                kind: p.kind,
+                region: opts.regions[p.region].clone(),
+                account: opts.account.clone(),
+                start: utc(p.start),
+                end: utc(p.end),
+                keys: p.keys.clone(),
+                description: p.description.clone(),
+            })
+            .collect(),
+        changes: changes
+            .iter()
+            .map(|c| ChangeLabel {
+                id: c.id,
+                kind: c.kind,
+                region: opts.regions[c.region].clone(),
+                account: opts.account.clone(),
+                from: utc(c.from),
+                learned_after: utc(c.learned_after),
+                keys: vec![LabelKey::calls(c.api)],
+                description: c.description.clone(),
+            })
+            .collect(),
+        periodic_jobs: world
+            .jobs
+            .iter()
+            .map(|j| PeriodicJob {
+                event_source: world.catalog.sources[j.api as usize].clone(),
+                event_name: APIS[j.api as usize].name.to_string(),
+                period_minutes: j.period,
+                calls_per_run: j.calls,
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -149,8 +170,9 @@ mod tests {
     use chrono::{DateTime, Datelike};
     use serde_json::Value;
 
-    use crate::anomalies::{AnomalyKind, Injection};
+    use crate::labels::AnomalyKind;
     use crate::labels::Labels;
+    use crate::options::Injection;
     use crate::testing::*;
 
     #[test]

@@ -10,7 +10,12 @@ use chrono::DateTime;
 use flate2::read::GzDecoder;
 use serde_json::Value;
 
-use crate::simulate::SimulateOptions;
+use crate::anomalies::{default_injections, plan_anomalies};
+use crate::changes::plan_changes;
+use crate::labels::Labels;
+use crate::options::SimulateOptions;
+use crate::simulate::labels;
+use crate::world::World;
 
 pub(crate) struct TempDir(pub(crate) PathBuf);
 
@@ -118,4 +123,16 @@ pub(crate) fn minute_counts(
         }
     }
     m
+}
+
+/// The labels of a 9-day, two-region scenario (the defaults) with seed-chosen anomalies and
+/// routine changes, planned but not generated (labels do not need the traffic).
+pub(crate) fn planned(seed: u64) -> Labels {
+    let mut opts = SimulateOptions::new(std::env::temp_dir());
+    opts.seed = seed;
+    opts.changes = true;
+    let world = World::new(&opts);
+    let plans = plan_anomalies(&world, &default_injections(&world)).unwrap();
+    let changes = plan_changes(&world, &plans).unwrap();
+    labels(&world, &plans, &changes, 1234)
 }

@@ -9,7 +9,7 @@ use crate::catalog::Catalog;
 use crate::catalog::apis::api_index;
 use crate::catalog::errors::ErrorKind;
 use crate::catalog::principals::Principal;
-use crate::simulate::SimulateOptions;
+use crate::options::SimulateOptions;
 use crate::time::tz_offset_hours;
 
 /// Maintenance job templates: (svc, name, allowed periods in minutes).

@@ -1,6 +1,10 @@
 //! Error kinds an event can carry, and the error code each gives on each service.
 
+use rand::Rng;
+use rand::rngs::StdRng;
+
 use super::apis::ApiSpec;
+use super::principals::{PKind, Principal};
 
 /// The error an event fails with (an event without one succeeded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,4 +59,27 @@ pub(crate) fn throttle_code(svc: &str) -> &'static str {
     } else {
         "ThrottlingException"
     }
+}
+
+/// The error, if any, of a background call of `a` by `who` (AWS services never fail).
+pub(crate) fn background_error(a: &ApiSpec, who: Principal, rng: &mut StdRng) -> Option<ErrorKind> {
+    if who.spec().kind == PKind::Service {
+        return None;
+    }
+    let r: f64 = rng.r#gen();
+    let mut p = 0.0012;
+    if r < p {
+        return Some(ErrorKind::Denied);
+    }
+    p += a.throttle;
+    if r < p {
+        return Some(ErrorKind::Throttled);
+    }
+    if let Some((_, q)) = a.notfound {
+        p += q;
+        if r < p {
+            return Some(ErrorKind::NotFound);
+        }
+    }
+    None
 }
