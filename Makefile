@@ -35,7 +35,7 @@ demo: local-cli
 	$(LOCAL_TRAILSIGHT) replay $(OUT)/demo --format table --out $(OUT)/demo-insights
 	@echo
 	@echo "Labelled anomalies (what the simulator injected):"
-	@python3 -c 'import json,sys; [print(" ", a["start"], a["kind"], a["region"], ", ".join(k["eventName"] + ("[" + k["errorCode"] + "]" if k.get("errorCode") else "") for k in a["keys"])) for a in json.load(open(sys.argv[1]))["anomalies"]]' $(OUT)/demo/labels.json
+	@$(LOCAL_TRAILSIGHT) labels $(OUT)/demo
 
 ## eval: detection quality on three 9-day scenarios with all four kinds and four routine changes
 ## each (insights on a change after its 3-day learning period are false), and nine quiet days.

@@ -36,6 +36,8 @@ enum Command {
     Simulate(crate::scenario::SimulateArgs),
     /// Replay simulated scenarios and score the insights against their labels.
     Eval(crate::scenario::EvalArgs),
+    /// Print the anomalies and routine changes a simulated scenario is labelled with.
+    Labels(crate::scenario::LabelsArgs),
     /// Create the DynamoDB table (and, for local use, a bucket and a queue of insight events).
     #[cfg(feature = "aws")]
     Setup(crate::aws_commands::SetupArgs),
@@ -90,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Summarize(args) => run_summarize(args),
         Command::Simulate(args) => crate::scenario::run_simulate(args),
         Command::Eval(args) => crate::scenario::run_eval(args),
+        Command::Labels(args) => crate::scenario::run_labels(args),
         #[cfg(feature = "aws")]
         Command::Setup(args) => crate::aws_commands::run_setup(args),
         #[cfg(feature = "aws")]

@@ -6,12 +6,10 @@ mod analysis;
 #[cfg(feature = "aws")]
 mod aws_commands;
 mod cli;
-mod eval;
 mod local;
 mod output;
 mod replay;
 mod scenario;
-mod simulate;
 mod summarize;
 mod terminal;
 

@@ -1,14 +1,15 @@
-//! `trailsight simulate` and `trailsight eval`: the test bed and its scoring.
+//! `trailsight simulate`, `trailsight eval` and `trailsight labels`: the test bed (the
+//! `trailsight-sim` crate), its scoring, and its labels for a person.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use trailsight_sim::eval::{Score, score};
+use trailsight_sim::{Injections, LABELS_FILE, Labels, SimulateOptions, parse_injection, simulate};
 
 use crate::analysis::{Analysis, replay_paths};
-use crate::eval::{Score, score};
-use crate::simulate::{Injections, SimulateOptions, parse_injection, simulate};
 
 #[derive(Args)]
 pub struct SimulateArgs {
@@ -141,9 +142,25 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_labels(dir: &Path) -> anyhow::Result<serde_json::Value> {
-    let path = dir.join("labels.json");
+fn read_labels(dir: &Path) -> anyhow::Result<Labels> {
+    let path = dir.join(LABELS_FILE);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    Labels::from_json(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[derive(Args)]
+pub struct LabelsArgs {
+    /// A folder written by `trailsight simulate` (with its labels.json).
+    scenario: PathBuf,
+}
+
+/// Prints a scenario's labels, one line each: the anomalies (`start kind region keys`), then the
+/// routine changes.
+pub fn run_labels(args: LabelsArgs) -> anyhow::Result<ExitCode> {
+    let labels = read_labels(&args.scenario)?;
+    for line in labels.listing().lines() {
+        println!("{}", crate::terminal::escape(line));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,10 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use trailsight::series::InsightType;
+
+use crate::labels::{AnomalyKind, AnomalyLabel, ChangeLabel, LabelKey, Labels};
+use crate::time::rfc3339;
 
 /// How well a detector's insights match the labels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,46 +51,26 @@ pub struct Score {
     pub false_insights: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
+/// An insight's key and where and when it started.
+struct Insight {
+    region: String,
+    account: String,
     source: String,
     name: String,
     insight: String,
     error: Option<String>,
-}
-
-impl Key {
-    fn matches(&self, other: &Key) -> bool {
-        self.source == other.source
-            && self.name == other.name
-            && self.insight == other.insight
-            && (self.insight != "ApiErrorRateInsight" || self.error == other.error)
-    }
-}
-
-struct Label {
-    kind: String,
-    region: String,
-    account: String,
-    start: i64,
-    end: i64,
-    keys: Vec<Key>,
-}
-
-struct Change {
-    kind: String,
-    region: String,
-    account: String,
-    from: i64,
-    learned_after: i64,
-    keys: Vec<Key>,
-}
-
-struct Insight {
-    region: String,
-    account: String,
-    key: Key,
     t: i64,
+}
+
+impl Insight {
+    /// Same key as `key` (the error code counts for error-rate keys only).
+    fn is_on(&self, key: &LabelKey) -> bool {
+        key.event_source == self.source
+            && key.event_name == self.name
+            && key.insight_type.as_str() == self.insight
+            && (key.insight_type != InsightType::ApiErrorRateInsight
+                || key.error_code == self.error)
+    }
 }
 
 fn s(v: &Value, k: &str) -> Option<String> {
@@ -98,65 +82,6 @@ fn time(v: &Value, k: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(t)
         .ok()
         .map(|d| d.with_timezone(&Utc).timestamp())
-}
-
-fn parse_keys(v: &Value) -> Vec<Key> {
-    v.get("keys")
-        .and_then(Value::as_array)
-        .map(|ks| {
-            ks.iter()
-                .filter_map(|k| {
-                    Some(Key {
-                        source: s(k, "eventSource")?,
-                        name: s(k, "eventName")?,
-                        insight: s(k, "insightType")?,
-                        error: s(k, "errorCode"),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn parse_changes(labels: &Value) -> Vec<Change> {
-    let default_account = s(labels, "account").unwrap_or_default();
-    let Some(list) = labels.get("changes").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|c| {
-            Some(Change {
-                kind: s(c, "kind").unwrap_or_else(|| "unknown".to_string()),
-                region: s(c, "region")?,
-                account: s(c, "account").unwrap_or_else(|| default_account.clone()),
-                from: time(c, "from")?,
-                learned_after: time(c, "learned_after")?,
-                keys: parse_keys(c),
-            })
-        })
-        .collect()
-}
-
-fn parse_labels(labels: &Value) -> Vec<Label> {
-    let default_account = s(labels, "account").unwrap_or_default();
-    let Some(list) = labels.get("anomalies").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|a| {
-            let start = time(a, "start")?;
-            let end = time(a, "end").unwrap_or(start);
-            let keys = parse_keys(a);
-            Some(Label {
-                kind: s(a, "kind").unwrap_or_else(|| "unknown".to_string()),
-                region: s(a, "region")?,
-                account: s(a, "account").unwrap_or_else(|| default_account.clone()),
-                start,
-                end,
-                keys,
-            })
-        })
-        .collect()
 }
 
 /// Distinct `Start` records (by `sharedEventID`, else `eventID`). Accepts bare Insight records
@@ -193,61 +118,50 @@ fn parse_insights(records: &[Value]) -> Vec<Insight> {
         out.push(Insight {
             region: s(r, "awsRegion").unwrap_or_default(),
             account: s(r, "recipientAccountId").unwrap_or_default(),
-            key: Key {
-                source,
-                name,
-                insight,
-                error: s(d, "errorCode"),
-            },
+            source,
+            name,
+            insight,
+            error: s(d, "errorCode"),
             t,
         });
     }
     out
 }
 
-fn in_window(label: &Label, ins: &Insight) -> bool {
-    let lo = label.start - 600;
-    let hi = if label.kind == "maintenance-gap" {
-        label.end
+fn in_window(label: &AnomalyLabel, ins: &Insight) -> bool {
+    let lo = label.start.timestamp() - 600;
+    let hi = if label.kind == AnomalyKind::MaintenanceGap {
+        label.end.timestamp()
     } else {
-        label.end + 3600
+        label.end.timestamp() + 3600
     };
     ins.region == label.region
         && ins.account == label.account
         && ins.t >= lo
         && ins.t <= hi
-        && label.keys.iter().any(|k| k.matches(&ins.key))
+        && label.keys.iter().any(|k| ins.is_on(k))
 }
 
 /// Where an insight falls on a change's keys: `None` (not its keys, or before it started),
 /// `Some(false)` during its learning period, `Some(true)` after it.
-fn on_change(change: &Change, ins: &Insight) -> Option<bool> {
+fn on_change(change: &ChangeLabel, ins: &Insight) -> Option<bool> {
     (ins.region == change.region
         && ins.account == change.account
-        && ins.t >= change.from - 600
-        && change.keys.iter().any(|k| k.matches(&ins.key)))
-    .then_some(ins.t >= change.learned_after)
+        && ins.t >= change.from.timestamp() - 600
+        && change.keys.iter().any(|k| ins.is_on(k)))
+    .then_some(ins.t >= change.learned_after.timestamp())
 }
 
-fn rfc3339(t: i64) -> String {
-    DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| t.to_string())
-}
-
-/// Scores insight records against a parsed `labels.json`.
-pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
-    let labels = parse_labels(labels_json);
+/// Scores insight records against a scenario's labels.
+pub fn score(scenario: &Labels, insight_records: &[Value]) -> Score {
+    let labels = &scenario.anomalies;
     let insights = parse_insights(insight_records);
-    let series_days = labels_json
-        .get("series_days")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
+    let series_days = scenario.series_days as f64;
 
     let mut is_true = vec![false; insights.len()];
     let mut onsets = Vec::new();
     let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for label in &labels {
+    for label in labels {
         let mut first: Option<i64> = None;
         for (i, ins) in insights.iter().enumerate() {
             if in_window(label, ins) {
@@ -255,18 +169,18 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
                 first = Some(first.map_or(ins.t, |f| f.min(ins.t)));
             }
         }
-        let entry = per_kind.entry(label.kind.clone()).or_default();
+        let entry = per_kind.entry(label.kind.to_string()).or_default();
         entry.0 += 1;
         if let Some(f) = first {
             entry.1 += 1;
-            onsets.push((f - label.start).abs() as f64 / 60.0);
+            onsets.push((f - label.start.timestamp()).abs() as f64 / 60.0);
         }
     }
     let detected = onsets.len();
     let true_insights = is_true.iter().filter(|t| **t).count();
 
     // Routine changes: insights not explained by an anomaly, on a change's keys.
-    let changes = parse_changes(labels_json);
+    let changes = &scenario.changes;
     let mut learning = vec![false; insights.len()];
     let mut learned: Vec<Option<usize>> = vec![None; insights.len()];
     let mut per_change = Vec::with_capacity(changes.len());
@@ -291,7 +205,10 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
         let key = change
             .keys
             .first()
-            .map(|k| format!("{}:{}", k.source.trim_end_matches(".amazonaws.com"), k.name))
+            .map(|k| {
+                let service = k.event_source.trim_end_matches(".amazonaws.com");
+                format!("{service}:{}", k.event_name)
+            })
             .unwrap_or_default();
         per_change.push((
             format!(
@@ -299,7 +216,7 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
                 change.kind,
                 change.region,
                 key,
-                rfc3339(change.from)
+                rfc3339(change.from.timestamp())
             ),
             during,
             after,
@@ -308,14 +225,14 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
     let learning_insights = learning.iter().filter(|l| **l).count();
     let false_on_learned = learned.iter().filter(|l| l.is_some()).count();
     let judged = insights.len() - learning_insights;
-    let false_count = judged - true_insights;
+    let (recall, precision, false_per_1000_api_days) =
+        rates(labels.len(), detected, judged, true_insights, series_days);
     let mut false_insights: Vec<(i64, String)> = insights
         .iter()
         .enumerate()
         .filter(|(i, _)| !is_true[*i] && !learning[*i])
         .map(|(n, i)| {
             let err = i
-                .key
                 .error
                 .as_deref()
                 .map(|e| format!(" {e}"))
@@ -326,16 +243,16 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
                     "{} {} {}:{} {}{} at {}{}",
                     i.region,
                     i.account,
-                    i.key.source,
-                    i.key.name,
-                    i.key.insight,
+                    i.source,
+                    i.name,
+                    i.insight,
                     err,
                     rfc3339(i.t),
                     learned[n]
                         .map(|c| format!(
                             " (learned {} since {})",
                             changes[c].kind,
-                            rfc3339(changes[c].learned_after)
+                            rfc3339(changes[c].learned_after.timestamp())
                         ))
                         .unwrap_or_default()
                 ),
@@ -351,22 +268,10 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
         learning_insights,
         false_on_learned,
         changes: changes.len(),
-        recall: if labels.is_empty() {
-            1.0
-        } else {
-            detected as f64 / labels.len() as f64
-        },
-        precision: if judged == 0 {
-            1.0
-        } else {
-            true_insights as f64 / judged as f64
-        },
+        recall,
+        precision,
         series_days,
-        false_per_1000_api_days: if false_count == 0 {
-            0.0
-        } else {
-            false_count as f64 * 1000.0 / series_days.max(1.0)
-        },
+        false_per_1000_api_days,
         mean_onset_error_minutes: if onsets.is_empty() {
             0.0
         } else {
@@ -377,6 +282,34 @@ pub fn score(labels_json: &Value, insight_records: &[Value]) -> Score {
         per_change,
         false_insights: false_insights.into_iter().map(|(_, l)| l).collect(),
     }
+}
+
+/// Recall, precision and false insights per 1000 API-days, from the counts: `judged` insights
+/// are the true and false ones (not those while learning).
+fn rates(
+    labels: usize,
+    detected: usize,
+    judged: usize,
+    true_insights: usize,
+    series_days: f64,
+) -> (f64, f64, f64) {
+    let false_count = judged - true_insights;
+    let recall = if labels == 0 {
+        1.0
+    } else {
+        detected as f64 / labels as f64
+    };
+    let precision = if judged == 0 {
+        1.0
+    } else {
+        true_insights as f64 / judged as f64
+    };
+    let false_per_1000_api_days = if false_count == 0 {
+        0.0
+    } else {
+        false_count as f64 * 1000.0 / series_days.max(1.0)
+    };
+    (recall, precision, false_per_1000_api_days)
 }
 
 impl Score {
@@ -390,8 +323,9 @@ impl Score {
         let true_insights = sum(|s| s.true_insights);
         let learning_insights = sum(|s| s.learning_insights);
         let judged = insights - learning_insights;
-        let false_count = judged - true_insights;
         let series_days: f64 = scores.iter().map(|s| s.series_days).sum();
+        let (recall, precision, false_per_1000_api_days) =
+            rates(labels, detected_labels, judged, true_insights, series_days);
         let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for (kind, n, d) in scores.iter().flat_map(|s| &s.per_kind) {
             let e = per_kind.entry(kind.clone()).or_default();
@@ -406,22 +340,10 @@ impl Score {
             learning_insights,
             false_on_learned: sum(|s| s.false_on_learned),
             changes: sum(|s| s.changes),
-            recall: if labels == 0 {
-                1.0
-            } else {
-                detected_labels as f64 / labels as f64
-            },
-            precision: if judged == 0 {
-                1.0
-            } else {
-                true_insights as f64 / judged as f64
-            },
+            recall,
+            precision,
             series_days,
-            false_per_1000_api_days: if false_count == 0 {
-                0.0
-            } else {
-                false_count as f64 * 1000.0 / series_days.max(1.0)
-            },
+            false_per_1000_api_days,
             mean_onset_error_minutes: if detected_labels == 0 {
                 0.0
             } else {
@@ -508,27 +430,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn labels() -> Value {
-        json!({
+    /// Labels as a `labels.json` holds them (read through the typed reader).
+    fn labels() -> Labels {
+        Labels::from_json(&json!({
             "seed": 1, "start": "2026-03-02T00:00:00Z", "end": "2026-03-11T00:00:00Z", "days": 9,
             "regions": ["us-east-1", "eu-west-1"], "account": "111122223333", "series_days": 2000,
             "anomalies": [
                 {"id": 1, "kind": "iam-burst", "region": "us-east-1", "account": "111122223333",
                  "start": "2026-03-05T14:07:00Z", "end": "2026-03-05T14:10:00Z",
                  "keys": [{"eventSource": "iam.amazonaws.com", "eventName": "CreateAccessKey",
-                           "insightType": "ApiCallRateInsight"}]},
+                           "insightType": "ApiCallRateInsight"}],
+                 "description": "burst"},
                 {"id": 2, "kind": "provisioning-spike", "region": "eu-west-1", "account": "111122223333",
                  "start": "2026-03-06T02:00:00Z", "end": "2026-03-06T02:20:00Z",
                  "keys": [{"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
                            "insightType": "ApiCallRateInsight"},
                           {"eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
-                           "insightType": "ApiErrorRateInsight", "errorCode": "Client.InstanceLimitExceeded"}]},
+                           "insightType": "ApiErrorRateInsight", "errorCode": "Client.InstanceLimitExceeded"}],
+                 "description": "spike"},
                 {"id": 3, "kind": "maintenance-gap", "region": "us-east-1", "account": "111122223333",
                  "start": "2026-03-07T03:00:00Z", "end": "2026-03-07T08:00:00Z",
                  "keys": [{"eventSource": "ssm.amazonaws.com", "eventName": "PutParameter",
-                           "insightType": "ApiCallRateInsight"}]}
+                           "insightType": "ApiCallRateInsight"}],
+                 "description": "gap"}
             ]
-        })
+        }).to_string())
+        .unwrap()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -553,18 +480,23 @@ mod tests {
                "insightDetails": d, "eventCategory": "Insight"})
     }
 
+    /// An insight on the IAM burst's key: `iam:CreateAccessKey` calls in us-east-1.
+    fn burst_insight(state: &str, shared: &str, time: &str) -> Value {
+        insight(
+            state,
+            shared,
+            "us-east-1",
+            time,
+            "iam.amazonaws.com",
+            "CreateAccessKey",
+            "ApiCallRateInsight",
+            None,
+        )
+    }
+
     fn perfect() -> Vec<Value> {
         vec![
-            insight(
-                "Start",
-                "a",
-                "us-east-1",
-                "2026-03-05T14:08:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
+            burst_insight("Start", "a", "2026-03-05T14:08:00Z"),
             insight(
                 "Start",
                 "b",
@@ -649,16 +581,7 @@ mod tests {
             None,
         ));
         // Right key, too late (more than 60 min after the end).
-        ins.push(insight(
-            "Start",
-            "f",
-            "us-east-1",
-            "2026-03-05T15:11:00Z",
-            "iam.amazonaws.com",
-            "CreateAccessKey",
-            "ApiCallRateInsight",
-            None,
-        ));
+        ins.push(burst_insight("Start", "f", "2026-03-05T15:11:00Z"));
         // Error key with another error code.
         ins.push(insight(
             "Start",
@@ -696,36 +619,9 @@ mod tests {
     fn within_window_edges() {
         let ins = vec![
             // 10 minutes early is still true; an hour after the end too.
-            insight(
-                "Start",
-                "a",
-                "us-east-1",
-                "2026-03-05T13:57:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
-            insight(
-                "Start",
-                "b",
-                "us-east-1",
-                "2026-03-05T15:10:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
-            insight(
-                "Start",
-                "c",
-                "us-east-1",
-                "2026-03-05T13:56:00Z",
-                "iam.amazonaws.com",
-                "CreateAccessKey",
-                "ApiCallRateInsight",
-                None,
-            ),
+            burst_insight("Start", "a", "2026-03-05T13:57:00Z"),
+            burst_insight("Start", "b", "2026-03-05T15:10:00Z"),
+            burst_insight("Start", "c", "2026-03-05T13:56:00Z"),
         ];
         let s = score(&labels(), &ins);
         assert_eq!(s.true_insights, 2);
@@ -736,16 +632,7 @@ mod tests {
     #[test]
     fn start_and_end_count_once() {
         let mut ins = perfect();
-        ins.push(insight(
-            "End",
-            "a",
-            "us-east-1",
-            "2026-03-05T14:12:00Z",
-            "iam.amazonaws.com",
-            "CreateAccessKey",
-            "ApiCallRateInsight",
-            None,
-        ));
+        ins.push(burst_insight("End", "a", "2026-03-05T14:12:00Z"));
         // The same Start delivered twice (at-least-once publishing) counts once.
         ins.push(ins[0].clone());
         // An End alone (its Start outside the input) is not an insight.
@@ -780,7 +667,9 @@ mod tests {
 
     #[test]
     fn empty_cases() {
-        let quiet = json!({"anomalies": [], "series_days": 100});
+        let mut quiet = labels();
+        quiet.anomalies.clear();
+        quiet.series_days = 100;
         let s = score(&quiet, &[]);
         assert_eq!((s.recall, s.precision), (1.0, 1.0));
         let s = score(&quiet, &perfect()[..1]);
@@ -794,14 +683,16 @@ mod tests {
 
     /// `labels()` with a routine change: a new nightly job on `rds:CreateDBClusterSnapshot` in
     /// eu-west-1 from 2026-03-04T01:30, learned after 2026-03-07T01:30.
-    fn labels_with_change() -> Value {
+    fn labels_with_change() -> Labels {
         let mut l = labels();
-        l["changes"] = json!([
+        l.changes = serde_json::from_value(json!([
             {"id": 1, "kind": "new-job", "region": "eu-west-1", "account": "111122223333",
              "from": "2026-03-04T01:30:00Z", "learned_after": "2026-03-07T01:30:00Z",
              "keys": [{"eventSource": "rds.amazonaws.com", "eventName": "CreateDBClusterSnapshot",
-                       "insightType": "ApiCallRateInsight"}]}
-        ]);
+                       "insightType": "ApiCallRateInsight"}],
+             "description": "new job"}
+        ]))
+        .unwrap();
         l
     }
 
@@ -881,11 +772,11 @@ mod tests {
     fn anomalies_are_matched_before_changes() {
         // A change on an anomaly's key: inside the anomaly's window the insight is true.
         let mut l = labels_with_change();
-        l["changes"][0]["region"] = json!("us-east-1");
-        l["changes"][0]["keys"][0] = json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateAccessKey",
-                   "insightType": "ApiCallRateInsight"});
-        l["changes"][0]["from"] = json!("2026-03-02T12:00:00Z");
-        l["changes"][0]["learned_after"] = json!("2026-03-05T12:00:00Z");
+        let change = &mut l.changes[0];
+        change.region = "us-east-1".to_string();
+        change.keys[0] = l.anomalies[0].keys[0].clone();
+        change.from = "2026-03-02T12:00:00Z".parse().unwrap();
+        change.learned_after = "2026-03-05T12:00:00Z".parse().unwrap();
         let s = score(&l, &perfect());
         assert_eq!(s.true_insights, 3);
         assert_eq!((s.learning_insights, s.false_on_learned), (0, 0));
