@@ -92,13 +92,14 @@ pub fn encode_file(records: &[&InsightRecord]) -> std::io::Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::insight::{Average, InsightState, RecordParts, Statistics, build_record};
     use crate::s3key::{KeyKind, classify_key};
     use crate::series::SeriesKey;
 
-    fn record(account: &str, region: &str, time: &str) -> InsightRecord {
+    /// A Start record of one key at `time` (also used by the archive's tests).
+    pub(crate) fn record(account: &str, region: &str, time: &str) -> InsightRecord {
         build_record(RecordParts {
             key: &SeriesKey {
                 account: account.into(),

@@ -268,30 +268,7 @@ impl InsightPublish for PublishThenArchive {
 mod tests {
     use super::*;
     use crate::detect::CollectingPublisher;
-    use crate::insight::{Average, InsightState, RecordParts, Statistics, build_record};
-    use crate::series::SeriesKey;
-
-    fn record(account: &str, region: &str, time: &str) -> InsightRecord {
-        build_record(RecordParts {
-            key: &SeriesKey {
-                account: account.into(),
-                region: region.into(),
-                event_source: "iam.amazonaws.com".into(),
-                event_name: "CreateAccessKey".into(),
-                error_code: None,
-            },
-            state: InsightState::Start,
-            event_time: parse_minute(time).unwrap(),
-            shared_event_id: "s",
-            statistics: Statistics {
-                baseline: Average { average: 0.0 },
-                insight: Average { average: 14.0 },
-                insight_duration: 1,
-                baseline_duration: 10080,
-            },
-            attributions: vec![],
-        })
-    }
+    use crate::insight_files::tests::record;
 
     /// Fails the records at the given indices.
     struct Refusing(Vec<usize>);
