@@ -43,16 +43,10 @@ struct Tagged<'a, T> {
     body: &'a T,
 }
 
+/// A tagged document's body (its version is read by [`tag_version`]).
 #[derive(Deserialize)]
 struct TaggedOwned<T> {
-    v: u32,
     body: T,
-}
-
-/// Just the version of a tagged document, whatever its body.
-#[derive(Deserialize)]
-struct VersionOnly {
-    v: u32,
 }
 
 /// `value` as the current format: gzip (default level) of `{"v": FORMAT_VERSION, "body": value}`.
@@ -96,29 +90,34 @@ pub fn decode<T: DeserializeOwned>(gz: &[u8], max_json: u64) -> Result<T, Format
 
 /// [`decode`] of a document already decompressed.
 pub fn decode_json<T: DeserializeOwned>(json: &[u8]) -> Result<T, FormatError> {
-    if !is_tagged(json) {
+    let Some(version) = tag_version(json) else {
         return serde_json::from_slice(json).map_err(FormatError::Json);
-    }
-    let version: VersionOnly = serde_json::from_slice(json).map_err(FormatError::Json)?;
-    if version.v > FORMAT_VERSION {
+    };
+    if version > FORMAT_VERSION {
         return Err(FormatError::Newer {
-            found: version.v,
+            found: version,
             supported: FORMAT_VERSION,
         });
     }
     let tagged: TaggedOwned<T> = serde_json::from_slice(json).map_err(FormatError::Json)?;
-    debug_assert_eq!(tagged.v, version.v);
     Ok(tagged.body)
 }
 
-/// True when the document opens with the version tag (`{"v":`, spaces allowed).
-fn is_tagged(json: &[u8]) -> bool {
+/// The version of a document that opens with its tag (`{"v":<digits>`, spaces allowed), read
+/// from those first bytes alone: the body is parsed once, and only when the version is known.
+/// `None`: untagged (version 1), or a tag that is not a number (then the parse reports it).
+fn tag_version(json: &[u8]) -> Option<u32> {
     let mut rest = json.iter().copied().filter(|b| !b.is_ascii_whitespace());
-    rest.next() == Some(b'{')
+    let opens = rest.next() == Some(b'{')
         && rest.next() == Some(b'"')
         && rest.next() == Some(b'v')
         && rest.next() == Some(b'"')
-        && rest.next() == Some(b':')
+        && rest.next() == Some(b':');
+    if !opens {
+        return None;
+    }
+    let digits: Vec<u8> = rest.take_while(u8::is_ascii_digit).collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 /// Gzip of `bytes` at the default level (for tests and fixtures).
@@ -146,12 +145,12 @@ mod tests {
 
     #[test]
     fn the_tag_is_recognised_with_or_without_spaces() {
-        assert!(is_tagged(br#"{"v":2,"body":{}}"#));
-        assert!(is_tagged(b" { \"v\" : 2 }"));
-        assert!(!is_tagged(br#"{"k":[],"m":[]}"#));
-        assert!(!is_tagged(br#"{"watermark":null}"#));
-        assert!(!is_tagged(br#"{"vv":1}"#));
-        assert!(!is_tagged(b""));
+        assert_eq!(tag_version(br#"{"v":2,"body":{}}"#), Some(2));
+        assert_eq!(tag_version(b" { \"v\" : 2 }"), Some(2));
+        assert_eq!(tag_version(br#"{"k":[],"m":[]}"#), None);
+        assert_eq!(tag_version(br#"{"watermark":null}"#), None);
+        assert_eq!(tag_version(br#"{"vv":1}"#), None);
+        assert_eq!(tag_version(b""), None);
     }
 
     #[test]
