@@ -12,17 +12,19 @@ use aws_config::SdkConfig;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use trailsight::aws::backfill::{BackfillOptions, backfill};
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::eventbridge::eventbridge_client;
 use trailsight::aws::retry::{describe, dynamodb_client, load_sdk_config, s3_client};
+use trailsight::aws::s3::S3Objects;
 use trailsight::aws::state_body::S3StateBody;
+use trailsight::backfill::{Backfill, BackfillOptions};
 use trailsight::classify::ClassifyOptions;
 use trailsight::detector::{Episode, EpisodeKind};
 use trailsight::eventbus::{DEFAULT_BUS, DEFAULT_SOURCE};
 use trailsight::insight::{InsightRecord, average};
 use trailsight::logfile::ReadLimits;
 use trailsight::minute::{Minute, format_minute, from_datetime, parse_minute};
+use trailsight::s3location::S3Location;
 use trailsight::series::SeriesKey;
 use trailsight::store::StateStore;
 use trailsight::topk::TopK;
@@ -268,19 +270,20 @@ pub fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             concurrency: args.concurrency.max(1),
         };
         let started = std::time::Instant::now();
-        let report = backfill(
-            &s3_client(&sdk),
-            &args.bucket,
-            &args.prefix,
-            args.days,
-            now_minute(),
-            &store,
-            &ReadLimits::default(),
+        let trail = S3Location::new(&args.bucket, &args.prefix)?;
+        let objects = S3Objects::new(s3_client(&sdk));
+        let limits = ReadLimits::default();
+        let backfill = Backfill {
+            objects: &objects,
+            marks: &store,
+            deltas: &store,
+            limits: &limits,
             options,
-            &progress,
-        )
-        .await
-        .with_context(|| format!("listing s3://{}/{}", args.bucket, args.prefix))?;
+        };
+        let report = backfill
+            .run(&trail, args.days, now_minute(), &progress)
+            .await
+            .with_context(|| format!("listing {trail}"))?;
         bar.finish_and_clear();
         for (key, error) in report.errors.iter().take(20) {
             eprintln!(
@@ -437,11 +440,8 @@ pub fn run_insights(args: InsightsArgs) -> anyhow::Result<ExitCode> {
         let sdk = load_sdk_config().await;
         let mut store = DynamoStore::new(dynamodb_client(&sdk), &args.table);
         if let Some(bucket) = &args.state_bucket {
-            store = store.with_state_body(S3StateBody::new(
-                s3_client(&sdk),
-                bucket,
-                &args.state_prefix,
-            ));
+            let location = S3Location::new(bucket, &args.state_prefix)?;
+            store = store.with_state_body(S3StateBody::new(s3_client(&sdk), location));
         }
         store
             .load_state()
