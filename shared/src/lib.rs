@@ -11,12 +11,14 @@
 //! [`store`] and [`objects`], implemented in memory by [`memory`] and, with the `aws` feature,
 //! on DynamoDB, EventBridge, CloudWatch and S3.
 
+pub mod alerts;
 #[cfg(feature = "aws-base")]
 pub mod aws;
 pub mod backfill;
 pub mod baseline;
 pub mod classify;
 pub mod config;
+pub mod destinations;
 pub mod detect;
 pub mod detector;
 pub mod envvars;

@@ -54,6 +54,7 @@ ENV = {
         "TRAILSIGHT_METRICS",
         "TRAILSIGHT_ARCHIVE_BUCKET",
         "TRAILSIGHT_ARCHIVE_PREFIX",
+        "TRAILSIGHT_ALERTS_TOPIC_ARN",
         "TRAILSIGHT_STATE_BUCKET",
         "TRAILSIGHT_STATE_PREFIX",
         "TRAILSIGHT_SENSITIVITY",
@@ -277,19 +278,29 @@ def test_detect_publishes_only_to_the_insight_bus():
         str(a).startswith("events:") for a in _list(s.get("Action", []))) and s is not puts[0]]
 
 
-def test_alert_rule_is_on_the_insight_bus():
-    assert props("InsightStartedRule")["EventBusName"] == INSIGHT_BUS
+def test_alerts_are_published_by_detect_to_the_alert_topic_only():
     assert T["Outputs"]["InsightBusName"]["Value"] == INSIGHT_BUS
+    variables = props("DetectFunction")["Environment"]["Variables"]
+    assert variables["TRAILSIGHT_ALERTS_TOPIC_ARN"] == {"Ref": "AlertTopic"}
+    statements = _flat_statements(props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"])
+    publish = [s for s in statements if "sns:Publish" in _list(s["Action"])]
+    assert len(publish) == 1 and publish[0]["Resource"] == {"Ref": "AlertTopic"}
+    keys = [s for s in statements if any(str(a).startswith("kms:") for a in _list(s["Action"]))
+            and s.get("Resource") == {"Fn::GetAtt": ["AlertKey", "Arn"]}]
+    assert len(keys) == 1, "the role uses the alert key"
+    assert keys[0]["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}}
+    # No rule forwards raw insight events to the topic any more: people get the readable alert.
+    assert "InsightStartedRule" not in T["Resources"]
     # The ingest trigger's rule stays on the default bus, where S3 sends its events.
     assert "EventBusName" not in props("TrailObjectCreatedRule")
 
 
 def test_kms_service_grants_are_conditioned():
-    """No service principal may use the alert key without a condition; the grant EventBridge needs
-    to publish to the encrypted topic holds only for SNS encryption of this account's topics."""
+    """No service principal may use the alert key without a condition; the grant CloudWatch alarms
+    need to publish to the encrypted topic holds only for SNS encryption of this account's topics."""
     statements = props("AlertKey")["KeyPolicy"]["Statement"]
     services = [s for s in statements if "Service" in s.get("Principal", {})]
-    assert services, "no service grants: EventBridge and CloudWatch could not publish to the topic"
+    assert services, "no service grants: CloudWatch alarms could not publish to the topic"
     topics = {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*"}
     for s in services:
         assert s.get("Condition"), f"{s['Sid']}: a service grant without a condition"
@@ -349,9 +360,8 @@ def test_environment_variable_names():
         assert got == names, f"{fn} does not set {sorted(names - got)}"
 
 
-def test_detail_type_matches_rule():
+def test_detail_type_is_the_services():
     assert props("DetectFunction")["Environment"]["Variables"]["TRAILSIGHT_DETAIL_TYPE"] == DETAIL_TYPE
-    assert props("InsightStartedRule")["EventPattern"]["detail-type"] == [DETAIL_TYPE]
 
 
 def test_functions_run_the_built_bootstrap():

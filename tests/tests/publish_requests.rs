@@ -375,3 +375,132 @@ async fn run_metrics_are_one_put_metric_data_in_the_namespace() {
         }
     }
 }
+
+#[tokio::test]
+async fn alerts_are_published_in_the_chat_format_with_text_for_e_mail() {
+    use trailsight::aws::sns::SnsAlerts;
+    let moto = Moto::start();
+    let (sdk, log) = logged_sdk(&moto).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name("trailsight-alerts")
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .expect("topic arn");
+    // A queue subscribed to the topic receives what an HTTPS subscriber would (the default
+    // message of the JSON structure).
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("alerts")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("queue url");
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn");
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .expect("subscribe");
+
+    let client = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(&sdk)
+            .interceptor(log.clone())
+            .build(),
+    );
+    let records = vec![record(0, 0), record(1, 0)];
+    SnsAlerts::new(client, &topic)
+        .publish(&records)
+        .await
+        .expect("published");
+
+    // The requests: one Publish per record, JSON structure, subject and attributes.
+    let sent = log.take();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for (request, record) in sent.iter().zip(&records) {
+        let form = request.form();
+        let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        assert_eq!(field("Action").as_deref(), Some("Publish"));
+        assert_eq!(field("TopicArn").as_deref(), Some(topic.as_str()));
+        assert_eq!(field("MessageStructure").as_deref(), Some("json"));
+        let subject = field("Subject").expect("subject");
+        assert!(
+            subject.len() <= 100 && subject.starts_with("Unusual iam CreateUser"),
+            "{subject}"
+        );
+        let message: Value =
+            serde_json::from_str(&field("Message").expect("message")).expect("json message");
+        let chat: Value =
+            serde_json::from_str(message["default"].as_str().expect("default")).expect("chat");
+        assert_eq!(chat["version"], "1.0");
+        assert_eq!(chat["source"], "custom");
+        assert_eq!(chat["id"], record.event_id.as_str());
+        assert_eq!(
+            chat["metadata"]["threadId"],
+            record.shared_event_id.as_str()
+        );
+        assert!(
+            message["email"]
+                .as_str()
+                .expect("email")
+                .contains("Usual rate:")
+        );
+        let attributes: Vec<(String, String)> = (1..=3)
+            .filter_map(|i| {
+                Some((
+                    field(&format!("MessageAttributes.entry.{i}.Name"))?,
+                    field(&format!("MessageAttributes.entry.{i}.Value.StringValue"))?,
+                ))
+            })
+            .collect();
+        assert!(
+            attributes.contains(&("insightState".to_owned(), "Start".to_owned())),
+            "{attributes:?}"
+        );
+    }
+
+    // What the subscriber got: the chat notifications, in order.
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        let messages = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default();
+        for message in messages {
+            let envelope: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).expect("envelope");
+            let chat: Value =
+                serde_json::from_str(envelope["Message"].as_str().expect("Message")).expect("chat");
+            received.push(chat["id"].as_str().unwrap_or_default().to_owned());
+        }
+        if received.len() >= 2 {
+            break;
+        }
+    }
+    let expected: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+    assert_eq!(received, expected);
+}

@@ -33,6 +33,9 @@ pub struct Config {
     /// (one S3 object per version) and dead letters go; without a bucket, the body stays in the
     /// table as chunk items.
     pub state: Option<S3Location>,
+    /// `TRAILSIGHT_ALERTS_TOPIC_ARN`: the SNS topic that receives one alert per record (the
+    /// Amazon Q Developer chat format, text for e-mail); no alerts without it.
+    pub alerts_topic: Option<String>,
     /// `TRAILSIGHT_SENSITIVITY`, `TRAILSIGHT_MIN_CALLS`, `TRAILSIGHT_SETTLE_MINUTES`,
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
     /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`, `TRAILSIGHT_LATE_WINDOW_MINUTES`,
@@ -151,6 +154,17 @@ impl Config {
         )?;
         let state = location(env, "TRAILSIGHT_STATE_BUCKET", "TRAILSIGHT_STATE_PREFIX")?;
 
+        let alerts_topic = match env.get("TRAILSIGHT_ALERTS_TOPIC_ARN") {
+            Some(arn) if !is_topic_arn(&arn) => {
+                return Err(ConfigError::Env(EnvVarError::Invalid {
+                    name: "TRAILSIGHT_ALERTS_TOPIC_ARN",
+                    value: arn,
+                    expected: "an SNS topic ARN (arn:<partition>:sns:<region>:<account>:<name>)",
+                }));
+            }
+            other => other,
+        };
+
         let metrics = env.parsed(
             "TRAILSIGHT_METRICS",
             MetricsLevel::default(),
@@ -171,6 +185,7 @@ impl Config {
             metrics,
             archive,
             state,
+            alerts_topic,
             detector: DetectorConfig {
                 sensitivity,
                 min_calls,
@@ -187,6 +202,16 @@ impl Config {
             },
         })
     }
+}
+
+/// `arn:<partition>:sns:<region>:<account>:<name>`, each part present.
+fn is_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "sns"
+        && parts.iter().all(|p| !p.is_empty())
+        && !arn.chars().any(char::is_whitespace)
 }
 
 /// A bucket and prefix read from two variables, checked once: no prefix without a bucket, a
@@ -260,6 +285,7 @@ mod tests {
         assert_eq!(c.detail_type, "AWS Insight via CloudTrail");
         assert_eq!(c.metric_namespace, "Trailsight");
         assert_eq!(c.metrics, MetricsLevel::Basic);
+        assert_eq!(c.alerts_topic, None);
         assert_eq!(c.archive, None);
         assert_eq!(c.state, None);
         assert_eq!(c.detector, DetectorConfig::default());
@@ -385,6 +411,11 @@ mod tests {
             ("TRAILSIGHT_STATE_BUCKET", "ab"),
             ("TRAILSIGHT_STATE_BUCKET", "-bucket"),
             ("TRAILSIGHT_ARCHIVE_BUCKET", "Archive"),
+            ("TRAILSIGHT_ALERTS_TOPIC_ARN", "my-topic"),
+            (
+                "TRAILSIGHT_ALERTS_TOPIC_ARN",
+                "arn:aws:sqs:us-east-1:111122223333:q",
+            ),
         ] {
             let message = config(&[("TRAILSIGHT_TABLE", "t"), (name, value)])
                 .unwrap_err()
@@ -417,6 +448,17 @@ mod tests {
         );
         let message = error.unwrap_err().to_string();
         assert!(message.contains("TRAILSIGHT_STATE_BUCKET"), "{message}");
+    }
+
+    #[test]
+    fn an_alerts_topic_is_an_sns_arn() {
+        let arn = "arn:aws:sns:eu-west-1:111122223333:trailsight-alerts";
+        let c = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_ALERTS_TOPIC_ARN", arn),
+        ])
+        .unwrap();
+        assert_eq!(c.alerts_topic.as_deref(), Some(arn));
     }
 
     #[test]

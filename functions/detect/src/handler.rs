@@ -27,13 +27,15 @@ use aws_config::SdkConfig;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 use serde_json::Value;
-use trailsight::aws::archive::{PublishThenArchive, S3Archive, S3DeadLetters};
+use trailsight::aws::archive::{S3Archive, S3DeadLetters};
 use trailsight::aws::cloudwatch::{CloudWatchMetrics, cloudwatch_client};
 use trailsight::aws::dynamodb::DynamoStore;
 use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::aws::sns::{SnsAlerts, sns_client};
 use trailsight::aws::state_body::S3StateBody;
 use trailsight::config::DetectorConfig;
+use trailsight::destinations::Destinations;
 use trailsight::detect::{DeadLetterSink, DetectError, DetectRun, InsightPublish, RunReport};
 use trailsight::eventbus::SourceError;
 use trailsight::insight::InsightState;
@@ -248,7 +250,7 @@ fn now_minute() -> Minute {
 
 impl Detect {
     /// The function on DynamoDB (the state's body in S3, when a state bucket is configured),
-    /// EventBridge (then the S3 archive, when configured) and CloudWatch, with the SDK settings
+    /// EventBridge (then the S3 archive and the alerts topic, when configured) and CloudWatch, with the SDK settings
     /// of [`trailsight::aws::retry`].
     pub fn new(config: &Config, sdk: &SdkConfig) -> Result<Detect, SourceError> {
         let mut store = DynamoStore::new(dynamodb_client(sdk), &config.table);
@@ -265,6 +267,9 @@ impl Detect {
         let archive = config.archive.as_ref().map(|a| {
             Arc::new(S3Archive::new(s3_client(sdk), a.clone())) as Arc<dyn InsightPublish>
         });
+        let alerts = config.alerts_topic.as_ref().map(|topic| {
+            Arc::new(SnsAlerts::new(sns_client(sdk), topic)) as Arc<dyn InsightPublish>
+        });
         let dead_letters = config.state.as_ref().map(|state| {
             Arc::new(S3DeadLetters::new(s3_client(sdk), state.clone())) as Arc<dyn DeadLetterSink>
         });
@@ -277,7 +282,7 @@ impl Detect {
             config.detector.clone(),
             store.clone(),
             store,
-            Arc::new(PublishThenArchive::new(events, archive)),
+            Arc::new(Destinations::new(events, archive).with_alerts(alerts)),
             metrics,
         )
         .with_dead_letters(dead_letters))
