@@ -258,10 +258,7 @@ pub fn chat_notification(record: &InsightRecord) -> Value {
         shown(&record.recipient_account_id, Style::Code),
         shown(&record.aws_region, Style::Code),
         details.insight_type.as_str(),
-        match details.state {
-            InsightState::Start => "Start",
-            InsightState::End => "End",
-        },
+        details.state.as_str(),
         rate(statistics.baseline.average),
         statistics.baseline_duration
     );
@@ -294,7 +291,7 @@ pub fn chat_notification(record: &InsightRecord) -> Value {
                 "region": record.aws_region,
                 "eventSource": details.event_source,
                 "eventName": details.event_name,
-                "state": match details.state { InsightState::Start => "Start", InsightState::End => "End" },
+                "state": details.state.as_str(),
                 "eventID": record.event_id,
                 "sharedEventID": record.shared_event_id,
             },
@@ -315,10 +312,7 @@ pub fn email_text(record: &InsightRecord) -> String {
         shown(&details.event_source, Style::Plain),
         shown(&details.event_name, Style::Plain),
         details.insight_type.as_str(),
-        match details.state {
-            InsightState::Start => "Start",
-            InsightState::End => "End",
-        },
+        details.state.as_str(),
         record.event_time,
         rate(statistics.insight.average),
         statistics.insight_duration,

@@ -25,6 +25,16 @@ pub enum InsightState {
     End,
 }
 
+impl InsightState {
+    /// As the record spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InsightState::Start => "Start",
+            InsightState::End => "End",
+        }
+    }
+}
+
 /// One CloudTrail Insight record. Field names and order are the service's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -337,3 +337,89 @@ pub mod wire {
         sent.iter().filter(|s| s.operation == operation).collect()
     }
 }
+
+/// An SNS topic with an SQS queue subscribed to it, on the local server: what an HTTPS subscriber
+/// such as Amazon Q Developer gets (the default message) reaches the queue, in SNS's envelope.
+pub struct SubscribedTopic {
+    pub topic_arn: String,
+    pub queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl SubscribedTopic {
+    pub async fn create(sdk: &aws_config::SdkConfig, name: &str) -> SubscribedTopic {
+        let sns = aws_sdk_sns::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let topic_arn = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn
+            .expect("topic arn");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-subscriber"))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue arn");
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe");
+        SubscribedTopic {
+            topic_arn,
+            queue_url,
+            sqs,
+        }
+    }
+
+    /// The messages delivered so far, each parsed as JSON from its envelope's `Message` (at
+    /// least `want` of them, waiting briefly for them).
+    pub async fn receive_json(&self, want: usize) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            let messages = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            for message in messages {
+                let envelope: serde_json::Value =
+                    serde_json::from_str(message.body().unwrap_or_default()).expect("envelope");
+                out.push(
+                    serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())
+                        .expect("a JSON message"),
+                );
+            }
+            if out.len() >= want {
+                break;
+            }
+        }
+        out
+    }
+}

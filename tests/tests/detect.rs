@@ -37,6 +37,7 @@ use trailsight::series::InsightType;
 use trailsight::store::{DeltaWrite, FileId, StateStore, StoreError};
 use trailsight_detect::config::Config;
 use trailsight_detect::handler::Detect;
+use trailsight_integration::SubscribedTopic;
 use trailsight_integration::{Moto, TestProxy, atomic_dynamo, sdk_config_for};
 
 const TABLE: &str = "trailsight-detect-test";
@@ -367,80 +368,6 @@ impl Env {
             .collect();
         keys.sort();
         keys
-    }
-
-    /// An SNS topic for alerts, with an SQS queue subscribed to it (what an HTTPS subscriber such
-    /// as Amazon Q Developer gets, the default message, reaches the queue).
-    async fn alerts_topic(&self) -> (String, String) {
-        let sns = aws_sdk_sns::Client::new(&self.sdk);
-        let topic = sns
-            .create_topic()
-            .name("alerts")
-            .send()
-            .await
-            .expect("topic")
-            .topic_arn
-            .expect("topic arn");
-        let queue_url = self
-            .sqs
-            .create_queue()
-            .queue_name("alerts-subscriber")
-            .send()
-            .await
-            .expect("queue")
-            .queue_url
-            .expect("queue url");
-        let queue_arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
-            .expect("queue arn");
-        sns.subscribe()
-            .topic_arn(&topic)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .send()
-            .await
-            .expect("subscribe");
-        (topic, queue_url)
-    }
-
-    /// The chat notifications the alerts queue holds (at least `want`, waiting briefly for them).
-    async fn drain_alerts(&self, queue_url: &str, want: usize) -> Vec<Value> {
-        let mut alerts = Vec::new();
-        for _ in 0..20 {
-            let messages = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive")
-                .messages
-                .unwrap_or_default();
-            for message in messages {
-                let envelope: Value =
-                    serde_json::from_str(message.body().unwrap_or_default()).expect("envelope");
-                alerts.push(
-                    serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())
-                        .expect("a chat notification"),
-                );
-            }
-            if alerts.len() >= want {
-                break;
-            }
-        }
-        alerts
     }
 
     /// The same table, with the state's body in the state bucket.
@@ -956,10 +883,13 @@ async fn a_missed_schedule_catches_up_to_the_every_minute_result() {
 async fn the_detect_function_publishes_archives_and_reports_metrics() {
     let env = Env::start().await;
     write_scenario(env.store.as_ref()).await;
-    let (topic, alerts_queue) = env.alerts_topic().await;
+    let alerts_topic = SubscribedTopic::create(&env.sdk, "alerts").await;
     let vars: HashMap<&str, &str> = [
         ("TRAILSIGHT_TABLE", TABLE),
-        ("TRAILSIGHT_ALERTS_TOPIC_ARN", topic.as_str()),
+        (
+            "TRAILSIGHT_ALERTS_TOPIC_ARN",
+            alerts_topic.topic_arn.as_str(),
+        ),
         ("TRAILSIGHT_ARCHIVE_BUCKET", ARCHIVE_BUCKET),
         ("TRAILSIGHT_ARCHIVE_PREFIX", "insights"),
         ("TRAILSIGHT_METRIC_NAMESPACE", "TrailsightTest"),
@@ -1014,7 +944,7 @@ async fn the_detect_function_publishes_archives_and_reports_metrics() {
     let records: Vec<InsightRecord> = events.into_iter().map(|(_, r)| r).collect();
 
     // SNS: one readable alert per record, in the chat format, each Start and its End in one thread.
-    let alerts = env.drain_alerts(&alerts_queue, records.len()).await;
+    let alerts = alerts_topic.receive_json(records.len()).await;
     let mut alert_ids: Vec<String> = alerts
         .iter()
         .map(|a| a["id"].as_str().unwrap_or_default().to_owned())

@@ -30,8 +30,8 @@ use trailsight::minute::parse_minute;
 use trailsight::objects::LogObjects;
 use trailsight::s3location::S3Location;
 use trailsight::series::SeriesKey;
-use trailsight_integration::Moto;
 use trailsight_integration::wire::{RequestLog, Sent, only};
+use trailsight_integration::{Moto, SubscribedTopic};
 
 const BUCKET: &str = "publish-requests";
 
@@ -77,6 +77,16 @@ fn record(i: usize, padding: usize) -> InsightRecord {
 
 async fn logged_sdk(moto: &Moto) -> (aws_config::SdkConfig, RequestLog) {
     (moto.sdk_config().await, RequestLog::default())
+}
+
+/// An S3 client (path-style, as moto serves it) whose requests `log` records.
+fn logged_s3(sdk: &aws_config::SdkConfig, log: &RequestLog) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .interceptor(log.clone())
+            .build(),
+    )
 }
 
 #[tokio::test]
@@ -143,12 +153,7 @@ async fn archive_files_and_dead_letters_go_where_the_layout_says() {
         .send()
         .await
         .expect("bucket");
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .interceptor(log.clone())
-            .build(),
-    );
+    let client = logged_s3(&sdk, &log);
     let location = S3Location::new(BUCKET, "/insights/").expect("location");
     let archive = S3Archive::new(client.clone(), location.clone());
     let records = vec![record(0, 0), record(1, 0), record(2, 0)];
@@ -208,12 +213,7 @@ async fn state_bodies_and_log_objects_are_read_as_asked() {
         .send()
         .await
         .expect("bucket");
-    let client = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .interceptor(log.clone())
-            .build(),
-    );
+    let client = logged_s3(&sdk, &log);
 
     // The state body: written under its version and token, gzip-encoded JSON, read back and
     // deleted by the same key.
@@ -381,47 +381,8 @@ async fn alerts_are_published_in_the_chat_format_with_text_for_e_mail() {
     use trailsight::aws::sns::SnsAlerts;
     let moto = Moto::start();
     let (sdk, log) = logged_sdk(&moto).await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic = sns
-        .create_topic()
-        .name("trailsight-alerts")
-        .send()
-        .await
-        .expect("topic")
-        .topic_arn
-        .expect("topic arn");
-    // A queue subscribed to the topic receives what an HTTPS subscriber would (the default
-    // message of the JSON structure).
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("alerts")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("queue url");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("queue arn");
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .send()
-        .await
-        .expect("subscribe");
-
+    let subscribed = SubscribedTopic::create(&sdk, "trailsight-alerts").await;
+    let topic = subscribed.topic_arn.clone();
     let client = aws_sdk_sns::Client::from_conf(
         aws_sdk_sns::config::Builder::from(&sdk)
             .interceptor(log.clone())
@@ -479,28 +440,12 @@ async fn alerts_are_published_in_the_chat_format_with_text_for_e_mail() {
     }
 
     // What the subscriber got: the chat notifications, in order.
-    let mut received = Vec::new();
-    for _ in 0..10 {
-        let messages = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive")
-            .messages
-            .unwrap_or_default();
-        for message in messages {
-            let envelope: Value =
-                serde_json::from_str(message.body().unwrap_or_default()).expect("envelope");
-            let chat: Value =
-                serde_json::from_str(envelope["Message"].as_str().expect("Message")).expect("chat");
-            received.push(chat["id"].as_str().unwrap_or_default().to_owned());
-        }
-        if received.len() >= 2 {
-            break;
-        }
-    }
+    let received: Vec<String> = subscribed
+        .receive_json(2)
+        .await
+        .iter()
+        .map(|chat| chat["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
     let expected: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
     assert_eq!(received, expected);
 }

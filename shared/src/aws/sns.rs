@@ -15,7 +15,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use crate::alerts::alert;
 use crate::aws::retry::describe;
 use crate::detect::{InsightPublish, PublishError};
-use crate::insight::{InsightRecord, InsightState};
+use crate::insight::InsightRecord;
 
 /// An SNS client with our retry and timeout settings, whatever `sdk` carries.
 pub fn sns_client(sdk: &SdkConfig) -> Client {
@@ -57,10 +57,7 @@ impl InsightPublish for SnsAlerts {
         let mut last_error = None;
         for (i, record) in records.iter().enumerate() {
             let alert = alert(record);
-            let state = match record.insight_details.state {
-                InsightState::Start => "Start",
-                InsightState::End => "End",
-            };
+            let state = record.insight_details.state.as_str();
             let result = self
                 .client
                 .publish()
