@@ -19,7 +19,7 @@ browser:
 	  echo "error: $(CHROMIUM) or $(CHROMEDRIVER) is missing; as root: apt-get install -y chromium chromium-driver" >&2; exit 1; \
 	fi; \
 	echo "installing chromium and chromium-driver (apt-get)"; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 
 report-test: tools browser
 	$(CARGO) build --quiet -p trailsight-cli

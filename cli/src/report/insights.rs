@@ -106,6 +106,9 @@ pub fn pair_insights(records: &[InsightRecord]) -> Vec<Insight<'_>> {
     insights
 }
 
+/// An episode is drawn up to this long (30 days); a longer one is cut in the charts.
+const MAX_EPISODE_DRAWN: Minute = 30 * MINUTES_PER_DAY;
+
 /// Everything drawn for one insight.
 pub struct Drawn {
     /// `[baseline window start, view end]`, per minute, as the detector saw it.
@@ -137,11 +140,20 @@ pub fn draw(
     config: &DetectorConfig,
     empty: &BTreeMap<Minute, Cell>,
 ) -> Drawn {
-    let cells = activity.series.get(&insight.key).unwrap_or(empty);
     let data_end = activity.last.unwrap_or(insight.start);
-    let episode_end = insight.end.unwrap_or(data_end + 1).max(insight.start + 1);
+    let episode_end = insight
+        .end
+        .unwrap_or(data_end + 1)
+        .clamp(insight.start + 1, insight.start + MAX_EPISODE_DRAWN);
     let baseline_start = day_start(insight.start) - 7 * MINUTES_PER_DAY;
     let history_start = activity.first.unwrap_or(baseline_start);
+    // Records drawn from elsewhere may lie outside the logs given: nothing of theirs to draw
+    // (and no replay of the years between).
+    let outside = insight.start > data_end || episode_end < history_start;
+    let cells = match activity.series.get(&insight.key) {
+        Some(cells) if !outside => cells,
+        _ => empty,
+    };
     let length = episode_end - insight.start;
     let after = if insight.drop { 60 } else { 30.max(length / 4) };
     let view_end = (episode_end + after).min(data_end.max(episode_end));

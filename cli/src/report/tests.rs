@@ -127,6 +127,23 @@ fn records_from_elsewhere_are_drawn_and_their_text_escaped() {
 }
 
 #[test]
+fn records_outside_the_logs_are_listed_not_replayed() {
+    let (activity, mut records) = scenario();
+    // An insight eighty years after the logs, and one lasting a century: listed, nothing drawn
+    // for the first, the second cut at 30 days, and no replay of the minutes between.
+    records[0].event_time = "2106-03-02T00:00:00Z".into();
+    let end = records
+        .iter()
+        .rposition(|r| r.insight_details.state == trailsight::insight::InsightState::End)
+        .expect("an End");
+    records[end].event_time = "2126-03-02T00:00:00Z".into();
+    let started = std::time::Instant::now();
+    let html = page(&activity, &records);
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    assert!(html.contains("No events of this series"));
+}
+
+#[test]
 fn insight_files_in_every_shape_are_read() {
     let (_, records) = scenario();
     let lines: String = records
