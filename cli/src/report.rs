@@ -90,6 +90,16 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         .count();
     let records = match &args.from_insights {
         Some(path) => {
+            // Without a replay, damaged files are reported here (replay reports its own).
+            for file in &files {
+                if let FileResult::Damaged(error) = &file.result {
+                    eprintln!(
+                        "skipped damaged file {}: {}",
+                        crate::terminal::path(&file.path),
+                        crate::terminal::escape(&error.to_string())
+                    );
+                }
+            }
             drop(files);
             read_insight_records(path)?
         }
