@@ -77,7 +77,8 @@ svg .mark { stroke:#fff; stroke-width:.5; } svg .mark.spike { fill:var(--spike);
 .sw.threshold { background:repeating-linear-gradient(90deg,var(--spike) 0 5px,transparent 5px 8px); height:3px; vertical-align:2px; }
 .sw.episode { background:#ffb347; opacity:.6; } .sw.missed { background:var(--drop); } .sw.day-before { width:8px; height:8px; border:1.5px solid #7d8799; border-radius:50%; }
 figure { margin:0; }
-@media (max-width:600px) { main { padding:8px; } .card { padding:10px; } body { font-size:14px; } th, td { padding:3px 5px; } }
+@media (max-width:600px) { main { padding:8px; } .card { padding:10px; } body { font-size:14px; } th, td { padding:3px 5px; }
+  svg.chart { min-width:0; font-size:24px; } svg.chart .minor { display:none; } }
 "#;
 
 fn kind_class(insight: &Insight) -> &'static str {

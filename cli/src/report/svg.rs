@@ -315,9 +315,11 @@ pub fn series_chart(chart: &SeriesChart) -> String {
             i if i == ticks => "end",
             _ => "middle",
         };
+        // Every other label is minor: a phone's narrow chart shows the others only.
+        let class = if i % 2 == 1 { "axis minor" } else { "axis" };
         let _ = write!(
             out,
-            r#"<text class="axis" x="{:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
+            r#"<text class="{class}" x="{:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
             x(m),
             HEIGHT - 10.0,
             time_label(m, span)
