@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use trailsight::classify::ClassifyOptions;
 use trailsight::ingest::fold_object;
@@ -15,19 +15,9 @@ use trailsight::logfile::ReadLimits;
 use trailsight::store::delta_parts;
 use trailsight::stored;
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if path.to_string_lossy().ends_with(".json.gz") {
-            out.push(path);
-        }
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::files_under;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

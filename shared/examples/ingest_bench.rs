@@ -7,7 +7,7 @@
 //! path for records the parser rejects). Prints one JSON object.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -16,19 +16,9 @@ use trailsight::classify::ClassifyOptions;
 use trailsight::ingest::fold_object;
 use trailsight::logfile::{Item, ReadLimits, read_parsed, read_records};
 
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else if path.to_string_lossy().ends_with(".json.gz") {
-            out.push(path);
-        }
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::files_under;
 
 fn seconds<F: FnMut()>(mut f: F) -> f64 {
     let start = Instant::now();

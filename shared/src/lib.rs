@@ -5,11 +5,15 @@
 //! [`ident`] (identifiers from log content, checked), [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
 //! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`],
 //! [`envvars`] (settings from environment variables, checked).
-//! Pipelines: [`ingest`] and [`detect`], over the storage traits in [`store`], implemented in
-//! memory by [`memory`] and, with the `aws` feature, on DynamoDB, EventBridge, CloudWatch and S3.
+//! [`s3location`] (a bucket and prefix, checked once).
+//! Pipelines: [`ingest`] (one file's fold, stored exactly once), [`object_ingest`] (one log
+//! object through it), [`backfill`] (a trail's past files) and [`detect`], over the ports in
+//! [`store`] and [`objects`], implemented in memory by [`memory`] and, with the `aws` feature,
+//! on DynamoDB, EventBridge, CloudWatch and S3.
 
 #[cfg(feature = "aws-base")]
 pub mod aws;
+pub mod backfill;
 pub mod baseline;
 pub mod classify;
 pub mod config;
@@ -26,8 +30,11 @@ pub mod logfile;
 pub mod memory;
 pub mod metrics;
 pub mod minute;
+pub mod object_ingest;
+pub mod objects;
 pub mod record;
 pub mod s3key;
+pub mod s3location;
 pub mod series;
 pub mod store;
 pub mod stored;

@@ -1,5 +1,6 @@
 //! In-memory storage: the embedded store `trailsight replay` runs on. Not a mock: it keeps the
-//! same exactly-once and versioning rules as the DynamoDB store.
+//! same exactly-once and versioning rules as the DynamoDB store. And log objects in memory
+//! ([`MemoryObjects`]), for the pipelines' tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -8,7 +9,9 @@ use async_trait::async_trait;
 
 use crate::detector::DetectorState;
 use crate::fold::Delta;
+use crate::ingest::ObjectVersion;
 use crate::minute::Minute;
+use crate::objects::{LogObjects, ObjectBody, ObjectError};
 use crate::store::{
     ArrivalCursor, Arrivals, DeltaRead, DeltaWrite, FileId, FileMark, FileMarks, HourPart, KeyMark,
     StateStore, StoreError, VersionCommit, VersionedState, WriteReport, delta_parts,
@@ -219,5 +222,117 @@ impl StateStore for MemoryStore {
         }
         *slot = Some((state.clone(), expected + 1));
         Ok(expected + 1)
+    }
+}
+
+/// Log objects in memory ([`LogObjects`]): bucket → key → (content, ETag). The backfill and the
+/// object pipeline run on it in tests, with S3's listing rules (sorted keys, `/`-delimited
+/// folders).
+/// (bucket, key) → (content, ETag).
+type ObjectMap = BTreeMap<(String, String), (Vec<u8>, String)>;
+
+#[derive(Default)]
+pub struct MemoryObjects {
+    objects: Mutex<ObjectMap>,
+}
+
+impl MemoryObjects {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `content` under `key` (its ETag is a hash of the content, as S3's is for a simple
+    /// upload).
+    pub fn put(&self, bucket: &str, key: &str, content: Vec<u8>) {
+        use sha2::Digest;
+        let etag = format!("\"{:x}\"", sha2::Sha256::digest(&content));
+        if let Ok(mut objects) = self.objects.lock() {
+            objects.insert((bucket.to_owned(), key.to_owned()), (content, etag));
+        }
+    }
+
+    fn under(&self, bucket: &str, dir: &str) -> Result<Vec<String>, ObjectError> {
+        let objects = self.objects.lock().map_err(|_| {
+            ObjectError::failed(bucket, dir, "memory objects lock poisoned".into(), false)
+        })?;
+        Ok(objects
+            .keys()
+            .filter(|(b, key)| b == bucket && key.starts_with(dir))
+            .map(|(_, key)| key.clone())
+            .collect())
+    }
+}
+
+struct MemoryBody {
+    content: Vec<u8>,
+    version: ObjectVersion,
+}
+
+#[async_trait]
+impl ObjectBody for MemoryBody {
+    fn declared(&self) -> Option<u64> {
+        Some(self.content.len() as u64)
+    }
+
+    fn version(&self) -> &ObjectVersion {
+        &self.version
+    }
+
+    async fn collect(self: Box<Self>) -> Result<Vec<u8>, ObjectError> {
+        Ok(self.content)
+    }
+}
+
+#[async_trait]
+impl LogObjects for MemoryObjects {
+    async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+        limit: u64,
+    ) -> Result<Box<dyn ObjectBody>, ObjectError> {
+        let found = self
+            .objects
+            .lock()
+            .map_err(|_| {
+                ObjectError::failed(bucket, key, "memory objects lock poisoned".into(), false)
+            })?
+            .get(&(bucket.to_owned(), key.to_owned()))
+            .cloned();
+        let Some((content, etag)) = found else {
+            return Err(ObjectError::Gone {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        };
+        if content.len() as u64 > limit {
+            return Err(ObjectError::TooLarge {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                size: content.len() as u64,
+                limit,
+            });
+        }
+        Ok(Box::new(MemoryBody {
+            content,
+            version: ObjectVersion::new(None, Some(&etag)),
+        }))
+    }
+
+    async fn list_dirs(&self, bucket: &str, dir: &str) -> Result<Vec<String>, ObjectError> {
+        let dirs: std::collections::BTreeSet<String> = self
+            .under(bucket, dir)?
+            .into_iter()
+            .filter_map(|key| {
+                let rest = &key[dir.len()..];
+                rest.find('/').map(|end| format!("{dir}{}", &rest[..=end]))
+            })
+            .collect();
+        Ok(dirs.into_iter().collect())
+    }
+
+    async fn list_keys(&self, bucket: &str, dir: &str) -> Result<Vec<String>, ObjectError> {
+        self.under(bucket, dir)
     }
 }

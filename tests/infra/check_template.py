@@ -198,7 +198,7 @@ def test_ingest_updates_only_markers_and_the_arrival_log():
     assert updates[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["A#*", "F#*"]}}
 
 
-# The partition keys each role may write (shared/src/aws/dynamodb.rs, docs/TABLE.md): ingest puts delta
+# The partition keys each role may write (shared/src/aws/dynamodb/, docs/TABLE.md): ingest puts delta
 # parts (D#) and key markers (F#) and updates markers and the arrival log (A#); detect writes only the
 # detector's state (S: the head's update, state chunks put and deleted).
 WRITES = {

@@ -188,3 +188,152 @@ pub fn atomic_dynamo(upstream: &str) -> TestProxy {
         &["--atomic-writes".to_owned()],
     )
 }
+
+/// Requests as the SDK sends them, recorded by an interceptor (the same one for every service's
+/// client: they share the smithy runtime's `Intercept`), for request-level tests.
+pub mod wire {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+    use aws_sdk_dynamodb::error::BoxError;
+    use serde_json::Value;
+
+    /// One request as transmitted (retries are recorded again).
+    #[derive(Debug, Clone)]
+    pub struct Sent {
+        pub method: String,
+        /// Path and query, as sent.
+        pub uri: String,
+        /// The operation of a JSON protocol's `X-Amz-Target` (`PutItem`, `PutEvents`...), or
+        /// empty (S3's REST protocol).
+        pub operation: String,
+        pub headers: Vec<(String, String)>,
+        pub raw: Vec<u8>,
+        /// The body as JSON (Null when it is not JSON).
+        pub body: Value,
+    }
+
+    impl Sent {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        /// The path without the query, percent-decoded.
+        pub fn path(&self) -> String {
+            let path = self.uri.split('?').next().unwrap_or_default();
+            let path = path
+                .split_once("://")
+                .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+                .unwrap_or(path);
+            percent_decode(path)
+        }
+
+        /// A form body (`application/x-www-form-urlencoded`, the awsQuery protocol) as its
+        /// decoded pairs, in order.
+        pub fn form(&self) -> Vec<(String, String)> {
+            String::from_utf8_lossy(&self.raw)
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (
+                        percent_decode(&key.replace('+', " ")),
+                        percent_decode(&value.replace('+', " ")),
+                    )
+                })
+                .collect()
+        }
+
+        /// A query parameter's value, percent-decoded.
+        pub fn query(&self, name: &str) -> Option<String> {
+            let query = self.uri.split_once('?')?.1;
+            query.split('&').find_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key == name).then(|| percent_decode(value))
+            })
+        }
+    }
+
+    fn percent_decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && i + 2 < bytes.len()
+                && let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+            {
+                out.push(byte);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Records every request a client transmits. Add it with `Config::Builder::interceptor`.
+    #[derive(Debug, Clone, Default)]
+    pub struct RequestLog(Arc<Mutex<Vec<Sent>>>);
+
+    impl Intercept for RequestLog {
+        fn name(&self) -> &'static str {
+            "RequestLog"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let request = context.request();
+            let headers: Vec<(String, String)> = request
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect();
+            let operation = request
+                .headers()
+                .get("x-amz-target")
+                .and_then(|t| t.split('.').next_back())
+                .unwrap_or_default()
+                .to_owned();
+            let raw = request
+                .body()
+                .bytes()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+            self.0
+                .lock()
+                .map_err(|_| "request log poisoned")?
+                .push(Sent {
+                    method: request.method().to_owned(),
+                    uri: request.uri().to_owned(),
+                    operation,
+                    headers,
+                    raw,
+                    body,
+                });
+            Ok(())
+        }
+    }
+
+    impl RequestLog {
+        /// The requests sent since the last call, and forgets them.
+        pub fn take(&self) -> Vec<Sent> {
+            std::mem::take(&mut *self.0.lock().expect("request log"))
+        }
+    }
+
+    /// The requests of one operation.
+    pub fn only<'a>(sent: &'a [Sent], operation: &str) -> Vec<&'a Sent> {
+        sent.iter().filter(|s| s.operation == operation).collect()
+    }
+}

@@ -32,6 +32,7 @@ use trailsight::memory::MemoryStore;
 use trailsight::metrics::{MetricsLevel, MetricsPublish, RunMetrics};
 use trailsight::minute::{Minute, format_minute, parse_minute};
 use trailsight::s3key::{KeyKind, classify_key};
+use trailsight::s3location::S3Location;
 use trailsight::series::InsightType;
 use trailsight::store::{DeltaWrite, FileId, StateStore, StoreError};
 use trailsight_detect::config::Config;
@@ -204,6 +205,10 @@ const ARCHIVE_BUCKET: &str = "trailsight-archive";
 const STATE_BUCKET: &str = "trailsight-state";
 const STATE_PREFIX: &str = "ts";
 
+fn state_location() -> S3Location {
+    S3Location::new(STATE_BUCKET, STATE_PREFIX).expect("a valid location")
+}
+
 impl Env {
     async fn start() -> Env {
         let moto = Moto::start();
@@ -366,11 +371,8 @@ impl Env {
 
     /// The same table, with the state's body in the state bucket.
     fn store_with_state_bucket(&self) -> DynamoStore {
-        DynamoStore::new(dynamodb_client(&self.sdk), TABLE).with_state_body(S3StateBody::new(
-            s3_client(&self.sdk),
-            STATE_BUCKET,
-            STATE_PREFIX,
-        ))
+        DynamoStore::new(dynamodb_client(&self.sdk), TABLE)
+            .with_state_body(S3StateBody::new(s3_client(&self.sdk), state_location()))
     }
 
     /// The sort keys of the state partition (`HEAD` and any chunks).
@@ -1204,7 +1206,7 @@ async fn undeliverable_records_go_to_the_dead_letters_in_s3_and_evaluation_goes_
     let store = env.store.as_ref();
     let proxy = EventBridgeFaults::start(&env.moto.endpoint, -1);
     let failing = env.publisher_at(&sdk_config_for(&proxy.endpoint).await);
-    let dead_letters = S3DeadLetters::new(env.s3.clone(), STATE_BUCKET, STATE_PREFIX);
+    let dead_letters = S3DeadLetters::new(env.s3.clone(), state_location());
     let detect = DetectRun {
         deltas: store,
         states: store,

@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use trailsight::aws::backfill::{BackfillOptions, backfill};
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::aws::s3::S3Objects;
+use trailsight::backfill::{Backfill, BackfillOptions};
 use trailsight::classify::ClassifyOptions;
 use trailsight::detector::{DetectorState, SeriesState};
 use trailsight::fold::{Cell, Delta};
 use trailsight::ingest::fold_object;
 use trailsight::logfile::ReadLimits;
 use trailsight::minute::{Minute, parse_minute};
+use trailsight::s3location::S3Location;
 use trailsight::series::SeriesKey;
 use trailsight::store::delta_parts;
 use trailsight::store::{
@@ -550,7 +552,7 @@ async fn a_crash_between_writes_is_completed_by_the_retry() {
     // First delivery: the first hour's parts are written, then the writer dies.
     let crashing = Ingest::with_store(
         &config,
-        s3_client(&env.sdk),
+        Arc::new(S3Objects::new(s3_client(&env.sdk))),
         store.clone(),
         Arc::new(CrashAfterFirstHour(store.clone())),
     );
@@ -579,7 +581,7 @@ async fn a_crash_between_writes_is_completed_by_the_retry() {
     let config = self::config("crash-marker", &[]);
     let no_marker = Ingest::with_store(
         &config,
-        s3_client(&env.sdk),
+        Arc::new(S3Objects::new(s3_client(&env.sdk))),
         Arc::new(MarkerWriteFails(store.clone())),
         store.clone(),
     );
@@ -1121,19 +1123,16 @@ async fn backfill_ingests_the_window_once() {
         progress_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
     let limits = ReadLimits::default();
-    let run = || {
-        backfill(
-            &env.s3,
-            BUCKET,
-            "trail",
-            1,
-            now,
-            &store,
-            &limits,
-            BackfillOptions::default(),
-            &progress,
-        )
+    let objects = S3Objects::new(env.s3.clone());
+    let backfill = Backfill {
+        objects: &objects,
+        marks: &store,
+        deltas: &store,
+        limits: &limits,
+        options: BackfillOptions::default(),
     };
+    let trail = S3Location::new(BUCKET, "trail").expect("location");
+    let run = || backfill.run(&trail, 1, now, &progress);
     let report = run().await.expect("backfill");
     assert_eq!((report.listed, report.stored), (55, 55), "{report:?}");
     assert!(report.errors.is_empty());
@@ -1148,19 +1147,11 @@ async fn backfill_ingests_the_window_once() {
     let stored = counts_of(&read_hours(&store, &hours_of(&expected)).await);
     assert_eq!(stored, expected);
 
-    let org = backfill(
-        &env.s3,
-        BUCKET,
-        "org/",
-        1,
-        now,
-        &store,
-        &ReadLimits::default(),
-        BackfillOptions::default(),
-        &|_, _| {},
-    )
-    .await
-    .expect("org backfill");
+    let org_trail = S3Location::new(BUCKET, "org/").expect("location");
+    let org = backfill
+        .run(&org_trail, 1, now, &|_, _| {})
+        .await
+        .expect("org backfill");
     assert_eq!((org.listed, org.stored), (3, 3), "{org:?}");
 }
 

@@ -5,11 +5,6 @@
 //! checked by the other integration tests, what is sent is checked here, against the
 //! expressions docs/TABLE.md documents.
 
-use std::sync::{Arc, Mutex};
-
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use serde_json::Value;
 use trailsight::aws::dynamodb::{DynamoStore, create_table};
 use trailsight::aws::retry::dynamodb_client;
@@ -22,55 +17,7 @@ use trailsight::store::{
 };
 use trailsight::stored::FORMAT_VERSION;
 use trailsight_integration::Moto;
-
-/// One request as sent: its operation (`X-Amz-Target` without the service prefix) and body.
-#[derive(Debug, Clone)]
-struct Sent {
-    operation: String,
-    body: Value,
-}
-
-/// Records every DynamoDB request the client transmits (retries included).
-#[derive(Debug, Clone, Default)]
-struct RequestLog(Arc<Mutex<Vec<Sent>>>);
-
-impl Intercept for RequestLog {
-    fn name(&self) -> &'static str {
-        "RequestLog"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        let operation = request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|t| t.split('.').next_back())
-            .unwrap_or_default()
-            .to_owned();
-        let body = request
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
-        self.0
-            .lock()
-            .map_err(|_| "request log poisoned")?
-            .push(Sent { operation, body });
-        Ok(())
-    }
-}
-
-impl RequestLog {
-    /// The requests sent since the last call, and forgets them.
-    fn take(&self) -> Vec<Sent> {
-        std::mem::take(&mut *self.0.lock().expect("request log"))
-    }
-}
+use trailsight_integration::wire::{RequestLog, only};
 
 async fn store_with_log(moto: &Moto, table: &str) -> (DynamoStore, RequestLog) {
     let sdk = moto.sdk_config().await;
@@ -83,10 +30,6 @@ async fn store_with_log(moto: &Moto, table: &str) -> (DynamoStore, RequestLog) {
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     (DynamoStore::new(client, table), log)
-}
-
-fn only<'a>(sent: &'a [Sent], operation: &str) -> Vec<&'a Sent> {
-    sent.iter().filter(|s| s.operation == operation).collect()
 }
 
 fn s(value: &Value) -> &str {

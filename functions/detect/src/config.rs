@@ -10,25 +10,7 @@ use trailsight::eventbus::{
     DEFAULT_BUS, DEFAULT_DETAIL_TYPE, DEFAULT_SOURCE, SourceError, validate_source,
 };
 use trailsight::metrics::{DEFAULT_NAMESPACE, MetricsLevel};
-
-/// Where archived Insight files go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archive {
-    /// `TRAILSIGHT_ARCHIVE_BUCKET`.
-    pub bucket: String,
-    /// `TRAILSIGHT_ARCHIVE_PREFIX`, without slashes at either end.
-    pub prefix: String,
-}
-
-/// Where the detector state's body goes (one S3 object per version); without it, chunk items in
-/// the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StateBucket {
-    /// `TRAILSIGHT_STATE_BUCKET`.
-    pub bucket: String,
-    /// `TRAILSIGHT_STATE_PREFIX`, without slashes at either end (may be empty).
-    pub prefix: String,
-}
+use trailsight::s3location::{LocationError, S3Location};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -44,11 +26,13 @@ pub struct Config {
     pub metric_namespace: String,
     /// `TRAILSIGHT_METRICS`: `full`, `basic` (default) or `off`.
     pub metrics: MetricsLevel,
-    /// `TRAILSIGHT_ARCHIVE_BUCKET` and `TRAILSIGHT_ARCHIVE_PREFIX`; no archive without a bucket.
-    pub archive: Option<Archive>,
-    /// `TRAILSIGHT_STATE_BUCKET` and `TRAILSIGHT_STATE_PREFIX`; the state's body stays in the
-    /// table without a bucket.
-    pub state: Option<StateBucket>,
+    /// `TRAILSIGHT_ARCHIVE_BUCKET` and `TRAILSIGHT_ARCHIVE_PREFIX`: where archived Insight
+    /// files go; no archive without a bucket.
+    pub archive: Option<S3Location>,
+    /// `TRAILSIGHT_STATE_BUCKET` and `TRAILSIGHT_STATE_PREFIX`: where the detector state's body
+    /// (one S3 object per version) and dead letters go; without a bucket, the body stays in the
+    /// table as chunk items.
+    pub state: Option<S3Location>,
     /// `TRAILSIGHT_SENSITIVITY`, `TRAILSIGHT_MIN_CALLS`, `TRAILSIGHT_SETTLE_MINUTES`,
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
     /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`, `TRAILSIGHT_LATE_WINDOW_MINUTES`,
@@ -66,25 +50,13 @@ pub enum ConfigError {
     #[error("TRAILSIGHT_EVENT_SOURCE: {0}")]
     Source(SourceError),
     #[error(
-        "TRAILSIGHT_ARCHIVE_PREFIX is set ({0:?}) but TRAILSIGHT_ARCHIVE_BUCKET is not: set the bucket, or clear the prefix"
+        "{prefix_var} is set ({prefix:?}) but {bucket_var} is not: set the bucket, or clear the prefix"
     )]
-    PrefixWithoutBucket(String),
-    #[error(
-        "TRAILSIGHT_STATE_PREFIX is set ({0:?}) but TRAILSIGHT_STATE_BUCKET is not: set the bucket, or clear the prefix"
-    )]
-    StatePrefixWithoutBucket(String),
-}
-
-/// S3's bucket naming rules (3 to 63 lower-case letters, digits, dots and hyphens, starting and
-/// ending with a letter or digit).
-fn is_bucket_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
-        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+    PrefixWithoutBucket {
+        prefix_var: &'static str,
+        bucket_var: &'static str,
+        prefix: String,
+    },
 }
 
 impl Config {
@@ -172,43 +144,18 @@ impl Config {
             &env.get("TRAILSIGHT_API_DENY").unwrap_or_default(),
         );
 
-        let prefix = env
-            .get("TRAILSIGHT_ARCHIVE_PREFIX")
-            .map(|p| p.trim_matches('/').to_owned())
-            .unwrap_or_default();
-        let archive = match env.get("TRAILSIGHT_ARCHIVE_BUCKET") {
-            Some(bucket) => Some(Archive { bucket, prefix }),
-            None if !prefix.is_empty() => return Err(ConfigError::PrefixWithoutBucket(prefix)),
-            None => None,
-        };
+        let archive = location(
+            env,
+            "TRAILSIGHT_ARCHIVE_BUCKET",
+            "TRAILSIGHT_ARCHIVE_PREFIX",
+        )?;
+        let state = location(env, "TRAILSIGHT_STATE_BUCKET", "TRAILSIGHT_STATE_PREFIX")?;
 
         let metrics = env.parsed(
             "TRAILSIGHT_METRICS",
             MetricsLevel::default(),
             "full, basic or off",
         )?;
-        let state_prefix = env
-            .get("TRAILSIGHT_STATE_PREFIX")
-            .map(|p| p.trim_matches('/').to_owned())
-            .unwrap_or_default();
-        let state = match env.get("TRAILSIGHT_STATE_BUCKET") {
-            Some(bucket) if !is_bucket_name(&bucket) => {
-                return Err(ConfigError::Env(EnvVarError::Invalid {
-                    name: "TRAILSIGHT_STATE_BUCKET",
-                    value: bucket,
-                    expected: "an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)",
-                }));
-            }
-            Some(bucket) => Some(StateBucket {
-                bucket,
-                prefix: state_prefix,
-            }),
-            None if !state_prefix.is_empty() => {
-                return Err(ConfigError::StatePrefixWithoutBucket(state_prefix));
-            }
-            None => None,
-        };
-
         Ok(Config {
             table,
             event_bus: env
@@ -239,6 +186,40 @@ impl Config {
                 ..defaults
             },
         })
+    }
+}
+
+/// A bucket and prefix read from two variables, checked once: no prefix without a bucket, a
+/// bucket name S3 accepts, a prefix that leaves room for keys.
+fn location(
+    env: &EnvVars<impl Fn(&str) -> Option<String>>,
+    bucket_var: &'static str,
+    prefix_var: &'static str,
+) -> Result<Option<S3Location>, ConfigError> {
+    let prefix = env.get(prefix_var).unwrap_or_default();
+    let Some(bucket) = env.get(bucket_var) else {
+        let prefix = prefix.trim_matches('/');
+        if prefix.is_empty() {
+            return Ok(None);
+        }
+        return Err(ConfigError::PrefixWithoutBucket {
+            prefix_var,
+            bucket_var,
+            prefix: prefix.to_owned(),
+        });
+    };
+    match S3Location::new(&bucket, &prefix) {
+        Ok(location) => Ok(Some(location)),
+        Err(LocationError::Bucket(_)) => Err(ConfigError::Env(EnvVarError::Invalid {
+            name: bucket_var,
+            value: bucket,
+            expected: "an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)",
+        })),
+        Err(_) => Err(ConfigError::Env(EnvVarError::Invalid {
+            name: prefix_var,
+            value: prefix,
+            expected: "a key prefix of at most 512 bytes, without control characters",
+        })),
     }
 }
 
@@ -351,17 +332,11 @@ mod tests {
         assert_eq!(off.metrics, MetricsLevel::Off);
         assert_eq!(
             c.archive,
-            Some(Archive {
-                bucket: "archive-bucket".into(),
-                prefix: "insights".into()
-            })
+            Some(S3Location::new("archive-bucket", "insights").unwrap())
         );
         assert_eq!(
             c.state,
-            Some(StateBucket {
-                bucket: "state-bucket.example".into(),
-                prefix: "trailsight".into()
-            })
+            Some(S3Location::new("state-bucket.example", "trailsight").unwrap())
         );
         let d = &c.detector;
         assert_eq!(d.sensitivity, Sensitivity::High);
@@ -409,6 +384,7 @@ mod tests {
             ("TRAILSIGHT_STATE_BUCKET", "s3://bucket"),
             ("TRAILSIGHT_STATE_BUCKET", "ab"),
             ("TRAILSIGHT_STATE_BUCKET", "-bucket"),
+            ("TRAILSIGHT_ARCHIVE_BUCKET", "Archive"),
         ] {
             let message = config(&[("TRAILSIGHT_TABLE", "t"), (name, value)])
                 .unwrap_err()
@@ -422,11 +398,22 @@ mod tests {
             ("TRAILSIGHT_TABLE", "t"),
             ("TRAILSIGHT_ARCHIVE_PREFIX", "p"),
         ]);
-        assert_eq!(error, Err(ConfigError::PrefixWithoutBucket("p".into())));
+        assert_eq!(
+            error,
+            Err(ConfigError::PrefixWithoutBucket {
+                prefix_var: "TRAILSIGHT_ARCHIVE_PREFIX",
+                bucket_var: "TRAILSIGHT_ARCHIVE_BUCKET",
+                prefix: "p".into()
+            })
+        );
         let error = config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_STATE_PREFIX", "p/")]);
         assert_eq!(
             error,
-            Err(ConfigError::StatePrefixWithoutBucket("p".into()))
+            Err(ConfigError::PrefixWithoutBucket {
+                prefix_var: "TRAILSIGHT_STATE_PREFIX",
+                bucket_var: "TRAILSIGHT_STATE_BUCKET",
+                prefix: "p".into()
+            })
         );
         let message = error.unwrap_err().to_string();
         assert!(message.contains("TRAILSIGHT_STATE_BUCKET"), "{message}");
@@ -439,12 +426,6 @@ mod tests {
             ("TRAILSIGHT_STATE_BUCKET", "b-1.x"),
         ])
         .unwrap();
-        assert_eq!(
-            c.state,
-            Some(StateBucket {
-                bucket: "b-1.x".into(),
-                prefix: String::new()
-            })
-        );
+        assert_eq!(c.state, Some(S3Location::new("b-1.x", "").unwrap()));
     }
 }

@@ -253,11 +253,7 @@ impl Detect {
     pub fn new(config: &Config, sdk: &SdkConfig) -> Result<Detect, SourceError> {
         let mut store = DynamoStore::new(dynamodb_client(sdk), &config.table);
         if let Some(state) = &config.state {
-            store = store.with_state_body(S3StateBody::new(
-                s3_client(sdk),
-                &state.bucket,
-                &state.prefix,
-            ));
+            store = store.with_state_body(S3StateBody::new(s3_client(sdk), state.clone()));
         }
         let store = Arc::new(store);
         let events: Arc<dyn InsightPublish> = Arc::new(EventBridgePublisher::new(
@@ -267,15 +263,10 @@ impl Detect {
             &config.detail_type,
         )?);
         let archive = config.archive.as_ref().map(|a| {
-            Arc::new(S3Archive::new(s3_client(sdk), &a.bucket, &a.prefix))
-                as Arc<dyn InsightPublish>
+            Arc::new(S3Archive::new(s3_client(sdk), a.clone())) as Arc<dyn InsightPublish>
         });
         let dead_letters = config.state.as_ref().map(|state| {
-            Arc::new(S3DeadLetters::new(
-                s3_client(sdk),
-                &state.bucket,
-                &state.prefix,
-            )) as Arc<dyn DeadLetterSink>
+            Arc::new(S3DeadLetters::new(s3_client(sdk), state.clone())) as Arc<dyn DeadLetterSink>
         });
         let metrics = Arc::new(CloudWatchMetrics::new(
             cloudwatch_client(sdk),

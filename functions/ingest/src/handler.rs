@@ -3,7 +3,7 @@
 //!
 //! Per object (one tracing span with its bucket and key): classify the key (non-log keys are
 //! skipped), check the file marker, download, fold (on the blocking pool), store the fold, mark
-//! the file ([`trailsight::aws::s3::ObjectIngest`]). Outcomes:
+//! the file ([`trailsight::object_ingest::ObjectIngest`]). Outcomes:
 //! - stored, duplicate, not a log: done;
 //! - unreadable (corrupt, truncated, over a limit): recorded as failed by the pipeline, done; an
 //!   object that no longer exists: reported, done;
@@ -29,10 +29,12 @@ use serde_json::Value;
 use tracing::Instrument;
 use trailsight::aws::dynamodb::DynamoStore;
 use trailsight::aws::retry::{dynamodb_client, s3_client};
-use trailsight::aws::s3::{IngestError, MemoryBudget, ObjectIngest};
+use trailsight::aws::s3::S3Objects;
 use trailsight::classify::ClassifyOptions;
 use trailsight::ingest::IngestOutcome;
 use trailsight::logfile::ReadLimits;
+use trailsight::object_ingest::{IngestError, MemoryBudget, ObjectIngest};
+use trailsight::objects::LogObjects;
 use trailsight::store::{DeltaWrite, FileMarks};
 
 use crate::config::Config;
@@ -46,7 +48,7 @@ pub const OBJECTS_IN_FLIGHT: usize = 4;
 
 /// The function: clients and settings, built once per container.
 pub struct Ingest {
-    s3: aws_sdk_s3::Client,
+    objects: Arc<dyn LogObjects>,
     marks: Arc<dyn FileMarks>,
     deltas: Arc<dyn DeltaWrite>,
     limits: ReadLimits,
@@ -108,18 +110,19 @@ impl Ingest {
     /// The function on DynamoDB and S3, with the SDK's retry settings of [`trailsight::aws::retry`].
     pub fn new(config: &Config, sdk: &SdkConfig) -> Ingest {
         let store = Arc::new(DynamoStore::new(dynamodb_client(sdk), &config.table));
-        Ingest::with_store(config, s3_client(sdk), store.clone(), store)
+        let objects = Arc::new(S3Objects::new(s3_client(sdk)));
+        Ingest::with_store(config, objects, store.clone(), store)
     }
 
     /// The function on any storage (tests wrap the DynamoDB store to inject faults).
     pub fn with_store(
         config: &Config,
-        s3: aws_sdk_s3::Client,
+        objects: Arc<dyn LogObjects>,
         marks: Arc<dyn FileMarks>,
         deltas: Arc<dyn DeltaWrite>,
     ) -> Ingest {
         Ingest {
-            s3,
+            objects,
             marks,
             deltas,
             limits: config.limits,
@@ -192,7 +195,7 @@ impl Ingest {
         }
 
         let ingest = ObjectIngest {
-            s3: &self.s3,
+            objects: self.objects.as_ref(),
             limits: &self.limits,
             options: self.classify,
             marks: self.marks.as_ref(),
@@ -346,7 +349,7 @@ mod tests {
                 .build(),
         );
         let store = Arc::new(trailsight::memory::MemoryStore::new());
-        Ingest::with_store(&config, s3, store.clone(), store)
+        Ingest::with_store(&config, Arc::new(S3Objects::new(s3)), store.clone(), store)
     }
 
     #[tokio::test]

@@ -23,45 +23,47 @@ use crate::detector::Pending;
 use crate::insight::InsightRecord;
 use crate::insight_files::{encode_file, plan_files};
 use crate::minute::parse_minute;
+use crate::s3location::S3Location;
 
 /// Writes Insight records to a bucket in CloudTrail-Insight's layout.
 #[derive(Debug, Clone)]
 pub struct S3Archive {
     client: Client,
-    bucket: String,
-    prefix: String,
+    location: S3Location,
 }
 
 impl S3Archive {
-    /// `prefix` as CloudTrail takes it: without slashes at either end (one is added).
-    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-            prefix: prefix.into().trim_matches('/').to_owned(),
-        }
+    /// The prefix as CloudTrail takes it: without slashes at either end (one is added).
+    pub fn new(client: Client, location: S3Location) -> Self {
+        Self { client, location }
     }
 
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        self.location.bucket()
     }
 
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.location.prefix()
     }
 
     async fn put(&self, key: &str, records: &[&InsightRecord]) -> Result<(), String> {
         let body = encode_file(records).map_err(|e| format!("encoding {key}: {e}"))?;
         self.client
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(self.location.bucket())
             .key(key)
             .content_type("application/x-gzip")
             .body(ByteStream::from(body))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| format!("writing s3://{}/{key}: {}", self.bucket, describe(&e)))
+            .map_err(|e| {
+                format!(
+                    "writing s3://{}/{key}: {}",
+                    self.location.bucket(),
+                    describe(&e)
+                )
+            })
     }
 }
 
@@ -70,12 +72,12 @@ impl InsightPublish for S3Archive {
     async fn publish(&self, records: &[InsightRecord]) -> Result<(), (Vec<usize>, PublishError)> {
         let mut failed = Vec::new();
         let mut first = None;
-        let files = plan_files(&self.prefix, records);
+        let files = plan_files(self.location.prefix(), records);
         let placed: usize = files.iter().map(|f| f.records.len()).sum();
         if placed < records.len() {
             // EventBridge has them; the archive's layout has no place for a non-AWS identifier.
             tracing::warn!(
-                bucket = self.bucket,
+                bucket = self.location.bucket(),
                 records = records.len() - placed,
                 "Not archived: account or region is not an AWS identifier."
             );
@@ -84,7 +86,7 @@ impl InsightPublish for S3Archive {
             let group: Vec<&InsightRecord> = file.records.iter().map(|&i| &records[i]).collect();
             if let Err(reason) = self.put(&file.key, &group).await {
                 tracing::warn!(
-                    bucket = self.bucket,
+                    bucket = self.location.bucket(),
                     key = file.key,
                     reason,
                     "Archive write failed."
@@ -117,17 +119,12 @@ impl InsightPublish for S3Archive {
 #[derive(Debug, Clone)]
 pub struct S3DeadLetters {
     client: Client,
-    bucket: String,
-    prefix: String,
+    location: S3Location,
 }
 
 impl S3DeadLetters {
-    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-            prefix: prefix.into().trim_matches('/').to_owned(),
-        }
+    pub fn new(client: Client, location: S3Location) -> Self {
+        Self { client, location }
     }
 
     /// The key of a dead letter.
@@ -142,12 +139,7 @@ impl S3DeadLetters {
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .take(64)
             .collect();
-        let prefix = if self.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.prefix)
-        };
-        format!("{prefix}dead-letters/{day}/{id}.json")
+        self.location.key(&format!("dead-letters/{day}/{id}.json"))
     }
 }
 
@@ -159,7 +151,7 @@ impl DeadLetterSink for S3DeadLetters {
             .map_err(|e| PublishError::Failed(format!("encoding {key}: {e}")))?;
         self.client
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(self.location.bucket())
             .key(&key)
             .content_type("application/json")
             .body(ByteStream::from(body))
@@ -169,7 +161,7 @@ impl DeadLetterSink for S3DeadLetters {
             .map_err(|e| {
                 PublishError::Failed(format!(
                     "writing s3://{}/{key}: {}",
-                    self.bucket,
+                    self.location.bucket(),
                     describe(&e)
                 ))
             })

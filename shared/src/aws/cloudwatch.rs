@@ -2,7 +2,7 @@
 //! `PutMetricData` call per run, as much of them as the [`MetricsLevel`] says. Which metrics, their
 //! dimensions and their cost are in [`crate::metrics`].
 //!
-//! The client is pinned to aws-sdk-cloudwatch 1.99.0, the last release speaking the awsJson
+//! The client is pinned to aws-sdk-cloudwatch 1.99.0, the last release speaking the awsQuery
 //! protocol (later ones speak RPCv2-CBOR, which moto does not serve); see docs/DECISIONS.md.
 
 use async_trait::async_trait;

@@ -1,17 +1,17 @@
-//! Adapters on AWS (features `s3`, `dynamodb`, `eventbridge`, `cloudwatch`; `aws` is all four): the storage traits on one DynamoDB table ([`dynamodb`]), the
-//! detector state's body in S3 when a state bucket is configured ([`state_body`]), log objects
-//! from S3 ([`s3`]), the SDK's retry and timeout settings shared by every client ([`retry`]), the
-//! backfill of past log files ([`backfill`]), and the publishers of insights and metrics
-//! ([`eventbridge`], [`archive`], [`cloudwatch`]).
-
+//! Adapters on AWS (features `s3`, `dynamodb`, `eventbridge`, `cloudwatch`; `aws` is all four):
+//! the storage traits on one DynamoDB table ([`dynamodb`], one module per store), the detector
+//! state's body in S3 when a state bucket is configured ([`state_body`]), log objects on S3
+//! ([`s3`]: the [`crate::objects::LogObjects`] port the ingest pipeline and the backfill read
+//! through), the SDK's retry and timeout settings shared by every client ([`retry`]), and the
+//! publishers of insights and metrics ([`eventbridge`], [`archive`], [`cloudwatch`]). Adapters
+//! hold no policy: the pipelines are in [`crate::object_ingest`], [`crate::backfill`] and
+//! [`crate::detect`].
 //!
 //! Each module is behind the cargo feature of the service it calls (`s3`, `dynamodb`,
 //! `eventbridge`, `cloudwatch`); [`retry`] serves them all.
 
 #[cfg(feature = "s3")]
 pub mod archive;
-#[cfg(feature = "s3")]
-pub mod backfill;
 #[cfg(feature = "cloudwatch")]
 pub mod cloudwatch;
 #[cfg(feature = "dynamodb")]

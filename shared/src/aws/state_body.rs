@@ -18,7 +18,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::aws::retry::{describe, is_transient};
-use crate::aws::s3::{ObjectError, get_object_bytes};
+use crate::aws::s3::S3Objects;
+use crate::objects::{ObjectError, read_object};
+use crate::s3location::S3Location;
 use crate::store::StoreError;
 
 /// A state object larger than this is not ours (200,000 series take about 30 MB).
@@ -28,34 +30,29 @@ pub const MAX_STATE_OBJECT: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct S3StateBody {
     client: Client,
-    bucket: String,
-    /// Without slashes at either end; may be empty.
-    prefix: String,
+    location: S3Location,
 }
 
 impl S3StateBody {
-    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-            prefix: prefix.into().trim_matches('/').to_owned(),
-        }
+    pub fn new(client: Client, location: S3Location) -> Self {
+        Self { client, location }
     }
 
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        self.location.bucket()
     }
 
     /// `<prefix>/state/v<version>-<token>.json.gz` (`state/...` without a prefix).
     pub fn key(&self, version: u64, token: &str) -> String {
-        object_key(&self.prefix, version, token)
+        self.location
+            .key(&format!("state/v{version}-{token}.json.gz"))
     }
 
     /// Writes a version's body (unconditionally: its key is unique to this saver).
     pub async fn put(&self, key: &str, data: Vec<u8>) -> Result<(), StoreError> {
         self.client
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(self.bucket())
             .key(key)
             .content_type("application/json")
             .content_encoding("gzip")
@@ -66,7 +63,7 @@ impl S3StateBody {
             .map_err(|error| {
                 let message = format!(
                     "writing the detector state to s3://{}/{key}: {}",
-                    self.bucket,
+                    self.bucket(),
                     describe(&error)
                 );
                 if is_transient(&error) {
@@ -80,7 +77,8 @@ impl S3StateBody {
     /// Reads a version's body; `None` when the object is gone (a newer save replaced it and
     /// deleted it after the head was read).
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match get_object_bytes(&self.client, &self.bucket, key, MAX_STATE_OBJECT).await {
+        let objects = S3Objects::new(self.client.clone());
+        match read_object(&objects, self.bucket(), key, MAX_STATE_OBJECT).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(ObjectError::Gone { .. }) => Ok(None),
             Err(error @ ObjectError::Transient { .. }) => Err(StoreError::Transient(format!(
@@ -100,26 +98,18 @@ impl S3StateBody {
         if let Err(error) = self
             .client
             .delete_object()
-            .bucket(&self.bucket)
+            .bucket(self.bucket())
             .key(key)
             .send()
             .await
         {
             tracing::warn!(
-                bucket = self.bucket,
+                bucket = self.bucket(),
                 key,
                 error = describe(&error),
                 "Could not delete an unused detector state object."
             );
         }
-    }
-}
-
-fn object_key(prefix: &str, version: u64, token: &str) -> String {
-    if prefix.is_empty() {
-        format!("state/v{version}-{token}.json.gz")
-    } else {
-        format!("{prefix}/state/v{version}-{token}.json.gz")
     }
 }
 
@@ -129,15 +119,15 @@ mod tests {
 
     #[test]
     fn keys_name_the_version_and_token_under_the_prefix() {
-        assert_eq!(object_key("", 7, "ab"), "state/v7-ab.json.gz");
-        assert_eq!(object_key("ts", 7, "ab"), "ts/state/v7-ab.json.gz");
         let client = Client::from_conf(
             aws_sdk_s3::Config::builder()
                 .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
                 .build(),
         );
-        let body = S3StateBody::new(client, "b", "/a/b/");
+        let body = S3StateBody::new(client.clone(), S3Location::new("state-b", "/a/b/").unwrap());
         assert_eq!(body.key(12, "t"), "a/b/state/v12-t.json.gz");
-        assert_eq!(body.bucket(), "b");
+        assert_eq!(body.bucket(), "state-b");
+        let root = S3StateBody::new(client, S3Location::new("state-b", "").unwrap());
+        assert_eq!(root.key(7, "ab"), "state/v7-ab.json.gz");
     }
 }
