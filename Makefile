@@ -1,5 +1,6 @@
 # Trailsight. The two commands that matter:
-#   make demo   simulate a few days of CloudTrail logs with anomalies, replay them, print the insights
+#   make demo   simulate a few days of CloudTrail logs with anomalies, replay them, print the insights and
+#               the path of their HTML report
 #   make test   everything CI runs: format, lints, unit and integration tests (moto), infra linters
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
@@ -21,6 +22,7 @@ include mk/infra.mk
 include mk/e2e.mk
 include mk/bench.mk
 include mk/oracle.mk
+include mk/report.mk
 
 cli:
 	$(CARGO) build --release -p trailsight-cli
@@ -28,11 +30,15 @@ cli:
 local-cli:
 	$(CARGO) build --profile fast -p trailsight-cli --no-default-features
 
-## demo: five simulated days (two regions) with seeded anomalies, replayed, printed as a table.
+## demo: five simulated days (two regions) with seeded anomalies, replayed, printed as a table,
+## and drawn in an HTML report (out/demo-report.html; its path is printed).
 demo: local-cli
-	@rm -rf $(OUT)/demo
+	@rm -rf $(OUT)/demo $(OUT)/demo-insights
 	$(LOCAL_TRAILSIGHT) simulate --out $(OUT)/demo --days 5 --seed 7
 	$(LOCAL_TRAILSIGHT) replay $(OUT)/demo --format table --out $(OUT)/demo-insights
+	@echo
+	@echo "The report (charts, statistics, attributions of every insight above):"
+	@$(LOCAL_TRAILSIGHT) report $(OUT)/demo --from-insights $(OUT)/demo-insights -o $(OUT)/demo-report.html
 	@echo
 	@echo "Labelled anomalies (what the simulator injected):"
 	@$(LOCAL_TRAILSIGHT) labels $(OUT)/demo
@@ -65,5 +71,5 @@ lambda-invoke: tools
 
 ## test: what CI runs (.ci/run). Installs its tools (.venv) itself. The only `test` rule: its
 ## prerequisites run in this order, quick checks first, the end-to-end run (mk/e2e.mk) last.
-test: tools fmt-check clippy unit integration lint-infra oracle lambda-invoke e2e-test
+test: tools fmt-check clippy unit integration lint-infra oracle report-test lambda-invoke e2e-test
 	@echo "make test: all checks passed"

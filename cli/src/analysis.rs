@@ -8,7 +8,7 @@ use trailsight::classify::ClassifyOptions;
 use trailsight::config::{ApiFilter, DetectorConfig, Sensitivity};
 use trailsight::logfile::ReadLimits;
 
-use crate::local::{delivery_order, discover, fold_files};
+use crate::local::{LocalFile, delivery_order, discover, fold_files};
 
 #[derive(Args, Clone)]
 pub struct Analysis {
@@ -86,11 +86,24 @@ pub fn replay_paths(
     paths: &[PathBuf],
     analysis: &Analysis,
 ) -> anyhow::Result<crate::replay::ReplayReport> {
+    replay_folded(fold_paths(paths, analysis)?, analysis)
+}
+
+/// The files under `paths`, folded with the analysis' options, in delivery order.
+pub fn fold_paths(paths: &[PathBuf], analysis: &Analysis) -> anyhow::Result<Vec<LocalFile>> {
     let mut files = fold_files(
         discovered(paths)?,
         &ReadLimits::default(),
         analysis.classify(),
     );
     delivery_order(&mut files);
+    Ok(files)
+}
+
+/// Replays files from [`fold_paths`].
+pub fn replay_folded(
+    files: Vec<LocalFile>,
+    analysis: &Analysis,
+) -> anyhow::Result<crate::replay::ReplayReport> {
     runtime()?.block_on(crate::replay::replay(files, &analysis.detector()))
 }

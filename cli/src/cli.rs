@@ -30,6 +30,8 @@ struct Cli {
 enum Command {
     /// Run the ingest and detect pipeline over log files on disk and print the insights.
     Replay(ReplayArgs),
+    /// Write an HTML report of the insights in log files: charts, statistics, attributions.
+    Report(crate::report::ReportArgs),
     /// Describe what is in log files (records, span, accounts, top APIs and errors).
     Summarize(SummarizeArgs),
     /// Write realistic synthetic CloudTrail logs with labelled anomalies.
@@ -89,6 +91,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Report(args) => crate::report::run_report(args),
         Command::Summarize(args) => run_summarize(args),
         Command::Simulate(args) => crate::scenario::run_simulate(args),
         Command::Eval(args) => crate::scenario::run_eval(args),

@@ -9,6 +9,7 @@ mod cli;
 mod local;
 mod output;
 mod replay;
+mod report;
 mod scenario;
 mod summarize;
 mod terminal;

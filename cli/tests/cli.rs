@@ -565,3 +565,82 @@ fn symlinks_are_read_once_and_broken_ones_reported_not_fatal() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn report_draws_every_insight_and_escapes_log_values() {
+    let dir = temp_dir("report");
+    let data = dir.join("data");
+    // A burst whose caller ARN is markup: an insight, its caller in the sentence and the tables.
+    let arn = "arn:aws:iam::111122223333:user/<script>alert(1)</script>";
+    write_burst_logs(&data, "111122223333", "us-east-1", "CreateUser", arn);
+    let flags = ["--min-calls", "5", "--warmup-hours", "1"];
+    let insights = dir.join("insights");
+    let out = trailsight()
+        .arg("replay")
+        .args(flags)
+        .arg("--out")
+        .arg(&insights)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let starts = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"state\":\"Start\""))
+        .count();
+    assert!(starts >= 1, "the burst is an insight");
+
+    let page = dir.join("report.html");
+    let out = trailsight()
+        .arg("report")
+        .args(flags)
+        .arg(&data)
+        .arg("-o")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        page.display().to_string(),
+        "it prints the report's path"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(
+        html.matches("<section class=\"card insight\"").count(),
+        starts
+    );
+    assert_eq!(
+        html.matches("<figure class=\"insight-chart\">").count(),
+        starts
+    );
+    assert!(
+        !html.contains("<script"),
+        "markup from the logs in the page"
+    );
+    assert!(html.contains("user/&lt;script&gt;alert(1)&lt;/script&gt;"));
+
+    // The same records, drawn from replay's CloudTrail-Insight files: the same page.
+    let from_files = dir.join("from-files.html");
+    let out = trailsight()
+        .arg("report")
+        .args(flags)
+        .arg(&data)
+        .arg("--from-insights")
+        .arg(&insights)
+        .arg("-o")
+        .arg(&from_files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&from_files).unwrap(), html);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,6 +51,7 @@ use crate::series::{InsightType, SeriesKey};
 use crate::topk::{TOP_REPORTED, TopK};
 
 mod drop;
+pub mod explain;
 mod late;
 mod learning;
 mod spike;
