@@ -39,6 +39,10 @@ pub struct Analysis {
     /// Analyse data events too.
     #[arg(long)]
     include_data_events: bool,
+    /// Per-principal insights too (Trailsight's own types, read and write APIs): a principal's
+    /// call-rate spikes, and its first call of a sensitive API or in a new region.
+    #[arg(long)]
+    principal_insights: bool,
 }
 
 impl Analysis {
@@ -50,6 +54,7 @@ impl Analysis {
             warmup_minutes: self.warmup_hours * 60,
             ignore_aws_service_callers: self.ignore_aws_service_callers,
             api_filter: ApiFilter::parse(&self.allow, &self.deny),
+            principal_insights: self.principal_insights,
             ..DetectorConfig::default()
         }
     }
@@ -58,6 +63,7 @@ impl Analysis {
         ClassifyOptions {
             include_read_apis: self.include_read_apis,
             include_data_events: self.include_data_events,
+            principal_insights: self.principal_insights,
         }
     }
 }

@@ -264,6 +264,7 @@ pub fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             classify: ClassifyOptions {
                 include_read_apis: args.include_read_apis,
                 include_data_events: args.include_data_events,
+                ..ClassifyOptions::default()
             },
             concurrency: args.concurrency.max(1),
         };
@@ -537,6 +538,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateAccessKey".into(),
             error_code: None,
+            principal: None,
         };
         let mut arns = TopK::default();
         arns.add("arn:aws:iam::111:user/intruder", 40);

@@ -26,6 +26,7 @@ pub mod logfile;
 pub mod memory;
 pub mod metrics;
 pub mod minute;
+pub mod principal;
 pub mod record;
 pub mod s3key;
 pub mod series;

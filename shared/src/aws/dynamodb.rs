@@ -1282,6 +1282,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: name.into(),
             error_code: None,
+            principal: None,
         }
     }
 
