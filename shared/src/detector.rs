@@ -477,6 +477,9 @@ impl DetectorState {
                 state.baseline.close_hour(minute);
             }
         }
+        if config.principal_insights {
+            self.note_principal_bursts(minute, cells);
+        }
         self.watermark = Some(minute);
         self.remember(&out);
         out

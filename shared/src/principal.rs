@@ -69,7 +69,6 @@ const SENSITIVE: [(&str, Option<&[&str]>); 10] = [
             "DeleteBucketPublicAccessBlock",
             "PutAccountPublicAccessBlock",
             "DeleteAccountPublicAccessBlock",
-            "GetBucketPolicy",
         ]),
     ),
     ("organizations.amazonaws.com", None),
@@ -150,6 +149,7 @@ mod tests {
             ("cloudtrail.amazonaws.com", "LookupEvents"),
             ("s3.amazonaws.com", "ListBuckets"),
             ("ec2.amazonaws.com", "RunInstances"),
+            ("s3.amazonaws.com", "GetBucketPolicy"),
             ("sts.amazonaws.com", "AssumeRole"),
             ("secretsmanager.amazonaws.com", "ListSecrets"),
         ] {

@@ -21,7 +21,61 @@ pub struct PrincipalProfile {
     pub last_active: Minute,
     /// Regions it has called in.
     pub regions: BTreeSet<String>,
+    /// Services (`eventSource`) of which it has called a sensitive API: a first call of another
+    /// sensitive API of the same service is its routine widening, not a first-seen insight.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sensitive_services: BTreeSet<String>,
+    /// Its largest counts per UTC day, spikes included:
+    /// `(day, [one API in 1 minute, one API in 5, one service in 1, one service in 5])`. A
+    /// person's console sessions and a pipeline's runs move from API to API and service to
+    /// service; what they reach on any of them, on two days of the last seven, is the
+    /// principal's usual burst ([`PrincipalProfile::usual_burst`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peaks: Vec<(i64, [u64; 4])>,
 }
+
+/// Days of [`PrincipalProfile::peaks`] kept (the current one and the seven before).
+const PEAK_DAYS: i64 = 8;
+
+impl PrincipalProfile {
+    /// Its usual burst on one API (`service_wide` false) or one service: the second largest
+    /// of its daily largest 1- and 5-minute counts of the last 7 days, with the margin of a
+    /// recurring burst ([`spike::routine_bar`]). As for a series' recurring bursts, one day's
+    /// burst in a week is not a routine (an attack does not raise the bar for the next), two
+    /// are.
+    fn usual_burst(&self, minute: Minute, service_wide: bool) -> (u64, u64) {
+        let today = minute.div_euclid(MINUTES_PER_DAY);
+        let offset = if service_wide { 2 } else { 0 };
+        let second = |i: usize| {
+            let mut values: Vec<u64> = self
+                .peaks
+                .iter()
+                .filter(|(day, _)| *day < today && today - day < PEAK_DAYS)
+                .map(|(_, p)| p[i])
+                .collect();
+            values.sort_unstable_by(|a, b| b.cmp(a));
+            values.get(1).copied().map_or(0, spike::routine_bar)
+        };
+        (second(offset), second(offset + 1))
+    }
+
+    fn note_burst(&mut self, minute: Minute, service_wide: bool, x: u64, x5: u64) {
+        let today = minute.div_euclid(MINUTES_PER_DAY);
+        if self.peaks.last().is_none_or(|(day, _)| *day != today) {
+            self.peaks.push((today, [0; 4]));
+            self.peaks.retain(|(day, _)| today - day < PEAK_DAYS);
+        }
+        if let Some((_, peaks)) = self.peaks.last_mut() {
+            let offset = if service_wide { 2 } else { 0 };
+            peaks[offset] = peaks[offset].max(x);
+            peaks[offset + 1] = peaks[offset + 1].max(x5);
+        }
+    }
+}
+
+/// A service-wide minute whose top API holds at least this share of it is that API's burst:
+/// the API's own series judges it, and one burst gives one insight, not two.
+const ONE_API_SHARE: f64 = 0.8;
 
 /// Per account, its tracked principals.
 pub type Principals = BTreeMap<String, BTreeMap<String, PrincipalProfile>>;
@@ -112,17 +166,35 @@ impl DetectorState {
                     if !profile.regions.contains(&key.region) {
                         profile.regions.insert(key.region.clone());
                     }
+                    if is_sensitive(&key.event_source, &key.event_name)
+                        && !profile.sensitive_services.contains(&key.event_source)
+                    {
+                        profile.sensitive_services.insert(key.event_source.clone());
+                    }
                 }
             }
-            for (key, _) in &keys {
+            let Some(profile) = self.principals.get(account).and_then(|p| p.get(principal)) else {
+                continue;
+            };
+            for (key, cell) in &keys {
                 let account_key = SeriesKey {
-                    event_name: key.event_name.clone(),
                     principal: Some(ALL_PRINCIPALS.to_owned()),
                     ..(*key).clone()
                 };
-                if let Some(state) = self.series.get(&account_key) {
-                    view.floors.insert((*key).clone(), state.bar(minute));
+                let mut floor = self
+                    .series
+                    .get(&account_key)
+                    .map_or((0, 0), |state| state.bar(minute));
+                let service_wide = key.is_service_wide();
+                if !is_sensitive(&key.event_source, &key.event_name) {
+                    let usual = profile.usual_burst(minute, service_wide);
+                    floor = (floor.0.max(usual.0), floor.1.max(usual.1));
                 }
+                let top_api = cell.errors.sorted().first().map_or(0, |(_, n)| *n);
+                if service_wide && top_api as f64 >= ONE_API_SHARE * cell.count as f64 {
+                    floor = (u64::MAX, u64::MAX);
+                }
+                view.floors.insert((*key).clone(), floor);
             }
         }
         view
@@ -164,10 +236,37 @@ impl DetectorState {
             PrincipalProfile {
                 first_seen: minute,
                 last_active: minute,
-                regions: BTreeSet::new(),
+                ..PrincipalProfile::default()
             },
         );
         true
+    }
+
+    /// Notes the minute's counts of the principals' series, for their usual bursts ([`PrincipalProfile::peaks`]).
+    pub(super) fn note_principal_bursts(
+        &mut self,
+        minute: Minute,
+        cells: &HashMap<SeriesKey, Cell>,
+    ) {
+        for key in cells.keys() {
+            let Some(principal) = key.reported_principal() else {
+                continue;
+            };
+            let Some(state) = self.series.get(key) else {
+                continue;
+            };
+            let Some((_, x, _)) = state.recent.back().filter(|(m, _, _)| *m == minute) else {
+                continue;
+            };
+            let x5 = state.recent.iter().map(|(_, c, _)| *c).sum();
+            if let Some(profile) = self
+                .principals
+                .get_mut(&key.account)
+                .and_then(|p| p.get_mut(principal))
+            {
+                profile.note_burst(minute, key.is_service_wide(), *x, x5);
+            }
+        }
     }
 
     /// Forgets principals idle for `evict_idle_minutes` (their series go by the same rule).
@@ -219,7 +318,10 @@ fn first_seen(
             .filter(|(k, _)| k.event_name != SERVICE_WIDE && config.api_filter.admits(k))
     };
     for (key, cell) in api_keys() {
-        if !series.contains_key(*key) && is_sensitive(&key.event_source, &key.event_name) {
+        if !series.contains_key(*key)
+            && is_sensitive(&key.event_source, &key.event_name)
+            && !profile.sensitive_services.contains(&key.event_source)
+        {
             if !profile.regions.contains(&key.region) {
                 regions_reported.insert(key.region.as_str());
             }
@@ -703,13 +805,16 @@ mod tests {
         records.extend(state.evaluate_minute(&config, now, &cells));
         // A spike of one API and of the service, Start and End.
         let session = "arn:aws:sts::111122223333:assumed-role/Admin/alice";
-        let mut ec2 = cell(40, session);
+        // The service-wide burst spreads over three APIs (one alone would be that API's).
+        let mut ec2 = cell(60, session);
         ec2.errors = TopK::default();
-        ec2.errors.add("DescribeInstances", 40);
+        ec2.errors.add("DescribeInstances", 30);
+        ec2.errors.add("DescribeVpcs", 15);
+        ec2.errors.add("DescribeSubnets", 15);
         let cells = HashMap::from([
             (
                 key(ALICE, "us-east-1", "ec2.amazonaws.com", "DescribeInstances"),
-                cell(40, session),
+                cell(30, session),
             ),
             (
                 key(ALICE, "us-east-1", "ec2.amazonaws.com", SERVICE_WIDE),
@@ -763,5 +868,67 @@ mod tests {
             service.insight_details.insight_context.attributions[0].insight[0].value,
             session
         );
+    }
+
+    #[test]
+    fn a_burst_no_larger_than_the_principals_usual_sessions_is_no_insight() {
+        // Alice's console sessions move from service to service: 30 calls a minute on one API
+        // on day 3, on another on day 4. Day 5's 30 on a third API (a series older than a day)
+        // is her usual session (up to half again as large, 45); 90 is not.
+        let config = config();
+        let mut state = DetectorState::default();
+        let api = |name: &str| key(ALICE, "us-east-1", "ec2.amazonaws.com", name);
+        for minute in T0..T0 + 5 * DAY {
+            let mut cells = HashMap::new();
+            if minute % 60 == 7 {
+                for name in ["DescribeInstances", "DescribeVpcs", "DescribeSubnets"] {
+                    cells.insert(api(name), cell(1, ALICE));
+                }
+            }
+            if minute == T0 + 3 * DAY + 600 {
+                cells.insert(api("DescribeInstances"), cell(30, ALICE));
+            }
+            if minute == T0 + 4 * DAY + 600 {
+                cells.insert(api("DescribeVpcs"), cell(30, ALICE));
+            }
+            state.evaluate_minute(&config, minute, &cells);
+        }
+        let burst = |state: &mut DetectorState, minute: Minute, n: u64| {
+            let cells = HashMap::from([(api("DescribeSubnets"), cell(n, ALICE))]);
+            state.evaluate_minute(&config, minute, &cells)
+        };
+        let mut usual = state.clone();
+        assert!(burst(&mut usual, T0 + 5 * DAY + 600, 45).is_empty());
+        let out = burst(&mut state, T0 + 5 * DAY + 600, 90);
+        assert_eq!(
+            types(&out),
+            [(
+                "PrincipalApiCallRateInsight".into(),
+                InsightState::Start,
+                "DescribeSubnets".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_first_sensitive_api_of_a_service_the_principal_already_uses_so_is_no_insight() {
+        let config = config();
+        let mut state = DetectorState::default();
+        routine(&mut state, &config, 4);
+        let iam = |name: &str| key(ALICE, "us-east-1", "iam.amazonaws.com", name);
+        let now = T0 + 4 * DAY + 30;
+        let first = state.evaluate_minute(
+            &config,
+            now,
+            &HashMap::from([(iam("AttachRolePolicy"), cell(1, ALICE))]),
+        );
+        assert_eq!(first.len(), 2, "{:?}", types(&first));
+        // Her next sensitive IAM API widens a routine she has: no insight.
+        let next = state.evaluate_minute(
+            &config,
+            now + 60,
+            &HashMap::from([(iam("CreateUser"), cell(1, ALICE))]),
+        );
+        assert!(next.is_empty(), "{:?}", types(&next));
     }
 }
