@@ -46,6 +46,11 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// Whether the per-principal insights are asked for.
+    pub fn principal_insights(&self) -> bool {
+        self.principal_insights
+    }
+
     pub fn detector(&self) -> DetectorConfig {
         DetectorConfig {
             sensitivity: self.sensitivity,

@@ -39,6 +39,7 @@ pub mod eval;
 mod generate;
 pub mod labels;
 mod options;
+mod principal_cases;
 mod random;
 mod render;
 mod simulate;
