@@ -43,6 +43,10 @@ pub struct Analysis {
     /// call-rate spikes, and its first call of a sensitive API or in a new region.
     #[arg(long)]
     principal_insights: bool,
+    /// Hours of a principal's own history before its insights (principal insights); a series
+    /// of a principal is also judged no earlier than this (at most a day) after its first call.
+    #[arg(long, default_value_t = DetectorConfig::default().principal_warmup_minutes / 60)]
+    principal_warmup_hours: i64,
 }
 
 impl Analysis {
@@ -60,6 +64,9 @@ impl Analysis {
             ignore_aws_service_callers: self.ignore_aws_service_callers,
             api_filter: ApiFilter::parse(&self.allow, &self.deny),
             principal_insights: self.principal_insights,
+            principal_warmup_minutes: self.principal_warmup_hours * 60,
+            principal_series_min_age_minutes: (self.principal_warmup_hours * 60)
+                .min(DetectorConfig::default().principal_series_min_age_minutes),
             ..DetectorConfig::default()
         }
     }
