@@ -2,7 +2,8 @@
 //!
 //! Domain modules (no AWS): [`record`] (one record, parsed leniently), [`logfile`] (log objects,
 //! streamed with bounded cost), [`s3key`] (CloudTrail's key layout), [`classify`] (what counts),
-//! [`ident`] (identifiers from log content, checked), [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
+//! [`ident`] (identifiers from log content, checked), [`principal`] (who made a call, and the
+//! sensitive APIs), [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
 //! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`],
 //! [`envvars`] (settings from environment variables, checked).
 //! Pipelines: [`ingest`] and [`detect`], over the storage traits in [`store`], implemented in
