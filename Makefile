@@ -45,11 +45,16 @@ demo: local-cli
 
 ## eval: detection quality on three 9-day scenarios with all four kinds and four routine changes
 ## each (insights on a change after its 3-day learning period are false), and nine quiet days.
+## `make eval PRINCIPALS=1`: the same with principal scenarios (read-made attacks and benign
+## look-alikes) and per-principal insights, scored apart.
+PRINCIPALS ?=
+EVAL_SIMULATE_FLAGS := $(if $(PRINCIPALS),--principals)
+EVAL_FLAGS := $(if $(PRINCIPALS),--principal-insights)
 eval: local-cli
 	@rm -rf $(OUT)/eval && mkdir -p $(OUT)/eval
-	@for seed in 1 2 3; do $(LOCAL_TRAILSIGHT) simulate --out $(OUT)/eval/seed$$seed --days 9 --seed $$seed --changes; done
-	$(LOCAL_TRAILSIGHT) simulate --out $(OUT)/eval/quiet --days 9 --seed 11 --quiet
-	$(LOCAL_TRAILSIGHT) eval $(OUT)/eval/seed1 $(OUT)/eval/seed2 $(OUT)/eval/seed3 $(OUT)/eval/quiet
+	@for seed in 1 2 3; do $(LOCAL_TRAILSIGHT) simulate --out $(OUT)/eval/seed$$seed --days 9 --seed $$seed --changes $(EVAL_SIMULATE_FLAGS); done
+	$(LOCAL_TRAILSIGHT) simulate --out $(OUT)/eval/quiet --days 9 --seed 11 --quiet $(EVAL_SIMULATE_FLAGS)
+	$(LOCAL_TRAILSIGHT) eval $(EVAL_FLAGS) $(OUT)/eval/seed1 $(OUT)/eval/seed2 $(OUT)/eval/seed3 $(OUT)/eval/quiet
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -39,9 +39,22 @@ pub struct Analysis {
     /// Analyse data events too.
     #[arg(long)]
     include_data_events: bool,
+    /// Per-principal insights too (Trailsight's own types, read and write APIs): a principal's
+    /// call-rate spikes, and its first call of a sensitive API or in a new region.
+    #[arg(long)]
+    principal_insights: bool,
+    /// Hours of a principal's own history before its insights (principal insights); a series
+    /// of a principal is also judged no earlier than this (at most a day) after its first call.
+    #[arg(long, default_value_t = DetectorConfig::default().principal_warmup_minutes / 60)]
+    principal_warmup_hours: i64,
 }
 
 impl Analysis {
+    /// Whether the per-principal insights are asked for.
+    pub fn principal_insights(&self) -> bool {
+        self.principal_insights
+    }
+
     pub fn detector(&self) -> DetectorConfig {
         DetectorConfig {
             sensitivity: self.sensitivity,
@@ -50,6 +63,10 @@ impl Analysis {
             warmup_minutes: self.warmup_hours * 60,
             ignore_aws_service_callers: self.ignore_aws_service_callers,
             api_filter: ApiFilter::parse(&self.allow, &self.deny),
+            principal_insights: self.principal_insights,
+            principal_warmup_minutes: self.principal_warmup_hours * 60,
+            principal_series_min_age_minutes: (self.principal_warmup_hours * 60)
+                .min(DetectorConfig::default().principal_series_min_age_minutes),
             ..DetectorConfig::default()
         }
     }
@@ -58,6 +75,7 @@ impl Analysis {
         ClassifyOptions {
             include_read_apis: self.include_read_apis,
             include_data_events: self.include_data_events,
+            principal_insights: self.principal_insights,
         }
     }
 }

@@ -167,6 +167,7 @@ fn run_summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     let options = ClassifyOptions {
         include_read_apis: args.include_read_apis,
         include_data_events: args.include_data_events,
+        ..ClassifyOptions::default()
     };
     let files = fold_files(discovered(&args.paths)?, &ReadLimits::default(), options);
     let summary = crate::summarize::summarize(&files);

@@ -74,6 +74,12 @@ pub fn insights_table(records: &[InsightRecord]) -> String {
                 match d.insight_type {
                     trailsight::series::InsightType::ApiCallRateInsight => "call rate".into(),
                     trailsight::series::InsightType::ApiErrorRateInsight => "error rate".into(),
+                    trailsight::series::InsightType::PrincipalApiCallRateInsight => {
+                        "principal rate".into()
+                    }
+                    trailsight::series::InsightType::PrincipalFirstSeenInsight => {
+                        "first seen".into()
+                    }
                 },
                 r.aws_region.clone(),
                 format!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use trailsight_sim::eval::{Score, score};
+use trailsight_sim::eval::{PrincipalScore, Score, score, score_principals};
 use trailsight_sim::{Injections, LABELS_FILE, Labels, SimulateOptions, parse_injection, simulate};
 
 use crate::analysis::{Analysis, replay_paths};
@@ -41,6 +41,10 @@ pub struct SimulateArgs {
     /// (labels.json `changes`). Needs at least 6 days.
     #[arg(long)]
     changes: bool,
+    /// Also add principal scenarios: attacks made of reads by a principal of the account and
+    /// benign look-alikes (labels.json `principal_cases`). Needs at least 6 days.
+    #[arg(long)]
+    principals: bool,
     /// Write into a non-empty folder anyway.
     #[arg(long)]
     force: bool,
@@ -60,6 +64,7 @@ pub fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     options.regions = args.regions;
     options.account = args.account;
     options.changes = args.changes;
+    options.principals = args.principals;
     options.injections = if args.quiet {
         Injections::None
     } else if args.injections.is_empty() {
@@ -104,6 +109,7 @@ pub struct EvalArgs {
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut all = Vec::new();
     let mut scores = Vec::new();
+    let mut principal_scores = Vec::new();
     for dir in &args.scenarios {
         let labels = read_labels(dir)?;
         let started = std::time::Instant::now();
@@ -115,8 +121,12 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             .map(serde_json::to_value)
             .collect::<Result<_, _>>()?;
         let score = score(&labels, &records);
+        let principal = args
+            .analysis
+            .principal_insights()
+            .then(|| score_principals(&labels, &records));
         if args.json {
-            all.push(serde_json::json!({ "scenario": dir, "replay_seconds": seconds, "records": report.fold.records, "score": score }));
+            all.push(serde_json::json!({ "scenario": dir, "replay_seconds": seconds, "records": report.fold.records, "score": score, "principal_score": principal }));
         } else {
             println!(
                 "== {} ({} records, replayed in {seconds:.1}s)",
@@ -124,8 +134,24 @@ pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 report.fold.records
             );
             print!("{}", score.to_table());
+            if let Some(principal) = &principal {
+                print!("{}", principal.to_table());
+            }
         }
         scores.push(score);
+        principal_scores.extend(principal);
+    }
+    if principal_scores.len() > 1 {
+        let total = PrincipalScore::total(&principal_scores);
+        if args.json {
+            all.push(serde_json::json!({ "scenario": "total", "principal_score": total }));
+        } else {
+            println!(
+                "== principal insights, total ({} scenarios)",
+                principal_scores.len()
+            );
+            print!("{}", total.to_table());
+        }
     }
     if scores.len() > 1 {
         let total = Score::total(&scores);

@@ -193,6 +193,7 @@ fn one_off_key(day: i64, i: usize) -> SeriesKey {
         event_source: "iam.amazonaws.com".into(),
         event_name: format!("OneOff{day}x{i}"),
         error_code: None,
+        principal: None,
     }
 }
 
@@ -367,6 +368,7 @@ fn series_keys(n: usize) -> Vec<SeriesKey> {
             event_source: format!("svc{}.amazonaws.com", i % 97),
             event_name: format!("PutThing{i}"),
             error_code: None,
+            principal: None,
         })
         .collect()
 }

@@ -20,7 +20,7 @@
 
 use serde_json::{Value, json};
 
-use crate::insight::{Attribution, InsightRecord, InsightState};
+use crate::insight::{Attribution, InsightRecord, InsightState, SCOPE_SERVICE};
 use crate::series::InsightType;
 
 /// SNS subjects are at most 100 characters (ASCII, no line breaks).
@@ -56,8 +56,18 @@ fn service(event_source: &str) -> &str {
 fn what(record: &InsightRecord) -> String {
     let details = &record.insight_details;
     let api = format!("{} {}", service(&details.event_source), details.event_name);
+    let scope = details
+        .insight_context
+        .principal
+        .as_ref()
+        .map(|p| p.scope.as_str());
     match (&details.insight_type, &details.error_code) {
         (InsightType::ApiErrorRateInsight, Some(code)) => format!("{api} errors ({code})"),
+        (InsightType::PrincipalApiCallRateInsight, _) if scope == Some(SCOPE_SERVICE) => {
+            format!("{} calls by one principal", service(&details.event_source))
+        }
+        (InsightType::PrincipalApiCallRateInsight, _) => format!("{api} calls by one principal"),
+        (InsightType::PrincipalFirstSeenInsight, _) => format!("first {api} calls by a principal"),
         _ => format!("{api} calls"),
     }
 }
@@ -149,7 +159,7 @@ fn explanation(record: &InsightRecord, style: Style) -> String {
     );
     let verb = match details.insight_type {
         InsightType::ApiErrorRateInsight => "failed",
-        InsightType::ApiCallRateInsight => "ran",
+        _ => "ran",
     };
     let mut sentence = match details.state {
         InsightState::Start => format!(
@@ -166,6 +176,18 @@ fn explanation(record: &InsightRecord, style: Style) -> String {
             factor(insight, baseline)
         ),
     };
+    if let Some(principal) = &details.insight_context.principal {
+        let whose = shown(&principal.user_identity_arn, style);
+        let first = match principal.first_seen.as_deref() {
+            Some("region") => format!(
+                "; the first calls of {whose} in region {}",
+                shown(&record.aws_region, style)
+            ),
+            Some(_) => format!("; the first calls of {whose} to this sensitive API"),
+            None => format!("; by {whose}, judged against its own history"),
+        };
+        sentence.push_str(&first);
+    }
     let attributions = &details.insight_context.attributions;
     let total = insight;
     if let Some((who, share)) = top_share(attributions, "userIdentityArn", total) {
@@ -370,6 +392,7 @@ mod tests {
                 event_source: "ec2.amazonaws.com".into(),
                 event_name: "RunInstances".into(),
                 error_code: None,
+                principal: None,
             },
             state,
             event_time: parse_minute("2026-03-02T14:07:00Z").unwrap(),

@@ -9,6 +9,10 @@ pub struct ClassifyOptions {
     pub include_read_apis: bool,
     /// Analyse data events (`eventCategory` `Data`) as well as management events.
     pub include_data_events: bool,
+    /// Also count each management event, read or write, in its caller's principal series
+    /// ([`crate::series::SeriesKey::principal`]): the per-principal insights, opt-in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub principal_insights: bool,
 }
 
 /// How one record counts.

@@ -163,6 +163,21 @@ pub struct DetectorConfig {
     /// A spike lasting longer than this is a new level: its minutes teach the baseline from then
     /// on (an incident shorter than this never becomes normal while it lasts).
     pub adapt_after_minutes: i64,
+    /// Per-principal insights (opt-in, docs/DETECTION.md "Per-principal insights"): judge the
+    /// principal series that ingest folds with them on. Off, such series are ignored.
+    pub principal_insights: bool,
+    /// A principal's own history (since its first call) before its spikes and first-seen calls
+    /// are reported: a new engineer's or a new pipeline's first days teach, never report.
+    pub principal_warmup_minutes: i64,
+    /// A principal series' own age before its spikes are reported: a burst on an API (or a
+    /// service) new to the principal is judged by the first-seen rule, not against an empty
+    /// baseline.
+    pub principal_series_min_age_minutes: i64,
+    /// Principals tracked per account at most; a new one beyond it takes the place of the one
+    /// idle longest if that one has been idle a day, and is not tracked otherwise.
+    pub max_principals_per_account: usize,
+    /// Calls in a minute (or in five) below which no principal spike opens.
+    pub principal_min_calls: u64,
 }
 
 impl Default for DetectorConfig {
@@ -184,6 +199,11 @@ impl Default for DetectorConfig {
             delivery_attempts: 5,
             drop_hold_minutes: 180,
             adapt_after_minutes: 24 * 60,
+            principal_insights: false,
+            principal_warmup_minutes: 3 * 24 * 60,
+            principal_series_min_age_minutes: 24 * 60,
+            max_principals_per_account: 200,
+            principal_min_calls: 10,
         }
     }
 }
@@ -200,6 +220,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateUser".into(),
             error_code: None,
+            principal: None,
         };
         assert!(ApiFilter::default().admits(&key));
         assert!(ApiFilter::parse("iam.amazonaws.com:*", "").admits(&key));

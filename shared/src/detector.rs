@@ -54,12 +54,14 @@ mod drop;
 pub mod explain;
 mod late;
 mod learning;
+mod principal;
 mod spike;
 #[cfg(test)]
 mod test_support;
 use drop::DELIVERY_PROOF_MINUTES;
 pub use drop::{Delivered, note_delivered};
 pub use late::{LateCells, LateReport};
+pub use principal::{FIRST_SEEN_API, FIRST_SEEN_REGION, PrincipalProfile, Principals};
 use spike::{Heat, heat};
 
 /// Insight records kept in the state for `trailsight insights`.
@@ -187,6 +189,16 @@ pub struct DetectorState {
     /// End is not reported either.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub rebuild_suppressed: BTreeSet<String>,
+    /// Principal insights (opt-in): the principals tracked, per account.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub principals: Principals,
+    /// Principal-minutes refused because their account was at `max_principals_per_account`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub principals_untracked: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Dead letters kept in the state at most (the oldest go first; they are also written to the
@@ -382,6 +394,7 @@ impl DetectorState {
             keep
         });
         self.evicted += (before - self.series.len()) as u64;
+        self.evict_idle_principals(config, minute);
         let proof_from = minute - config.drop_hold_minutes - 2 * DELIVERY_PROOF_MINUTES;
         for regions in self.delivered.values_mut() {
             for buckets in regions.values_mut() {
@@ -414,7 +427,14 @@ impl DetectorState {
         if self.history_start.is_none() && !cells.is_empty() {
             self.history_start = Some(minute);
         }
+        let warm = self
+            .history_start
+            .is_some_and(|start| minute - start >= config.warmup_minutes);
+        let principals = self.prepare_principals(config, minute, cells, warm);
         for key in cells.keys() {
+            if principals.refused.contains(key) {
+                continue;
+            }
             note_delivered(&mut self.delivered, key, minute);
             if !self.series.contains_key(key) {
                 self.series.insert(
@@ -426,10 +446,7 @@ impl DetectorState {
                 );
             }
         }
-        let warm = self
-            .history_start
-            .is_some_and(|start| minute - start >= config.warmup_minutes);
-        let mut out = Vec::new();
+        let mut out = principals.records;
         let day_begins = minute.rem_euclid(MINUTES_PER_DAY) == 0;
         let hour_ends = (minute + 1).rem_euclid(60) == 0;
         if day_begins {
@@ -441,7 +458,9 @@ impl DetectorState {
             } else {
                 cells.get(key)
             };
-            let judged = warm && config.api_filter.admits(key);
+            let judged = warm
+                && config.api_filter.admits(key)
+                && principal::judges(config, &self.principals, key, state, minute);
             drop::confirm(config, &self.delivered, key, state, minute, &mut out);
             state.evaluate(
                 config,
@@ -450,6 +469,7 @@ impl DetectorState {
                     minute,
                     cell,
                     judged,
+                    floor: principals.floors.get(key).copied(),
                 },
                 &mut out,
             );
@@ -457,6 +477,9 @@ impl DetectorState {
             if hour_ends {
                 state.baseline.close_hour(minute);
             }
+        }
+        if config.principal_insights {
+            self.note_principal_bursts(minute, cells);
         }
         self.watermark = Some(minute);
         self.remember(&out);
@@ -490,6 +513,9 @@ struct Arrival<'a> {
     cell: Option<&'a Cell>,
     /// Whether insights may open (the trail is warm and the API admitted).
     judged: bool,
+    /// Principal series: the account's bar for the API (its 1- and 5-minute peaks), which a
+    /// principal's spike must clear too.
+    floor: Option<(u64, u64)>,
 }
 
 /// The minute being judged, as the rules see it.
@@ -529,6 +555,7 @@ impl SeriesState {
             minute,
             cell,
             judged,
+            floor,
         } = arrival;
         let counted_view = cell.map(|c| counted_cell(config, c));
         let cell = counted_view.as_deref();
@@ -559,7 +586,23 @@ impl SeriesState {
             x,
             x5,
             expected,
-            heat: heat(config, x, x5, expected, self.bar(minute)),
+            heat: {
+                let (bar1, bar5) = self.bar(minute);
+                let (floor1, floor5) = floor.unwrap_or_default();
+                let min_calls = if key.principal.is_some() {
+                    config.principal_min_calls
+                } else {
+                    config.min_calls
+                };
+                heat(
+                    config,
+                    min_calls,
+                    x,
+                    x5,
+                    expected,
+                    (bar1.max(floor1), bar5.max(floor5)),
+                )
+            },
             judged,
         };
 
@@ -677,11 +720,17 @@ fn attributions(
     baseline: [&TopK; 3],
     baseline_minutes: i64,
 ) -> Vec<Attribution> {
-    let names = ["userIdentityArn", "userAgent", "errorCode"];
-    let kept = if key.insight_type() == InsightType::ApiCallRateInsight {
-        3
+    // A principal's service-wide series counts the APIs where the others count error codes.
+    let third = if key.is_service_wide() {
+        "eventName"
     } else {
+        "errorCode"
+    };
+    let names = ["userIdentityArn", "userAgent", third];
+    let kept = if key.insight_type() == InsightType::ApiErrorRateInsight {
         2
+    } else {
+        3
     };
     (0..kept)
         .map(|i| Attribution {
@@ -701,7 +750,7 @@ fn start_record(
     first_minute: &Cell,
 ) -> InsightRecord {
     let [arns, agents, errors] = &episode.baseline_tops;
-    build_record(RecordParts {
+    let mut record = build_record(RecordParts {
         key,
         state: InsightState::Start,
         event_time: episode.start,
@@ -727,13 +776,25 @@ fn start_record(
             [arns, agents, errors],
             episode.baseline_duration,
         ),
-    })
+    });
+    name_top_api(key, &mut record, &first_minute.errors);
+    record
+}
+
+/// A principal's service-wide record names its top API (its cells count APIs in `errors`).
+fn name_top_api(key: &SeriesKey, record: &mut InsightRecord, apis: &TopK) {
+    if key.is_service_wide()
+        && let Some((api, _)) = apis.sorted().into_iter().next()
+    {
+        record.insight_details.event_name = api.to_owned();
+        crate::insight::fit_record(record);
+    }
 }
 
 fn end_record(key: &SeriesKey, episode: &Episode, duration: i64) -> InsightRecord {
     let duration = duration.max(1);
     let [arns, agents, errors] = &episode.baseline_tops;
-    build_record(RecordParts {
+    let mut record = build_record(RecordParts {
         key,
         state: InsightState::End,
         event_time: episode.start + duration,
@@ -759,7 +820,9 @@ fn end_record(key: &SeriesKey, episode: &Episode, duration: i64) -> InsightRecor
             [arns, agents, errors],
             episode.baseline_duration,
         ),
-    })
+    });
+    name_top_api(key, &mut record, &episode.errors);
+    record
 }
 
 #[cfg(test)]
@@ -774,6 +837,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateUser".into(),
             error_code: None,
+            principal: None,
         }
     }
 

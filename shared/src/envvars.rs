@@ -7,6 +7,10 @@
 
 use std::str::FromStr;
 
+/// `true`/`false` (default `false`): per-principal insights. Both functions read it: ingest folds
+/// the principal series, detect judges them; the template passes one parameter to both.
+pub const PRINCIPAL_INSIGHTS: &str = "TRAILSIGHT_PRINCIPAL_INSIGHTS";
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvVarError {
     #[error("{name} is not set: {why}")]

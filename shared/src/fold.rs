@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::classify::{Class, ClassifyOptions, Exclusion, classify};
 use crate::minute::{Minute, parse_minute};
 use crate::record::Record;
-use crate::series::SeriesKey;
+use crate::series::{ALL_PRINCIPALS, SERVICE_WIDE, SeriesKey};
 use crate::topk::{CELL_VALUES, TopK};
 
 /// The attribution value for "no error" in call-rate series, as the managed service writes it.
@@ -32,6 +32,7 @@ pub fn overflow_series() -> SeriesKey {
         event_source: "trailsight.overflow".into(),
         event_name: "OtherSeries".into(),
         error_code: None,
+        principal: None,
     }
 }
 
@@ -316,6 +317,9 @@ pub struct FoldStats {
     /// Of which counted in the overflow series (their file had too many distinct series).
     #[serde(default)]
     pub overflow: u64,
+    /// Records left out of some principal series (their file had too many distinct ones).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub principal_overflow: u64,
     pub first_minute: Option<Minute>,
     pub last_minute: Option<Minute>,
 }
@@ -345,6 +349,7 @@ impl FoldStats {
         }
         self.counted += other.counted;
         self.overflow += other.overflow;
+        self.principal_overflow += other.principal_overflow;
         self.first_minute = min_opt(self.first_minute, other.first_minute);
         self.last_minute = self.last_minute.max(other.last_minute);
     }
@@ -376,6 +381,8 @@ pub struct Folder {
     overflow: Option<u32>,
     /// Series index by "account\0region\0source\0name\0error", looked up without allocating.
     lookup: HashMap<String, u32>,
+    /// Principal series index by "account\0region\0source\0name\0principal".
+    principal_lookup: HashMap<String, u32>,
     scratch: String,
     seen_ids: HashSet<u64, FixedState>,
     delta: Delta,
@@ -395,6 +402,7 @@ impl Folder {
             max_series: DEFAULT_MAX_SERIES_PER_FILE,
             overflow: None,
             lookup: HashMap::new(),
+            principal_lookup: HashMap::new(),
             scratch: String::new(),
             seen_ids: HashSet::default(),
             delta: Delta::default(),
@@ -449,7 +457,12 @@ impl Folder {
                     Exclusion::ReadOnly => self.stats.excluded_read += 1,
                     Exclusion::Unusable => self.stats.add_unusable("missing_fields"),
                 }
-                return;
+                // A successful read counts in no account series, but in its caller's principal
+                // series when principal insights are on.
+                if !(why == Exclusion::ReadOnly && self.options.principal_insights) {
+                    return;
+                }
+                (false, None)
             }
         };
         let Some(minute) = record.time().and_then(parse_minute) else {
@@ -505,6 +518,84 @@ impl Folder {
         if overflowed {
             self.stats.overflow += 1;
         }
+        if self.options.principal_insights && !service {
+            self.add_principal(record, minute, arn, agent, error_code);
+        }
+    }
+
+    /// Counts a management event in its caller's principal series: the principal and the API,
+    /// the principal and the service (its cells name the API where the others name the error
+    /// code), and the account's rate of the API over all principals (a count, no values). A
+    /// caller with no usable ARN (AWS services, anonymous calls) has no principal series. The
+    /// principal series have their own cap per file, so they never push an account series into
+    /// the overflow series; past it, their events are not counted (`principal_overflow`).
+    fn add_principal(
+        &mut self,
+        record: &Record<'_>,
+        minute: Minute,
+        arn: Option<&str>,
+        agent: Option<&str>,
+        error_code: Option<&str>,
+    ) {
+        let Some(principal) = arn.and_then(crate::principal::normalise) else {
+            return;
+        };
+        let name = record.event_name.as_deref().unwrap_or_default();
+        let mut over = false;
+        let series = [
+            (name, principal.as_str()),
+            (SERVICE_WIDE, principal.as_str()),
+            (name, ALL_PRINCIPALS),
+        ];
+        for (i, (event_name, who)) in series.into_iter().enumerate() {
+            let Some(index) = self.principal_series_index(record, event_name, who) else {
+                over = true;
+                continue;
+            };
+            let cell = self.delta.cells.entry((index, minute)).or_default();
+            match i {
+                0 => cell.add_event(false, arn, agent, Some(error_code.unwrap_or(NO_ERROR))),
+                1 => cell.add_event(false, arn, agent, Some(name)),
+                _ => cell.add_event(false, None, None, None),
+            }
+        }
+        if over {
+            self.stats.principal_overflow += 1;
+        }
+    }
+
+    /// A principal series' index; `None` when it would be a new one beyond the cap.
+    fn principal_series_index(
+        &mut self,
+        record: &Record<'_>,
+        event_name: &str,
+        principal: &str,
+    ) -> Option<u32> {
+        let account = record.account().unwrap_or_default();
+        let region = record.aws_region.as_deref().unwrap_or_default();
+        let source = record.event_source.as_deref().unwrap_or_default();
+        self.scratch.clear();
+        for part in [account, region, source, event_name, principal] {
+            self.scratch.push_str(part);
+            self.scratch.push('\0');
+        }
+        if let Some(&i) = self.principal_lookup.get(self.scratch.as_str()) {
+            return Some(i);
+        }
+        if self.principal_lookup.len() >= self.max_series {
+            return None;
+        }
+        let i = self.delta.series.len() as u32;
+        self.delta.series.push(SeriesKey {
+            account: account.to_owned(),
+            region: region.to_owned(),
+            event_source: source.to_owned(),
+            event_name: event_name.to_owned(),
+            error_code: None,
+            principal: Some(principal.to_owned()),
+        });
+        self.principal_lookup.insert(self.scratch.clone(), i);
+        Some(i)
     }
 
     fn overflow_index(&mut self) -> u32 {
@@ -538,6 +629,7 @@ impl Folder {
             event_source: source.to_owned(),
             event_name: name.to_owned(),
             error_code: error_code.map(str::to_owned),
+            principal: None,
         });
         self.lookup.insert(self.scratch.clone(), i);
         Some(i)
@@ -719,5 +811,68 @@ mod tests {
         let mut merged = DeltaBuilder::default();
         parts.iter().for_each(|p| merged.merge(p));
         assert_eq!(merged.finish(), delta);
+    }
+
+    #[test]
+    fn principal_series_count_reads_and_writes_per_principal_when_asked() {
+        let event = |name: &str, read: bool, arn: &str, extra: &str| {
+            format!(
+                r#"{{"eventTime":"2026-03-02T14:07:12Z","eventSource":"secretsmanager.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":{read},"eventCategory":"Management","userIdentity":{{"type":"AssumedRole","arn":"{arn}"{extra}}}}}"#
+            )
+        };
+        let session = |s: &str| format!("arn:aws:sts::111122223333:assumed-role/App/{s}");
+        let lines = [
+            event("GetSecretValue", true, &session("a"), ""),
+            event("GetSecretValue", true, &session("b"), ""),
+            event("PutSecretValue", false, &session("a"), ""),
+            // An AWS service on the user's behalf: no principal series.
+            event(
+                "GetSecretValue",
+                true,
+                &session("c"),
+                r#","invokedBy":"lambda.amazonaws.com""#,
+            ),
+        ];
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (off, _) = fold(&lines);
+        assert!(off.series.iter().all(|k| k.principal.is_none()));
+        let mut folder = Folder::new(ClassifyOptions {
+            principal_insights: true,
+            ..ClassifyOptions::default()
+        });
+        for line in &lines {
+            folder.add_json(line.as_bytes());
+        }
+        let (on, stats) = folder.finish();
+        // The account series are those of before.
+        let account: Vec<&SeriesKey> = on.series.iter().filter(|k| k.principal.is_none()).collect();
+        assert_eq!(account, off.series.iter().collect::<Vec<_>>());
+        assert_eq!(stats.principal_overflow, 0);
+        let role = "arn:aws:iam::111122223333:role/App";
+        let count = |name: &str, principal: &str| -> u64 {
+            on.iter()
+                .filter(|(k, _, _)| {
+                    k.event_name == name && k.principal.as_deref() == Some(principal)
+                })
+                .map(|(_, _, c)| c.count)
+                .sum()
+        };
+        assert_eq!(count("GetSecretValue", role), 2);
+        assert_eq!(count("PutSecretValue", role), 1);
+        assert_eq!(count(SERVICE_WIDE, role), 3);
+        assert_eq!(count("GetSecretValue", ALL_PRINCIPALS), 2);
+        // The sessions are the caller ARNs; a service-wide cell counts APIs.
+        let (_, _, cell) = on
+            .iter()
+            .find(|(k, _, _)| k.event_name == SERVICE_WIDE)
+            .unwrap();
+        assert_eq!(
+            cell.arns.sorted(),
+            vec![(session("a").as_str(), 2), (session("b").as_str(), 1)]
+        );
+        assert_eq!(
+            cell.errors.sorted(),
+            vec![("GetSecretValue", 2), ("PutSecretValue", 1)]
+        );
     }
 }

@@ -70,7 +70,31 @@ pub struct InsightDetails {
 pub struct InsightContext {
     pub statistics: Statistics,
     pub attributions: Vec<Attribution>,
+    /// Per-principal insights only (Trailsight's own types): whose calls they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<PrincipalContext>,
 }
+
+/// The principal of a per-principal insight (docs/schema/principal-insight.schema.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalContext {
+    /// The principal: a user, root, or a role whose sessions are folded into it (the sessions
+    /// are the `userIdentityArn` attribution values).
+    pub user_identity_arn: String,
+    /// `api`: the calls of `eventSource`/`eventName`; `service`: the calls of every API of
+    /// `eventSource` (`eventName` is the top one, the `eventName` attribution lists them).
+    pub scope: String,
+    /// `PrincipalFirstSeenInsight` only: `sensitiveApi` (an API of the sensitive list it never
+    /// called) or `region` (a region it never used; the record names its busiest API there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+}
+
+/// [`PrincipalContext::scope`] of a record on one API.
+pub const SCOPE_API: &str = "api";
+/// [`PrincipalContext::scope`] of a record on a service's APIs.
+pub const SCOPE_SERVICE: &str = "service";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -101,12 +125,19 @@ pub struct AttributionValue {
 
 impl InsightRecord {
     pub fn series(&self) -> SeriesKey {
+        let principal = self.insight_details.insight_context.principal.as_ref();
+        let service_wide = principal.is_some_and(|p| p.scope == SCOPE_SERVICE);
         SeriesKey {
             account: self.recipient_account_id.clone(),
             region: self.aws_region.clone(),
             event_source: self.insight_details.event_source.clone(),
-            event_name: self.insight_details.event_name.clone(),
+            event_name: if service_wide {
+                crate::series::SERVICE_WIDE.to_owned()
+            } else {
+                self.insight_details.event_name.clone()
+            },
             error_code: self.insight_details.error_code.clone(),
+            principal: principal.map(|p| p.user_identity_arn.clone()),
         }
     }
 
@@ -143,7 +174,12 @@ pub fn shared_event_id(key: &SeriesKey, kind: &str, start: Minute, occurrence: u
         kind,
         start.as_str(),
     );
-    let name = if occurrence == 0 {
+    let name = if let Some(principal) = &key.principal {
+        // Principal series (opt-in): the array with the occurrence and the principal appended,
+        // so that no identifier of the other series changes.
+        let (a, r, s, n, e, k, t) = fields;
+        serde_json::to_string(&(a, r, s, n, e, k, t, occurrence, principal))
+    } else if occurrence == 0 {
         serde_json::to_string(&fields)
     } else {
         let (a, r, s, n, e, k, t) = fields;
@@ -257,6 +293,19 @@ fn assemble(parts: RecordParts<'_>) -> InsightRecord {
             insight_context: InsightContext {
                 statistics: parts.statistics,
                 attributions: parts.attributions,
+                principal: parts
+                    .key
+                    .reported_principal()
+                    .map(|principal| PrincipalContext {
+                        user_identity_arn: principal.to_owned(),
+                        scope: if parts.key.is_service_wide() {
+                            SCOPE_SERVICE
+                        } else {
+                            SCOPE_API
+                        }
+                        .to_owned(),
+                        first_seen: None,
+                    }),
             },
         },
         event_category: "Insight".to_owned(),
@@ -277,6 +326,7 @@ mod tests {
             event_source: "s3.amazonaws.com".into(),
             event_name: "E".repeat(5000),
             error_code: Some("AccessDenied".into()),
+            principal: None,
         };
         let values: Vec<AttributionValue> = (0..5)
             .map(|i| AttributionValue {
@@ -351,6 +401,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateAccessKey".into(),
             error_code: None,
+            principal: None,
         };
         let start = parse_minute("2026-03-02T14:07:00Z").unwrap();
         let record = build_record(RecordParts {
@@ -399,6 +450,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateUser".into(),
             error_code: None,
+            principal: None,
         };
         let start = parse_minute("2026-03-02T14:07:00Z").unwrap();
         let shared = shared_event_id(&key, "Spike", start, 0);
@@ -467,6 +519,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateUser".into(),
             error_code: None,
+            principal: None,
         };
         let shared = shared_event_id(&key, "Spike", 0, 0);
         let record = |state| {

@@ -107,6 +107,7 @@ pub(crate) mod tests {
                 event_source: "iam.amazonaws.com".into(),
                 event_name: "CreateAccessKey".into(),
                 error_code: None,
+                principal: None,
             },
             state: InsightState::Start,
             event_time: parse_minute(time).unwrap(),

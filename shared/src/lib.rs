@@ -2,7 +2,8 @@
 //!
 //! Domain modules (no AWS): [`record`] (one record, parsed leniently), [`logfile`] (log objects,
 //! streamed with bounded cost), [`s3key`] (CloudTrail's key layout), [`classify`] (what counts),
-//! [`ident`] (identifiers from log content, checked), [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
+//! [`ident`] (identifiers from log content, checked), [`principal`] (who made a call, and the
+//! sensitive APIs), [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
 //! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`],
 //! [`envvars`] (settings from environment variables, checked).
 //! [`s3location`] (a bucket and prefix, checked once).
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod minute;
 pub mod object_ingest;
 pub mod objects;
+pub mod principal;
 pub mod record;
 pub mod s3key;
 pub mod s3location;

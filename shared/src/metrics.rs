@@ -120,10 +120,13 @@ pub struct RunMetrics {
     pub delivery: Option<[u64; 5]>,
 }
 
-fn type_index(t: InsightType) -> usize {
+/// The metrics' slot of a type; Trailsight's per-principal types have none (no metric of their
+/// own: each dimension value is a billed metric).
+fn type_index(t: InsightType) -> Option<usize> {
     match t {
-        InsightType::ApiCallRateInsight => 0,
-        InsightType::ApiErrorRateInsight => 1,
+        InsightType::ApiCallRateInsight => Some(0),
+        InsightType::ApiErrorRateInsight => Some(1),
+        InsightType::PrincipalApiCallRateInsight | InsightType::PrincipalFirstSeenInsight => None,
     }
 }
 
@@ -132,13 +135,17 @@ impl RunMetrics {
     pub fn from_report(report: &RunReport) -> Self {
         let mut started = [0u64; 2];
         for record in &report.published {
-            if record.insight_details.state == InsightState::Start {
-                started[type_index(record.insight_details.insight_type)] += 1;
+            if record.insight_details.state == InsightState::Start
+                && let Some(i) = type_index(record.insight_details.insight_type)
+            {
+                started[i] += 1;
             }
         }
         let mut active = [0u64; 2];
         for (t, n) in &report.open {
-            active[type_index(*t)] += *n as u64;
+            if let Some(i) = type_index(*t) {
+                active[i] += *n as u64;
+            }
         }
         Self {
             started: Some(started),
@@ -190,11 +197,11 @@ impl RunMetrics {
             (INSIGHTS_ACTIVE, self.active),
         ] {
             if let Some(values) = values {
-                for t in InsightType::ALL {
+                for (i, t) in InsightType::ALL.into_iter().enumerate() {
                     out.push(Datum {
                         name,
                         dimension: Some((INSIGHT_TYPE, t.as_str())),
-                        value: values[type_index(t)] as f64,
+                        value: values[i] as f64,
                         unit: Unit::Count,
                     });
                 }
@@ -296,6 +303,7 @@ mod tests {
                 event_source: "iam.amazonaws.com".into(),
                 event_name: "CreateUser".into(),
                 error_code: error.map(str::to_owned),
+                principal: None,
             },
             state,
             event_time: 0,

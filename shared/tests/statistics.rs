@@ -54,6 +54,7 @@ fn key(error: Option<&str>) -> SeriesKey {
         event_source: "ec2.amazonaws.com".into(),
         event_name: "RunInstances".into(),
         error_code: error.map(str::to_owned),
+        principal: None,
     }
 }
 

@@ -115,6 +115,10 @@ fn parse_insights(records: &[Value]) -> Vec<Insight> {
         ) else {
             continue;
         };
+        // Per-principal insights are scored on their own ([`score_principals`]).
+        if insight.starts_with("Principal") {
+            continue;
+        }
         out.push(Insight {
             region: s(r, "awsRegion").unwrap_or_default(),
             account: s(r, "recipientAccountId").unwrap_or_default(),
@@ -419,6 +423,271 @@ impl Score {
             let _ = writeln!(t, "false insights:");
             for f in &self.false_insights {
                 let _ = writeln!(t, "  {f}");
+            }
+        }
+        t
+    }
+}
+
+/// How the per-principal insights match the principal cases (`simulate --principals`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrincipalScore {
+    pub attacks: usize,
+    pub detected_attacks: usize,
+    /// Distinct per-principal `Start` records.
+    pub insights: usize,
+    pub true_insights: usize,
+    /// Of the true insights, those on a labelled account anomaly's API, region and window (the
+    /// principals behind an injected burst or storm).
+    pub on_account_anomalies: usize,
+    /// On a routine change's API during its learning period: neither true nor false.
+    pub learning_insights: usize,
+    /// False insights on a look-alike (its principal, region and period).
+    pub false_on_look_alikes: usize,
+    pub recall: f64,
+    pub precision: f64,
+    pub principal_days: f64,
+    pub false_per_1000_principal_days: f64,
+    /// (kind, cases, detected attacks or insights on the look-alike), sorted by kind.
+    pub per_kind: Vec<(String, usize, usize)>,
+    /// One line per false insight: `region principal source:name type at time`.
+    pub false_insights: Vec<String>,
+}
+
+/// Scores the per-principal insight records against the principal cases: an insight whose
+/// principal, region and start (within [start − 10 min, end + 60 min]) match an attack is true;
+/// every other per-principal insight is false (and, on a look-alike, counted against it).
+pub fn score_principals(scenario: &Labels, insight_records: &[Value]) -> PrincipalScore {
+    struct Found {
+        region: String,
+        principal: String,
+        source: String,
+        name: String,
+        what: String,
+        t: i64,
+    }
+    let mut seen = BTreeSet::new();
+    let mut found = Vec::new();
+    for r in insight_records {
+        let r = if r.get("insightDetails").is_none() {
+            r.get("detail").unwrap_or(r)
+        } else {
+            r
+        };
+        let Some(d) = r.get("insightDetails") else {
+            continue;
+        };
+        let insight = s(d, "insightType").unwrap_or_default();
+        if !insight.starts_with("Principal") || s(d, "state").as_deref() != Some("Start") {
+            continue;
+        }
+        if let Some(id) = s(r, "sharedEventID")
+            && !seen.insert(id)
+        {
+            continue;
+        }
+        let principal = d
+            .pointer("/insightContext/principal/userIdentityArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        found.push(Found {
+            region: s(r, "awsRegion").unwrap_or_default(),
+            principal,
+            source: s(d, "eventSource").unwrap_or_default(),
+            name: s(d, "eventName").unwrap_or_default(),
+            what: format!(
+                "{}:{} {}",
+                s(d, "eventSource").unwrap_or_default(),
+                s(d, "eventName").unwrap_or_default(),
+                insight
+            ),
+            t: time(r, "eventTime").unwrap_or_default(),
+        });
+    }
+    let cases = &scenario.principal_cases;
+    let on = |c: &crate::labels::PrincipalCaseLabel, f: &Found, slack: i64| {
+        c.principal == f.principal
+            && c.region == f.region
+            && f.t >= c.start.timestamp() - 600
+            && f.t <= c.end.timestamp() + slack
+    };
+    let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut true_insights = 0;
+    let mut false_on_look_alikes = 0;
+    let mut false_insights = Vec::new();
+    let mut detected = BTreeSet::new();
+    let on_api = |keys: &[LabelKey], f: &Found| {
+        keys.iter()
+            .any(|k| k.event_source == f.source && k.event_name == f.name)
+    };
+    let mut on_anomalies = 0;
+    let mut learning = 0;
+    for f in &found {
+        if let Some(c) = cases.iter().find(|c| c.attack && on(c, f, 3600)) {
+            true_insights += 1;
+            detected.insert(c.id);
+            continue;
+        }
+        // The principal side of a labelled account anomaly (its API, region and window): true.
+        if scenario.anomalies.iter().any(|a| {
+            a.region == f.region
+                && f.t >= a.start.timestamp() - 600
+                && f.t <= a.end.timestamp() + 3600
+                && on_api(&a.keys, f)
+        }) {
+            true_insights += 1;
+            on_anomalies += 1;
+            continue;
+        }
+        // A routine change's API: neither true nor false while it is learnt, false after.
+        if scenario.changes.iter().any(|c| {
+            c.region == f.region
+                && f.t >= c.from.timestamp() - 600
+                && f.t < c.learned_after.timestamp()
+                && on_api(&c.keys, f)
+        }) {
+            learning += 1;
+            continue;
+        }
+        if let Some(c) = cases.iter().find(|c| !c.attack && on(c, f, 0)) {
+            false_on_look_alikes += 1;
+            per_kind.entry(c.kind.to_string()).or_default().1 += 1;
+        }
+        false_insights.push(format!(
+            "{} {} {} at {}",
+            f.region,
+            f.principal,
+            f.what,
+            rfc3339(f.t)
+        ));
+    }
+    for c in cases {
+        let e = per_kind.entry(c.kind.to_string()).or_default();
+        e.0 += 1;
+        if c.attack && detected.contains(&c.id) {
+            e.1 += 1;
+        }
+    }
+    let attacks = cases.iter().filter(|c| c.attack).count();
+    let principal_days = scenario.principal_days as f64;
+    let (recall, precision, false_per_1000_principal_days) = rates(
+        attacks,
+        detected.len(),
+        found.len() - learning,
+        true_insights,
+        principal_days,
+    );
+    PrincipalScore {
+        attacks,
+        detected_attacks: detected.len(),
+        insights: found.len(),
+        true_insights,
+        on_account_anomalies: on_anomalies,
+        learning_insights: learning,
+        false_on_look_alikes,
+        recall,
+        precision,
+        principal_days,
+        false_per_1000_principal_days,
+        per_kind: per_kind.into_iter().map(|(k, (n, d))| (k, n, d)).collect(),
+        false_insights,
+    }
+}
+
+impl PrincipalScore {
+    /// Several scenarios pooled: counts added, ratios recomputed.
+    pub fn total(scores: &[PrincipalScore]) -> PrincipalScore {
+        let sum = |f: fn(&PrincipalScore) -> usize| scores.iter().map(f).sum::<usize>();
+        let attacks = sum(|s| s.attacks);
+        let detected_attacks = sum(|s| s.detected_attacks);
+        let insights = sum(|s| s.insights);
+        let true_insights = sum(|s| s.true_insights);
+        let learning_insights = sum(|s| s.learning_insights);
+        let principal_days: f64 = scores.iter().map(|s| s.principal_days).sum();
+        let (recall, precision, false_per_1000_principal_days) = rates(
+            attacks,
+            detected_attacks,
+            insights - learning_insights,
+            true_insights,
+            principal_days,
+        );
+        let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (kind, n, d) in scores.iter().flat_map(|s| &s.per_kind) {
+            let e = per_kind.entry(kind.clone()).or_default();
+            e.0 += n;
+            e.1 += d;
+        }
+        PrincipalScore {
+            attacks,
+            detected_attacks,
+            insights,
+            true_insights,
+            on_account_anomalies: sum(|s| s.on_account_anomalies),
+            learning_insights,
+            false_on_look_alikes: sum(|s| s.false_on_look_alikes),
+            recall,
+            precision,
+            principal_days,
+            false_per_1000_principal_days,
+            per_kind: per_kind.into_iter().map(|(k, (n, d))| (k, n, d)).collect(),
+            false_insights: Vec::new(),
+        }
+    }
+
+    /// A plain-text report.
+    pub fn to_table(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "principal insights:");
+        let _ = writeln!(t, "{:<28} {:>8}", "  read-made attacks", self.attacks);
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8}   recall    {:.3}",
+            "  detected attacks", self.detected_attacks, self.recall
+        );
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8}",
+            "  insights (Start records)", self.insights
+        );
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8}   precision {:.3}",
+            "  true insights", self.true_insights, self.precision
+        );
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8}   (principals of labelled account anomalies)",
+            "  of which on anomalies", self.on_account_anomalies
+        );
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8}   (routine changes being learnt: neither true nor false)",
+            "  while learning", self.learning_insights
+        );
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8}",
+            "  false on look-alikes", self.false_on_look_alikes
+        );
+        let _ = writeln!(
+            t,
+            "{:<28} {:>8.2}   over {} principal-days",
+            "  false per 1000 p-days", self.false_per_1000_principal_days, self.principal_days
+        );
+        if !self.per_kind.is_empty() {
+            let _ = writeln!(
+                t,
+                "  per kind (attacks: detected/cases; look-alikes: false insights/cases):"
+            );
+            for (kind, n, d) in &self.per_kind {
+                let _ = writeln!(t, "    {kind:<24} {d:>3}/{n}");
+            }
+        }
+        if !self.false_insights.is_empty() {
+            let _ = writeln!(t, "  false principal insights:");
+            for f in &self.false_insights {
+                let _ = writeln!(t, "    {f}");
             }
         }
         t
@@ -809,5 +1078,68 @@ mod tests {
         );
         assert_eq!(t.per_kind[0], ("iam-burst".to_string(), 2, 1));
         assert!(t.to_table().contains("false on learned changes"));
+    }
+
+    #[test]
+    fn principal_insights_are_scored_against_principal_cases() {
+        let mut labels = labels();
+        let case = |id, kind: &str, attack, principal: &str, start: &str, end: &str| {
+            serde_json::from_value::<crate::labels::PrincipalCaseLabel>(json!({
+                "id": id, "kind": kind, "attack": attack, "region": "us-east-1",
+                "account": "111122223333", "principal": principal, "start": start, "end": end,
+                "description": kind
+            }))
+            .unwrap()
+        };
+        let carol = "arn:aws:iam::111122223333:user/carol";
+        let alice = "arn:aws:iam::111122223333:role/Admin";
+        labels.principal_cases = vec![
+            case(
+                1,
+                "secret-harvest",
+                true,
+                carol,
+                "2026-03-07T10:00:00Z",
+                "2026-03-07T10:05:00Z",
+            ),
+            case(
+                2,
+                "console-session",
+                false,
+                alice,
+                "2026-03-02T09:00:00Z",
+                "2026-03-11T00:00:00Z",
+            ),
+        ];
+        labels.principal_days = 100;
+        let record = |principal: &str, name: &str, time: &str, shared: &str| {
+            json!({"eventTime": time, "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+                   "sharedEventID": shared,
+                   "insightDetails": {"state": "Start", "eventSource": "secretsmanager.amazonaws.com",
+                       "eventName": name, "insightType": "PrincipalFirstSeenInsight",
+                       "insightContext": {"principal": {"userIdentityArn": principal, "scope": "api"}}}})
+        };
+        let records = vec![
+            record(carol, "GetSecretValue", "2026-03-07T10:01:00Z", "a"),
+            record(alice, "GetSecretValue", "2026-03-08T10:01:00Z", "b"),
+            // The principal side of the labelled IAM burst: true.
+            json!({"eventTime": "2026-03-05T14:08:00Z", "awsRegion": "us-east-1",
+                   "recipientAccountId": "111122223333", "sharedEventID": "c",
+                   "insightDetails": {"state": "Start", "eventSource": "iam.amazonaws.com",
+                       "eventName": "CreateAccessKey", "insightType": "PrincipalApiCallRateInsight",
+                       "insightContext": {"principal": {"userIdentityArn": alice, "scope": "api"}}}}),
+        ];
+        let score = score_principals(&labels, &records);
+        assert_eq!((score.attacks, score.detected_attacks), (1, 1));
+        assert_eq!((score.insights, score.true_insights), (3, 2));
+        assert_eq!(score.on_account_anomalies, 1);
+        assert_eq!(score.false_on_look_alikes, 1);
+        assert!((score.false_per_1000_principal_days - 10.0).abs() < 1e-9);
+        // The account scoring does not see them.
+        assert_eq!(score_plain(&labels, &records), 0);
+    }
+
+    fn score_plain(labels: &Labels, records: &[Value]) -> usize {
+        score(labels, records).insights
     }
 }

@@ -13,6 +13,7 @@ use crate::catalog::errors::background_error;
 use crate::catalog::principals::Principal;
 use crate::changes::Change;
 use crate::labels::ChangeKind;
+use crate::principal_cases::{Case, ONE_REGION_PRINCIPAL};
 use crate::random::{poisson, splitmix};
 use crate::render::FileWriter;
 use crate::time::local_time;
@@ -22,6 +23,8 @@ pub(crate) struct RegionOut {
     pub(crate) files: usize,
     pub(crate) records: u64,
     pub(crate) keys: BTreeSet<u16>,
+    /// Principal scenarios: (principal, day) pairs with calls by a principal with an ARN.
+    pub(crate) principal_days: BTreeSet<(usize, i64)>,
 }
 
 const RECORDS_PER_DAY: f64 = 39_000.0;
@@ -32,6 +35,7 @@ pub(crate) fn gen_region(
     ri: usize,
     plans: &[Plan],
     changes: &[Change],
+    cases: &[Case],
 ) -> io::Result<RegionOut> {
     let opts = world.opts;
     let region = opts.regions[ri].as_str();
@@ -158,6 +162,25 @@ pub(crate) fn gen_region(
         }
     }
 
+    // Principal scenarios: one principal's background stays in the IAM region (a region can be
+    // new to it), and the cases' events are added (without them, the output is unchanged).
+    if opts.principals {
+        if ri != world.iam_region {
+            events.retain(|e| e.who != ONE_REGION_PRINCIPAL);
+        }
+        for c in cases.iter().filter(|c| c.region == ri) {
+            events.extend(c.events.iter().filter(|e| world.contains(e.t)));
+        }
+    }
+    let mut principal_days = BTreeSet::new();
+    if opts.principals {
+        for e in &events {
+            if !world.catalog.identity(e.who).arn.is_empty() {
+                principal_days.insert((e.who as usize, (e.t - world.start).div_euclid(86_400)));
+            }
+        }
+    }
+
     let mut keys = BTreeSet::new();
     for e in &events {
         if e.err.is_some() || !APIS[e.api as usize].ro {
@@ -186,6 +209,7 @@ pub(crate) fn gen_region(
         files: 0,
         records: 0,
         keys,
+        principal_days,
     };
     let mut writer = FileWriter::new(world, ri);
     let mut i = 0;

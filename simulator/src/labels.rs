@@ -41,6 +41,80 @@ pub struct Labels {
     /// Informational: the periodic maintenance jobs (the keys a maintenance gap can hit).
     #[serde(default)]
     pub periodic_jobs: Vec<PeriodicJob>,
+    /// Principal scenarios (`simulate --principals`): attacks made by a principal of the account
+    /// and benign look-alikes, scored against the per-principal insights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principal_cases: Vec<PrincipalCaseLabel>,
+    /// Principal-days: the (principal with an ARN, UTC day) pairs with calls, for the false
+    /// per-principal insight rate (principal scenarios only; 0 otherwise).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub principal_days: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A principal case: a per-principal insight of `principal` (normalised as Trailsight does) in
+/// its region and window is true for an attack; for a look-alike it is false.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrincipalCaseLabel {
+    pub id: usize,
+    pub kind: PrincipalCaseKind,
+    /// An attack (to report) or a benign look-alike (not to report).
+    pub attack: bool,
+    pub region: String,
+    pub account: String,
+    pub principal: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub description: String,
+}
+
+/// Written in labels as its name (`secret-harvest`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrincipalCaseKind {
+    SecretHarvest,
+    Enumeration,
+    NewRegion,
+    RoleChaining,
+    ConsoleSession,
+    CiRun,
+    NewEngineer,
+    NewService,
+}
+
+impl PrincipalCaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalCaseKind::SecretHarvest => "secret-harvest",
+            PrincipalCaseKind::Enumeration => "enumeration",
+            PrincipalCaseKind::NewRegion => "new-region",
+            PrincipalCaseKind::RoleChaining => "role-chaining",
+            PrincipalCaseKind::ConsoleSession => "console-session",
+            PrincipalCaseKind::CiRun => "ci-run",
+            PrincipalCaseKind::NewEngineer => "new-engineer",
+            PrincipalCaseKind::NewService => "new-service",
+        }
+    }
+
+    /// Attacks; the others are look-alikes.
+    pub fn is_attack(self) -> bool {
+        matches!(
+            self,
+            PrincipalCaseKind::SecretHarvest
+                | PrincipalCaseKind::Enumeration
+                | PrincipalCaseKind::NewRegion
+                | PrincipalCaseKind::RoleChaining
+        )
+    }
+}
+
+impl fmt::Display for PrincipalCaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An injected anomaly: an insight on one of its keys, in its region and account, within its

@@ -23,8 +23,9 @@
 //! - the ground truth written beside the logs, and the kinds it names: [`labels`];
 //! - what is asked for (options, anomalies to inject): `options.rs`;
 //! - the world (the scenario's period, catalog and periodic jobs): `world.rs`;
-//! - what is injected on top of the background: `anomalies.rs` (labelled anomalies) and
-//!   `changes.rs` (benign routine changes);
+//! - what is injected on top of the background: `anomalies.rs` (labelled anomalies),
+//!   `changes.rs` (benign routine changes) and `principal_cases.rs` (principal scenarios:
+//!   read-made attacks and look-alikes, with `principals`);
 //! - records as CloudTrail writes them: `render.rs`; per-region traffic and delivery:
 //!   `generate.rs`;
 //! - the entry point, [`simulate()`], which also assembles the labels: `simulate.rs`;
@@ -39,6 +40,7 @@ pub mod eval;
 mod generate;
 pub mod labels;
 mod options;
+mod principal_cases;
 mod random;
 mod render;
 mod simulate;

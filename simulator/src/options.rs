@@ -20,6 +20,9 @@ pub struct SimulateOptions {
     /// Add routine changes a detector must learn (two new recurring jobs, a lasting rate step, a
     /// newly adopted API), labelled in `labels.json` under `changes`. Needs at least 6 days.
     pub changes: bool,
+    /// Add principal scenarios (attacks made of reads by a principal of the account, and benign
+    /// look-alikes), labelled in `labels.json` under `principal_cases`. Needs at least 6 days.
+    pub principals: bool,
 }
 
 impl SimulateOptions {
@@ -38,6 +41,7 @@ impl SimulateOptions {
             account: "111122223333".to_string(),
             injections: Injections::Default,
             changes: false,
+            principals: false,
         }
     }
 }

@@ -10,8 +10,11 @@ use crate::anomalies::{Plan, default_injections, plan_anomalies};
 use crate::catalog::apis::APIS;
 use crate::changes::{Change, plan_changes};
 use crate::generate::{RegionOut, gen_region};
-use crate::labels::{AnomalyLabel, ChangeLabel, LABELS_FILE, LabelKey, Labels, PeriodicJob};
+use crate::labels::{
+    AnomalyLabel, ChangeLabel, LABELS_FILE, LabelKey, Labels, PeriodicJob, PrincipalCaseLabel,
+};
 use crate::options::{Injections, SimulateOptions};
+use crate::principal_cases::{Case, plan_principal_cases};
 use crate::time::utc;
 use crate::world::World;
 
@@ -66,6 +69,7 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
     };
     let plans = plan_anomalies(&world, &injections)?;
     let changes = plan_changes(&world, &plans)?;
+    let cases = plan_principal_cases(&world);
 
     fs::create_dir_all(&opts.out)?;
     let results: Vec<io::Result<RegionOut>> = std::thread::scope(|scope| {
@@ -74,7 +78,8 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
                 let world = &world;
                 let plans = &plans;
                 let changes = &changes;
-                scope.spawn(move || gen_region(world, ri, plans, changes))
+                let cases = &cases;
+                scope.spawn(move || gen_region(world, ri, plans, changes, cases))
             })
             .collect();
         handles
@@ -88,15 +93,20 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
     let mut files = 0usize;
     let mut records = 0u64;
     let mut keys: BTreeSet<(String, u16)> = BTreeSet::new();
+    let mut principal_days = BTreeSet::new();
     for (ri, r) in results.into_iter().enumerate() {
         let r = r?;
+        principal_days.extend(r.principal_days);
         files += r.files;
         records += r.records;
         keys.extend(r.keys.into_iter().map(|k| (opts.regions[ri].clone(), k)));
     }
     let labels_path = opts.out.join(LABELS_FILE);
     let series_days = keys.len() as u64 * u64::from(opts.days);
-    labels(&world, &plans, &changes, series_days).write(&labels_path)?;
+    let mut labels = labels(&world, &plans, &changes, series_days);
+    labels.principal_cases = principal_case_labels(&world, &cases);
+    labels.principal_days = principal_days.len() as u64;
+    labels.write(&labels_path)?;
     Ok(SimulateReport {
         files,
         records,
@@ -104,6 +114,28 @@ pub fn simulate(opts: &SimulateOptions) -> io::Result<SimulateReport> {
         anomalies: plans.len(),
         changes: changes.len(),
     })
+}
+
+/// The labels of the principal cases (the principal normalised as Trailsight counts it).
+fn principal_case_labels(world: &World, cases: &[Case]) -> Vec<PrincipalCaseLabel> {
+    let opts = world.opts;
+    cases
+        .iter()
+        .map(|c| {
+            let arn = world.catalog.identity(c.who).arn_or_name();
+            PrincipalCaseLabel {
+                id: c.id,
+                kind: c.kind,
+                attack: c.kind.is_attack(),
+                region: opts.regions[c.region].clone(),
+                account: opts.account.clone(),
+                principal: trailsight::principal::normalise(arn).unwrap_or_else(|| arn.to_owned()),
+                start: utc(c.start),
+                end: utc(c.end),
+                description: c.description.clone(),
+            }
+        })
+        .collect()
 }
 
 /// The labels of a planned scenario.
@@ -158,6 +190,8 @@ pub(crate) fn labels(
                 calls_per_run: j.calls,
             })
             .collect(),
+        principal_cases: Vec::new(),
+        principal_days: 0,
     }
 }
 

@@ -70,6 +70,7 @@ TEMPLATE_ENV = {
         "TRAILSIGHT_MAX_SERIES_PER_FILE": "10000",
         "TRAILSIGHT_INCLUDE_READ_APIS": "false",
         "TRAILSIGHT_INCLUDE_DATA_EVENTS": "false",
+        "TRAILSIGHT_PRINCIPAL_INSIGHTS": "false",
         "TRAILSIGHT_METRIC_NAMESPACE": "Trailsight",
         "TRAILSIGHT_METRICS": "basic",
     },
@@ -89,6 +90,7 @@ TEMPLATE_ENV = {
         "TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS": "false",
         "TRAILSIGHT_API_ALLOW": "",
         "TRAILSIGHT_API_DENY": "",
+        "TRAILSIGHT_PRINCIPAL_INSIGHTS": "false",
     },
 }
 

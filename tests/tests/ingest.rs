@@ -1182,6 +1182,7 @@ async fn the_detector_state_is_versioned_chunked_and_conditional() {
                 event_source: "iam.amazonaws.com".into(),
                 event_name: format!("{name}{i}"),
                 error_code: None,
+                principal: None,
             },
             SeriesState {
                 first_seen: i,

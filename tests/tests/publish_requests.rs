@@ -47,6 +47,7 @@ fn record(i: usize, padding: usize) -> InsightRecord {
         event_source: "iam.amazonaws.com".into(),
         event_name: format!("CreateUser{i}"),
         error_code: None,
+        principal: None,
     };
     // Attribution values make a record as large as `padding` bytes (the service cuts values at
     // its own limits; these stay under them).

@@ -47,6 +47,7 @@ async fn delta_parts_are_conditional_puts_and_reads_are_consistent() {
         event_source: "iam.amazonaws.com".into(),
         event_name: "CreateUser".into(),
         error_code: None,
+        principal: None,
     };
     let mut builder = DeltaBuilder::default();
     let cell = Cell {

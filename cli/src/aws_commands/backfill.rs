@@ -62,6 +62,7 @@ pub fn run_backfill(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             classify: ClassifyOptions {
                 include_read_apis: args.include_read_apis,
                 include_data_events: args.include_data_events,
+                ..ClassifyOptions::default()
             },
             concurrency: args.concurrency.max(1),
         };

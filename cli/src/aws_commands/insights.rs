@@ -242,6 +242,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: "CreateAccessKey".into(),
             error_code: None,
+            principal: None,
         };
         let mut arns = TopK::default();
         arns.add("arn:aws:iam::111:user/intruder", 40);

@@ -210,6 +210,8 @@ fn overview(out: &mut String, input: &ReportInput, insights: &[Insight]) {
         match key.insight_type() {
             InsightType::ApiCallRateInsight => entry.0 += total,
             InsightType::ApiErrorRateInsight => entry.1 += total,
+            // A principal's series count calls the account's series count already.
+            InsightType::PrincipalApiCallRateInsight | InsightType::PrincipalFirstSeenInsight => {}
         }
     }
     for insight in insights {

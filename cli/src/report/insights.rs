@@ -42,6 +42,8 @@ impl Insight<'_> {
             (InsightType::ApiCallRateInsight, false) => "call-rate spike",
             (InsightType::ApiCallRateInsight, true) => "call-rate drop",
             (InsightType::ApiErrorRateInsight, _) => "error-rate spike",
+            (InsightType::PrincipalApiCallRateInsight, _) => "principal call-rate spike",
+            (InsightType::PrincipalFirstSeenInsight, _) => "principal first seen",
         }
     }
 }

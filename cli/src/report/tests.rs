@@ -18,6 +18,7 @@ fn key(name: &str) -> SeriesKey {
         event_source: "ec2.amazonaws.com".into(),
         event_name: name.into(),
         error_code: None,
+        principal: None,
     }
 }
 

@@ -40,7 +40,8 @@ pub struct Config {
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
     /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`, `TRAILSIGHT_LATE_WINDOW_MINUTES`,
     /// `TRAILSIGHT_EVICT_IDLE_MINUTES`, `TRAILSIGHT_DELIVERY_ATTEMPTS`,
-    /// `TRAILSIGHT_DROP_HOLD_MINUTES`, `TRAILSIGHT_ADAPT_AFTER_MINUTES`; [`DetectorConfig::default`]
+    /// `TRAILSIGHT_DROP_HOLD_MINUTES`, `TRAILSIGHT_ADAPT_AFTER_MINUTES`,
+    /// `TRAILSIGHT_PRINCIPAL_INSIGHTS`; [`DetectorConfig::default`]
     /// otherwise.
     pub detector: DetectorConfig,
 }
@@ -142,6 +143,10 @@ impl Config {
             "TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS",
             defaults.ignore_aws_service_callers,
         )?;
+        let principal_insights = env.flag(
+            trailsight::envvars::PRINCIPAL_INSIGHTS,
+            defaults.principal_insights,
+        )?;
         let api_filter = ApiFilter::parse(
             &env.get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
             &env.get("TRAILSIGHT_API_DENY").unwrap_or_default(),
@@ -198,6 +203,7 @@ impl Config {
                 delivery_attempts,
                 drop_hold_minutes,
                 adapt_after_minutes,
+                principal_insights,
                 ..defaults
             },
         })
@@ -329,8 +335,10 @@ mod tests {
             ("TRAILSIGHT_DELIVERY_ATTEMPTS", "3"),
             ("TRAILSIGHT_DROP_HOLD_MINUTES", "60"),
             ("TRAILSIGHT_ADAPT_AFTER_MINUTES", "2880"),
+            ("TRAILSIGHT_PRINCIPAL_INSIGHTS", "true"),
         ])
         .unwrap();
+        assert!(c.detector.principal_insights);
         assert_eq!(
             (
                 c.detector.late_window_minutes,

@@ -531,6 +531,7 @@ mod tests {
                 event_source: "iam.amazonaws.com".into(),
                 event_name: "CreateUser".into(),
                 error_code: None,
+                principal: None,
             },
             state: InsightState::Start,
             event_time: 0,

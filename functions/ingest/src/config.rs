@@ -14,7 +14,8 @@ pub struct Config {
     /// `TRAILSIGHT_MAX_RECORDS`, `TRAILSIGHT_MAX_SERIES_PER_FILE`; the library's defaults
     /// otherwise.
     pub limits: ReadLimits,
-    /// `TRAILSIGHT_INCLUDE_READ_APIS`, `TRAILSIGHT_INCLUDE_DATA_EVENTS` (`true`/`false`).
+    /// `TRAILSIGHT_INCLUDE_READ_APIS`, `TRAILSIGHT_INCLUDE_DATA_EVENTS`,
+    /// `TRAILSIGHT_PRINCIPAL_INSIGHTS` (`true`/`false`).
     pub classify: ClassifyOptions,
     /// `TRAILSIGHT_METRIC_NAMESPACE`, default `Trailsight`.
     pub metric_namespace: String,
@@ -75,6 +76,7 @@ impl Config {
             classify: ClassifyOptions {
                 include_read_apis: env.flag("TRAILSIGHT_INCLUDE_READ_APIS", false)?,
                 include_data_events: env.flag("TRAILSIGHT_INCLUDE_DATA_EVENTS", false)?,
+                principal_insights: env.flag(trailsight::envvars::PRINCIPAL_INSIGHTS, false)?,
             },
             metric_namespace: env
                 .get("TRAILSIGHT_METRIC_NAMESPACE")
@@ -152,6 +154,7 @@ mod tests {
             ("TRAILSIGHT_MAX_SERIES_PER_FILE", "2000"),
             ("TRAILSIGHT_INCLUDE_READ_APIS", "true"),
             ("TRAILSIGHT_INCLUDE_DATA_EVENTS", "False"),
+            ("TRAILSIGHT_PRINCIPAL_INSIGHTS", "true"),
             ("TRAILSIGHT_METRIC_NAMESPACE", "Custom/NS"),
             ("TRAILSIGHT_METRICS", "full"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
@@ -163,6 +166,7 @@ mod tests {
         assert_eq!(c.limits.max_series, 2_000);
         assert!(c.classify.include_read_apis);
         assert!(!c.classify.include_data_events);
+        assert!(c.classify.principal_insights);
         assert_eq!(c.metric_namespace, "Custom/NS");
         assert_eq!(c.metrics, MetricsLevel::Full);
         let off = config(&[("TRAILSIGHT_TABLE", "t"), ("TRAILSIGHT_METRICS", " Off ")]).unwrap();

@@ -42,7 +42,7 @@ pub fn spike_threshold(config: &DetectorConfig, expected: Expectation, peak1: u6
         .max(peak1.saturating_add(1))
         .max(ratio_floor.min(THRESHOLD_SEARCH_LIMIT as f64) as u64)
         .max(1);
-    let opens = |x: u64| heat(config, x, 0, expected, (peak1, u64::MAX)).hot1;
+    let opens = |x: u64| heat(config, config.min_calls, x, 0, expected, (peak1, u64::MAX)).hot1;
     if opens(lower) {
         return Some(lower);
     }
@@ -161,6 +161,7 @@ mod tests {
             event_source: "ec2.amazonaws.com".into(),
             event_name: "RunInstances".into(),
             error_code: None,
+            principal: None,
         }
     }
 
@@ -179,7 +180,7 @@ mod tests {
             variance: 0.5,
         };
         let t = spike_threshold(&config, expected, 3).expect("a threshold");
-        let opens = |x| heat(&config, x, 0, expected, (3, u64::MAX)).hot1;
+        let opens = |x| heat(&config, config.min_calls, x, 0, expected, (3, u64::MAX)).hot1;
         assert!(opens(t));
         assert!(!opens(t - 1));
         // A never-seen key: min_calls decides.

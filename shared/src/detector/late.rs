@@ -53,6 +53,9 @@ impl DetectorState {
             return out;
         };
         for (key, cells) in late {
+            if key.principal.is_some() && !self.tracks_principal(config, &key) {
+                continue;
+            }
             let cells = if config.ignore_aws_service_callers {
                 LateCells {
                     new: cells
@@ -87,7 +90,9 @@ impl DetectorState {
                     ..SeriesState::default()
                 });
             state.first_seen = state.first_seen.min(first);
-            let admitted = config.api_filter.admits(&key);
+            // Principal series learn late data but report no late spike (their account floor
+            // and warm-up are judged on time only).
+            let admitted = config.api_filter.admits(&key) && key.principal.is_none();
             let count = |m: Minute| cells.full.get(&m).map(|c| counted(config, c)).unwrap_or(0);
             let window = |m: Minute| (m - 4..=m).map(count).sum::<u64>();
             // Hour sums to correct: (sum, sum of squares) of the change, per hour.
@@ -105,6 +110,7 @@ impl DetectorState {
                 let warm = history_start.is_some_and(|s| minute - s >= config.warmup_minutes);
                 let heat = heat(
                     config,
+                    config.min_calls,
                     x,
                     x5,
                     state.baseline.expect(minute),
@@ -218,6 +224,7 @@ fn late_spike(
         let x5 = (minute - 4..=minute).map(count).sum();
         let heat = heat(
             config,
+            config.min_calls,
             x,
             x5,
             state.baseline.expect(minute),

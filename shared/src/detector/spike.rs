@@ -83,6 +83,7 @@ impl Heat {
 
 pub(super) fn heat(
     config: &DetectorConfig,
+    min_calls: u64,
     x: u64,
     x5: u64,
     expected: Expectation,
@@ -90,11 +91,11 @@ pub(super) fn heat(
 ) -> Heat {
     let sensitivity = config.sensitivity;
     Heat {
-        hot1: x >= config.min_calls
+        hot1: x >= min_calls
             && x as f64 >= sensitivity.min_ratio() * expected.mean
             && x > peak1
             && upper_tail(x, expected.mean, expected.variance) < sensitivity.alpha(),
-        hot5: x5 >= config.min_calls
+        hot5: x5 >= min_calls
             && x5 as f64 >= sensitivity.min_ratio() * 5.0 * expected.mean
             && x5 > peak5
             && upper_tail(x5, 5.0 * expected.mean, 5.0 * expected.variance) < sensitivity.alpha(),
@@ -237,7 +238,7 @@ mod tests {
         // Six calls where one in ten minutes is usual: the minute is hot, its window of five
         // (half a call expected) only with more.
         assert_eq!(
-            heat(&config, 6, 6, rare, (0, 0)),
+            heat(&config, config.min_calls, 6, 6, rare, (0, 0)),
             Heat {
                 hot1: true,
                 hot5: false,
@@ -245,7 +246,7 @@ mod tests {
             }
         );
         assert_eq!(
-            heat(&config, 6, 10, rare, (0, 0)),
+            heat(&config, config.min_calls, 6, 10, rare, (0, 0)),
             Heat {
                 hot1: true,
                 hot5: true,
@@ -253,14 +254,23 @@ mod tests {
             }
         );
         // ... unless the week's peaks reached six.
-        assert_eq!(heat(&config, 6, 6, rare, (6, 6)), STILL_HOT);
+        assert_eq!(
+            heat(&config, config.min_calls, 6, 6, rare, (6, 6)),
+            STILL_HOT
+        );
         // Fewer than `min_calls` never opens a spike.
-        assert_eq!(heat(&config, 4, 4, rare, (0, 0)), STILL_HOT);
+        assert_eq!(
+            heat(&config, config.min_calls, 4, 4, rare, (0, 0)),
+            STILL_HOT
+        );
         // Two calls in the minute, ten over five minutes: only the window is hot, and two
         // calls are not clearly high (tail above 1e-3); three are.
-        assert_eq!(heat(&config, 2, 10, rare, (0, 0)), HOT5);
-        assert!(heat(&config, 3, 10, rare, (0, 0)).still_hot);
-        assert_eq!(heat(&config, 2, 10, rare, (0, 10)), Heat::default());
+        assert_eq!(heat(&config, config.min_calls, 2, 10, rare, (0, 0)), HOT5);
+        assert!(heat(&config, config.min_calls, 3, 10, rare, (0, 0)).still_hot);
+        assert_eq!(
+            heat(&config, config.min_calls, 2, 10, rare, (0, 10)),
+            Heat::default()
+        );
     }
 
     #[test]

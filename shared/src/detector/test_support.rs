@@ -13,6 +13,7 @@ pub fn call_key() -> SeriesKey {
         event_source: "s3.amazonaws.com".into(),
         event_name: "PutObject".into(),
         error_code: None,
+        principal: None,
     }
 }
 

@@ -91,11 +91,14 @@ pub(crate) enum Principal {
     OddRole,
     /// Unusual callers, for IAM bursts only: a backup administrator user.
     OddAdmin,
+    /// A new engineer, from their first day (principal scenarios only; last, so that the
+    /// identities a seed draws for the others are those of before).
+    Newcomer,
 }
 
 impl Principal {
     /// Every principal, in declaration order.
-    pub(crate) const ALL: [Principal; 18] = [
+    pub(crate) const ALL: [Principal; 19] = [
         Principal::Alice,
         Principal::Bob,
         Principal::Carol,
@@ -114,6 +117,7 @@ impl Principal {
         Principal::OddUser,
         Principal::OddRole,
         Principal::OddAdmin,
+        Principal::Newcomer,
     ];
 
     pub(crate) fn spec(self) -> PSpec {
@@ -246,6 +250,15 @@ impl Principal {
                 ips: &["203.0.113.250"],
                 agents: &[UA_CLI_LINUX],
                 console: false,
+                invoked_by: "",
+            },
+            Principal::Newcomer => PSpec {
+                kind: PKind::User,
+                name: "dana.new",
+                session: "",
+                ips: &["198.51.100.77"],
+                agents: &[UA_CHROME],
+                console: true,
                 invoked_by: "",
             },
         }

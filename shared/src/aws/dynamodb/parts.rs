@@ -335,6 +335,7 @@ mod tests {
             event_source: "iam.amazonaws.com".into(),
             event_name: name.into(),
             error_code: None,
+            principal: None,
         }
     }
 
