@@ -3,12 +3,13 @@
 # the counting options) and a simulated 9-day scenario, then recomputes every statistic and
 # attribution from the raw logs with tests/oracle/oracle.py (Python standard library, no code
 # shared with the detector). Fails on any difference; all of them are listed in
-# $(OUT)/oracle/<case>/oracle.txt. Uses the debug build (the one `make test` already compiles for
+# $(OUT)/oracle/<case>/oracle.txt. Uses the debug build `make test` already compiles (its `unit`
+# step's `cargo test --no-run`, so the command is not rebuilt with other features; also for
 # the e2e run; a replay of the 9-day scenario takes about 10 s with it), ORACLE_BIN to override.
 .PHONY: oracle
 
 ORACLE_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/trailsight
 
 oracle:
-	$(CARGO) build --quiet -p trailsight-cli
+	$(CARGO) test --quiet --workspace --exclude trailsight-integration --no-run
 	tests/oracle/run.sh $(ORACLE_BIN) $(OUT)/oracle

@@ -6,7 +6,8 @@
 #   make report-test    tests/report/browser_test.py: a small simulated scenario, its report, the
 #                       checks (every insight has its chart, no browser errors, nothing loaded, no
 #                       sideways overflow at phone width), screenshots under $(OUT)/report.
-#                       Uses the debug build `make test` compiles anyway (REPORT_BIN to override).
+#                       Uses the debug build `make test` compiles anyway, by the same command as
+#                       its `unit` step (so nothing is rebuilt; REPORT_BIN to override).
 .PHONY: browser report-test
 
 CHROMIUM     ?= /usr/bin/chromium
@@ -22,6 +23,6 @@ browser:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 
 report-test: tools browser
-	$(CARGO) build --quiet -p trailsight-cli
+	$(CARGO) test --quiet --workspace --exclude trailsight-integration --no-run
 	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) SE_OFFLINE=true \
 	  $(VENV_BIN)/python tests/report/browser_test.py --trailsight $(REPORT_BIN) --out $(OUT)/report
