@@ -427,31 +427,25 @@ fn attributions(out: &mut String, insight: &Insight) {
 fn attribution_table(out: &mut String, heading: &str, attribution: &Attribution) {
     let _ = write!(
         out,
-        "<div class=\"attribution\" data-attribute=\"{}\"><h3>{heading}</h3><table><tr><th>in the insight</th><th class=\"num\">/min</th></tr>",
+        "<div class=\"attribution\" data-attribute=\"{}\"><h3>{heading}</h3><table>",
         escape(&attribution.attribute)
     );
-    if attribution.insight.is_empty() {
-        out.push_str("<tr><td class=\"muted\">none</td><td></td></tr>");
-    }
-    for v in &attribution.insight {
-        let _ = write!(
-            out,
-            "<tr><td class=\"value\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(&v.value),
-            rate(v.average)
-        );
-    }
-    out.push_str("<tr><th>in the baseline</th><th class=\"num\">/min</th></tr>");
-    if attribution.baseline.is_empty() {
-        out.push_str("<tr><td class=\"muted\">none</td><td></td></tr>");
-    }
-    for v in &attribution.baseline {
-        let _ = write!(
-            out,
-            "<tr><td class=\"value\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(&v.value),
-            rate(v.average)
-        );
+    for (when, values) in [
+        ("in the insight", &attribution.insight),
+        ("in the baseline", &attribution.baseline),
+    ] {
+        let _ = write!(out, "<tr><th>{when}</th><th class=\"num\">/min</th></tr>");
+        if values.is_empty() {
+            out.push_str("<tr><td class=\"muted\">none</td><td></td></tr>");
+        }
+        for v in values {
+            let _ = write!(
+                out,
+                "<tr><td class=\"value\">{}</td><td class=\"num\">{}</td></tr>",
+                escape(&v.value),
+                rate(v.average)
+            );
+        }
     }
     out.push_str("</table></div>");
 }
