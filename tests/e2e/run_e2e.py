@@ -314,7 +314,13 @@ def e2e(args, host):
     with Phase("build"):
         flags = ["--release"] if args.release else []
         bootstraps = cargo_lambda_build([INGEST, DETECT], flags)
-        run(["cargo", "build", "--quiet", "-p", "trailsight-cli", *flags], what="cargo build")
+        if args.release:
+            run(["cargo", "build", "--quiet", "-p", "trailsight-cli", *flags], what="cargo build")
+        else:
+            # The debug command as `make test`'s unit step builds it: the same package selection
+            # resolves the same features, so nothing is compiled again.
+            run(["cargo", "test", "--quiet", "--workspace", "--exclude", "trailsight-integration",
+                 "--no-run"], what="cargo test --no-run")
         cli = target_dir() / profile / "trailsight"
 
     replay_records = []

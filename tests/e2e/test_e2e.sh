@@ -24,8 +24,10 @@ trap 'rm -rf "$WORK"' EXIT
 
 step() { echo "==> $*"; }
 
-step "cargo build -p trailsight-cli"
-(cd "$ROOT" && cargo build --quiet -p trailsight-cli)
+# The command as `make test`'s unit step builds it (the same package selection, so the same
+# features: nothing is compiled again; `cargo build -p trailsight-cli` would rebuild it).
+step "cargo test --workspace --exclude trailsight-integration --no-run (the trailsight command)"
+(cd "$ROOT" && cargo test --quiet --workspace --exclude trailsight-integration --no-run)
 TRAILSIGHT="$TARGET_DIR/debug/trailsight"
 
 # Three days of one region: the burst and the throttling storm on day 2 and the gap on day 3 give
