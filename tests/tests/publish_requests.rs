@@ -80,6 +80,21 @@ async fn logged_sdk(moto: &Moto) -> (aws_config::SdkConfig, RequestLog) {
     (moto.sdk_config().await, RequestLog::default())
 }
 
+/// Creates [`BUCKET`]; a plain S3 client, and one whose requests `log` records.
+async fn bucket_and_logged_s3(
+    sdk: &aws_config::SdkConfig,
+    log: &RequestLog,
+) -> (aws_sdk_s3::Client, aws_sdk_s3::Client) {
+    let plain = s3_client(sdk);
+    plain
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    (plain, logged_s3(sdk, log))
+}
+
 /// An S3 client (path-style, as moto serves it) whose requests `log` records.
 fn logged_s3(sdk: &aws_config::SdkConfig, log: &RequestLog) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
@@ -147,14 +162,7 @@ async fn insight_events_are_batched_within_put_events_limits() {
 async fn archive_files_and_dead_letters_go_where_the_layout_says() {
     let moto = Moto::start();
     let (sdk, log) = logged_sdk(&moto).await;
-    let plain = s3_client(&sdk);
-    plain
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
-    let client = logged_s3(&sdk, &log);
+    let (_, client) = bucket_and_logged_s3(&sdk, &log).await;
     let location = S3Location::new(BUCKET, "/insights/").expect("location");
     let archive = S3Archive::new(client.clone(), location.clone());
     let records = vec![record(0, 0), record(1, 0), record(2, 0)];
@@ -207,14 +215,7 @@ async fn archive_files_and_dead_letters_go_where_the_layout_says() {
 async fn state_bodies_and_log_objects_are_read_as_asked() {
     let moto = Moto::start();
     let (sdk, log) = logged_sdk(&moto).await;
-    let plain = s3_client(&sdk);
-    plain
-        .create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("bucket");
-    let client = logged_s3(&sdk, &log);
+    let (plain, client) = bucket_and_logged_s3(&sdk, &log).await;
 
     // The state body: written under its version and token, gzip-encoded JSON, read back and
     // deleted by the same key.

@@ -243,7 +243,7 @@ fn overview(out: &mut String, input: &ReportInput, insights: &[Insight]) {
                 .unwrap_or_else(|| "open".into());
             let _ = write!(
                 out,
-                "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td><span class=\"tag {}\">{}</span></td><td class=\"value\">{} {}</td><td class=\"value\">{}{}</td><td class=\"num\">{minutes}</td></tr>",
+                "<tr><td><a href=\"#{}\">{}</a></td><td>{}</td><td><span class=\"tag {}\">{}</span></td><td class=\"value\">{} {}</td><td class=\"value\">{}</td><td class=\"num\">{minutes}</td></tr>",
                 anchor(i),
                 i + 1,
                 format_minute(insight.start),
@@ -251,21 +251,24 @@ fn overview(out: &mut String, input: &ReportInput, insights: &[Insight]) {
                 insight.kind_label(),
                 escape(&insight.key.account),
                 escape(&insight.key.region),
-                escape(&api_label(
-                    &insight.key.event_source,
-                    &insight.key.event_name
-                )),
-                insight
-                    .key
-                    .error_code
-                    .as_deref()
-                    .map(|c| format!(" [{}]", escape(c)))
-                    .unwrap_or_default(),
+                escaped_api(insight),
             );
         }
         out.push_str("</table></div>");
     }
     out.push_str("</section>");
+}
+
+/// The insight's API as a heading shows it, escaped: `iam CreateUser [AccessDenied]`.
+fn escaped_api(insight: &Insight) -> String {
+    let api = escape(&api_label(
+        &insight.key.event_source,
+        &insight.key.event_name,
+    ));
+    match &insight.key.error_code {
+        Some(code) => format!("{api} [{}]", escape(code)),
+        None => api,
+    }
 }
 
 fn insight_section(
@@ -278,22 +281,13 @@ fn insight_section(
     let drawn = draw(insight, input.activity, input.config, empty);
     let _ = write!(
         out,
-        "<section class=\"card insight\" id=\"{}\" data-insight=\"{}\"><h2>{}. <span class=\"tag {}\">{}</span> {}{}</h2>",
+        "<section class=\"card insight\" id=\"{}\" data-insight=\"{}\"><h2>{}. <span class=\"tag {}\">{}</span> {}</h2>",
         anchor(index),
         escape(&insight.shared_event_id),
         index + 1,
         kind_class(insight),
         insight.kind_label(),
-        escape(&api_label(
-            &insight.key.event_source,
-            &insight.key.event_name
-        )),
-        insight
-            .key
-            .error_code
-            .as_deref()
-            .map(|c| format!(" [{}]", escape(c)))
-            .unwrap_or_default(),
+        escaped_api(insight),
     );
     let _ = write!(
         out,
