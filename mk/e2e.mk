@@ -11,7 +11,7 @@
 #       entries, ingest and detect interleaved; fails unless the published insights equal
 #       `trailsight replay` of DATA. See tests/e2e/run_e2e.py.
 #   make e2e-test
-#       the same on a small simulated scenario, checked against `trailsight replay`, then its fault
+#       the same on a small simulated scenario, checked against `trailsight replay`, and at the same time its fault
 #       mode on the same files (part of `make test`, its last step).
 
 STEP ?= 15m

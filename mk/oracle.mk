@@ -8,7 +8,7 @@
 # the e2e run; a replay of the 9-day scenario takes about 10 s with it), ORACLE_BIN to override.
 .PHONY: oracle
 
-ORACLE_BIN ?= $(or $(CARGO_TARGET_DIR),target)/debug/trailsight
+ORACLE_BIN ?= $(DEBUG_BIN)/trailsight
 
 oracle:
 	$(CARGO) test --quiet --workspace --exclude trailsight-integration --no-run

@@ -12,7 +12,7 @@
 
 CHROMIUM     ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
-REPORT_BIN   ?= $(or $(CARGO_TARGET_DIR),target)/debug/trailsight
+REPORT_BIN   ?= $(DEBUG_BIN)/trailsight
 
 browser:
 	@if [ -x "$(CHROMIUM)" ] && [ -x "$(CHROMEDRIVER)" ]; then exit 0; fi; \

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.lambda_host import (  # noqa: E402
-    INGEST, ROOT, CargoLambdaWatch, Host, cargo_lambda_build, require_tools, run_main, step,
+    DETECT, INGEST, ROOT, CargoLambdaWatch, Host, cargo_lambda_build, require_tools, run_main, step,
 )
 
 FIXTURE = ROOT / "functions/ingest/testdata/sqs-s3-event.json"
@@ -82,9 +82,11 @@ def check(ddb, key, responses, function_log):
 def main():
     require_tools("cargo-lambda", "moto_server", "python")
     flags = os.environ.get("LAMBDA_BUILD_FLAGS", "").split()
-    step(f"cargo lambda build --package {INGEST} {' '.join(flags)}")
+    step(f"cargo lambda build --package {INGEST} --package {DETECT} {' '.join(flags)}")
     start = time.monotonic()
-    bootstrap = cargo_lambda_build([INGEST], flags)[INGEST]
+    # Both functions, as the end-to-end run builds them: the same features as the test builds,
+    # whose compiled dependencies are reused (building one function alone resolves others).
+    bootstrap = cargo_lambda_build([INGEST, DETECT], flags)[INGEST]
     print(f"    built in {time.monotonic() - start:.0f}s: {bootstrap}")
 
     # The object the fixture names: a real log file of the invictus dataset.

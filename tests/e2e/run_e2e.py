@@ -112,7 +112,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import chaos  # noqa: E402
 from harness.lambda_host import (  # noqa: E402
     DETECT, INGEST, REGION, ROOT, CargoLambdaWatch, Host, aws_env, cargo_lambda_build, listening_port,
-    require_tools, run, run_main, step, target_dir, tools_env,
+    build_dir, require_tools, run, run_main, step, target_dir, tools_env,
 )
 
 TABLE = "trailsight-e2e"
@@ -321,7 +321,7 @@ def e2e(args, host):
             # resolves the same features, so nothing is compiled again.
             run(["cargo", "test", "--quiet", "--workspace", "--exclude", "trailsight-integration",
                  "--no-run"], what="cargo test --no-run")
-        cli = target_dir() / profile / "trailsight"
+        cli = build_dir(profile) / "trailsight"
 
     replay_records = []
     if chaos_mode:

@@ -3,14 +3,14 @@
 # small simulated scenario must publish exactly what `trailsight replay` prints for the same files,
 # eventID and sharedEventID included (derived from content, docs/DETECTION.md "Records"). Both
 # sides use the detector's defaults.
-# Then the fault mode (run_e2e.py --chaos) on the same files: bootstraps killed during invocations,
+# At the same time, the fault mode (run_e2e.py --chaos) on the same files: bootstraps killed during invocations,
 # an outage over a spike and single files hours late, dead letters redriven at the end,
 # EventBridge refusing entries; run_e2e.py itself checks that what was published still equals
 # replay (see its docstring for what "equal" means when files are late).
 #
 #   tests/e2e/test_e2e.sh        (needs `make tools`; part of `make test`)
 #
-# Environment: CARGO_TARGET_DIR (default <repo>/target), E2E_CHAOS_SEED (default 1; the fault
+# Environment: CARGO_TARGET_DIR (default <repo>/target), CARGO_BUILD_TARGET (as cargo reads it), E2E_CHAOS_SEED (default 1; the fault
 # mode's plan is a function of it).
 set -euo pipefail
 
@@ -28,7 +28,8 @@ step() { echo "==> $*"; }
 # features: nothing is compiled again; `cargo build -p trailsight-cli` would rebuild it).
 step "cargo test --workspace --exclude trailsight-integration --no-run (the trailsight command)"
 (cd "$ROOT" && cargo test --quiet --workspace --exclude trailsight-integration --no-run)
-TRAILSIGHT="$TARGET_DIR/debug/trailsight"
+# `make test` builds for the host triple, named (CARGO_BUILD_TARGET: see the Makefile).
+TRAILSIGHT="$TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug/trailsight"
 
 # Three days of one region: the burst and the throttling storm on day 2 and the gap on day 3 give
 # insights of both directions and both types, after the detector's default 24-hour warm-up.
@@ -39,8 +40,33 @@ step "trailsight simulate (3 days, us-east-1, iam-burst@1d6h, throttling-storm@1
 step "trailsight replay"
 "$TRAILSIGHT" replay "$WORK/data" >"$WORK/replay.jsonl"
 
-step "run_e2e.py"
-"$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/e2e.jsonl" --step 15m
+# The two runs are independent (each its own moto, runtime API, bootstraps and temporary folders)
+# and run at once: the fault mode spends most of its time waiting on single invocations, the
+# plain run keeps both cores busy. Each writes its own log, printed when both are done. The
+# functions are built first, once, so that the two runs do not wait on each other's build.
+step "cargo lambda build (trailsight-ingest, trailsight-detect)"
+"$PYTHON" - "$ROOT" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1] + "/tests")
+from harness.lambda_host import DETECT, INGEST, cargo_lambda_build
+cargo_lambda_build([INGEST, DETECT])
+PY
+
+step "run_e2e.py, and run_e2e.py --chaos ${E2E_CHAOS_SEED:-1} (faults; checks its records against replay itself), at once"
+"$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/e2e.jsonl" --step 15m \
+  >"$WORK/plain.log" 2>&1 &
+plain=$!
+"$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/chaos.jsonl" --step 15m \
+  --chaos "${E2E_CHAOS_SEED:-1}" >"$WORK/chaos.log" 2>&1 &
+chaos=$!
+plain_status=0; wait "$plain" || plain_status=$?
+chaos_status=0; wait "$chaos" || chaos_status=$?
+step "run_e2e.py (exit status $plain_status)"
+cat "$WORK/plain.log"
+step "run_e2e.py --chaos ${E2E_CHAOS_SEED:-1} (exit status $chaos_status)"
+cat "$WORK/chaos.log"
+[ "$plain_status" -eq 0 ] || { echo "FAIL: run_e2e.py exited with $plain_status" >&2; exit 1; }
+[ "$chaos_status" -eq 0 ] || { echo "FAIL: run_e2e.py --chaos exited with $chaos_status" >&2; exit 1; }
 
 step "comparing the published records with replay's"
 "$PYTHON" - "$WORK/replay.jsonl" "$WORK/e2e.jsonl" <<'PY'
@@ -73,8 +99,4 @@ if any(states not in (["Start"], ["Start", "End"]) for states in pairs.values())
     sys.exit(f"FAIL: Start/End records do not pair by sharedEventID: {pairs}")
 print(f"    ok: {len(e2e)} records ({len(starts)} insights), identical to replay, identifiers included")
 PY
-step "run_e2e.py --chaos ${E2E_CHAOS_SEED:-1} (faults; checks its records against replay itself)"
-"$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/chaos.jsonl" --step 15m \
-  --chaos "${E2E_CHAOS_SEED:-1}"
-
 step "test_e2e: passed"

@@ -166,10 +166,23 @@ def target_dir():
     return Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 
 
+def build_dir(profile):
+    """Where cargo puts `profile`'s programs: under the target triple when CARGO_BUILD_TARGET names
+    one (`make test` does, see the Makefile)."""
+    return target_dir() / os.environ.get("CARGO_BUILD_TARGET", "") / profile
+
+
 def cargo_lambda_build(functions, flags=()):
-    """`cargo lambda build` of `functions`; their bootstraps, by name."""
+    """`cargo lambda build` of `functions`; their bootstraps, by name.
+
+    The bootstraps run here, so they are linked by the host's own toolchain (`--compiler cargo`),
+    not cross-linked with zig for Amazon Linux's glibc as `make build` does for deployment: the
+    code compiled is the same, and the dependencies the test builds of `make test` compiled for
+    the same target triple (CARGO_BUILD_TARGET) are reused, where zig's linker and C compiler
+    would make cargo compile them all again."""
     packages = [arg for name in functions for arg in ("--package", name)]
-    run(["cargo", "lambda", "build", "--quiet", *packages, *flags], what="cargo lambda build")
+    run(["cargo", "lambda", "build", "--quiet", "--compiler", "cargo", *packages, *flags],
+        what="cargo lambda build")
     bootstraps = {name: target_dir() / "lambda" / name / "bootstrap" for name in functions}
     for path in bootstraps.values():
         if not path.exists():

@@ -214,7 +214,7 @@ impl StateStore for DynamoStore {
         };
         let data = gzip_json_at(state, level)?;
         let version = expected + 1;
-        let token = uuid::Uuid::new_v4().simple().to_string();
+        let token = write_token();
         let body = match &self.state_body {
             Some(state_body) => {
                 let key = state_body.key(version, &token);
@@ -336,6 +336,23 @@ fn chunk_sk(version: u64, token: &str, i: usize) -> String {
     format!("{}{i:05}", chunk_prefix(version, token))
 }
 
+/// A token that tells one writer's chunks or body apart from another's for the same version: 128
+/// random bits from the standard library's OS-seeded hash keys (each `RandomState` is distinct),
+/// over the time and the process id. Only concurrent writers need to differ; nothing secret.
+fn write_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let draw = || {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(nanos);
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", draw(), draw())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,5 +362,16 @@ mod tests {
         assert!(chunk_sk(9, "t", 2) < chunk_sk(9, "t", 10));
         assert!(chunk_sk(9, "t", 99) < chunk_sk(10, "t", 0));
         assert!(chunk_sk(9, "t", 0).starts_with(&chunk_prefix(9, "t")));
+    }
+
+    #[test]
+    fn write_tokens_differ() {
+        let tokens: std::collections::HashSet<String> = (0..1000).map(|_| write_token()).collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(
+            tokens
+                .iter()
+                .all(|t| t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()))
+        );
     }
 }
