@@ -34,6 +34,7 @@ Standard library only (boto3, from the venv, is imported when a moto client is a
 """
 
 import collections
+import fcntl
 import http.server
 import json
 import os
@@ -181,8 +182,14 @@ def cargo_lambda_build(functions, flags=()):
     the same target triple (CARGO_BUILD_TARGET) are reused, where zig's linker and C compiler
     would make cargo compile them all again."""
     packages = [arg for name in functions for arg in ("--package", name)]
-    run(["cargo", "lambda", "build", "--quiet", "--compiler", "cargo", *packages, *flags],
-        what="cargo lambda build")
+    # One build at a time across processes (test_e2e.sh runs two e2e runs at once): cargo lambda
+    # moves each binary into target/lambda/, and two builds at once race on that move.
+    lock_path = target_dir() / "lambda.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run(["cargo", "lambda", "build", "--quiet", "--compiler", "cargo", *packages, *flags],
+            what="cargo lambda build")
     bootstraps = {name: target_dir() / "lambda" / name / "bootstrap" for name in functions}
     for path in bootstraps.values():
         if not path.exists():
