@@ -53,8 +53,16 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum Format {
+    /// The Insight records, one JSON object per line.
     Json,
+    /// A table for people.
     Table,
+    /// What the alerts topic would get per record: `{"subject", "chat", "email"}` per line (the
+    /// Amazon Q Developer chat notification and the e-mail text).
+    Alerts,
+    /// The Security Hub finding (ASFF) of each record, one per line, under the record's account's
+    /// default product in the record's region.
+    Findings,
 }
 
 #[derive(Args)]
@@ -127,6 +135,27 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Table => stdout.write_all(insights_table(&report.records).as_bytes())?,
+        Format::Alerts => {
+            for record in &report.records {
+                let alert = serde_json::json!({
+                    "subject": trailsight::alerts::subject(record),
+                    "chat": trailsight::alerts::chat_notification(record),
+                    "email": trailsight::alerts::email_text(record),
+                });
+                serde_json::to_writer(&mut stdout, &alert)?;
+                stdout.write_all(b"\n")?;
+            }
+        }
+        Format::Findings => {
+            for record in &report.records {
+                let (account, region) = (&record.recipient_account_id, &record.aws_region);
+                let product =
+                    format!("arn:aws:securityhub:{region}:{account}:product/{account}/default");
+                let finding = trailsight::findings::finding(record, &product, region);
+                serde_json::to_writer(&mut stdout, &finding)?;
+                stdout.write_all(b"\n")?;
+            }
+        }
     }
     stdout.flush()?;
     if let Some(dir) = &args.out {

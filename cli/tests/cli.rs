@@ -54,9 +54,47 @@ fn every_real_file_is_read_by_summarize_and_replay() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(!records.is_empty());
+    for record in &records {
         assert_eq!(record["eventType"], "AwsCloudTrailInsight");
+    }
+
+    // The same records as the alerts topic and Security Hub would get them.
+    let lines = |format: &str| -> Vec<serde_json::Value> {
+        let out = trailsight()
+            .args(["replay", "--format", format])
+            .arg(real_data())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{format}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let alerts = lines("alerts");
+    assert_eq!(alerts.len(), records.len());
+    for (alert, record) in alerts.iter().zip(&records) {
+        assert_eq!(alert["chat"]["source"], "custom");
+        assert_eq!(alert["chat"]["id"], record["eventID"]);
+        assert!(alert["subject"].as_str().unwrap().len() <= 100);
+        assert!(alert["email"].as_str().unwrap().contains("Usual rate:"));
+    }
+    let findings = lines("findings");
+    assert_eq!(findings.len(), records.len());
+    for (finding, record) in findings.iter().zip(&records) {
+        assert_eq!(finding["Id"], record["sharedEventID"]);
+        assert_eq!(finding["AwsAccountId"], record["recipientAccountId"]);
+        assert_eq!(finding["SchemaVersion"], "2018-10-08");
+        let label = finding["Severity"]["Label"].as_str().unwrap();
+        assert!(
+            ["LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&label),
+            "{label}"
+        );
     }
 }
 

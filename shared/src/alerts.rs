@@ -20,6 +20,7 @@
 
 use serde_json::{Value, json};
 
+use crate::fold::NO_ERROR;
 use crate::insight::{Attribution, InsightRecord, InsightState, SCOPE_SERVICE};
 use crate::series::InsightType;
 
@@ -109,7 +110,8 @@ fn rate(value: f64) -> String {
     }
 }
 
-/// The largest value of an attribution and its share of the insight's events, if any.
+/// The largest value of an attribution and its share of the insight's events, if any. For
+/// `errorCode`, the largest error: successful calls (`null`, [`NO_ERROR`]) are not a failure.
 fn top_share<'a>(
     attributions: &'a [Attribution],
     attribute: &str,
@@ -119,6 +121,7 @@ fn top_share<'a>(
     let top = attribution
         .insight
         .iter()
+        .filter(|v| attribute != "errorCode" || v.value != NO_ERROR)
         .max_by(|a, b| a.average.total_cmp(&b.average))?;
     (total > 0.0).then(|| (top.value.as_str(), (top.average / total).min(1.0)))
 }
@@ -145,6 +148,12 @@ fn shown(value: &str, style: Style) -> String {
         Style::Code => format!("`{text}`"),
         Style::Plain => text,
     }
+}
+
+/// The sentence that explains the record, as plain text (values from the logs without control
+/// characters, cut): the e-mail's, and a Security Hub finding's description.
+pub fn plain_explanation(record: &InsightRecord) -> String {
+    explanation(record, Style::Plain)
 }
 
 /// The sentence that explains the record.
@@ -220,7 +229,8 @@ fn explanation(record: &InsightRecord, style: Style) -> String {
     sentence
 }
 
-fn subject(record: &InsightRecord) -> String {
+/// The alert's subject: what is unusual, where (ASCII, at most [`MAX_SUBJECT_CHARS`]).
+pub fn subject(record: &InsightRecord) -> String {
     let state = match record.insight_details.state {
         InsightState::Start => "Unusual",
         InsightState::End => "Ended: unusual",
@@ -439,6 +449,20 @@ mod tests {
             sentence.starts_with("`ec2 RunInstances` ran at 26.0/min from 2026-03-02T14:07:00Z"),
             "{sentence}"
         );
+
+        // Successful calls are listed as `null` in the errorCode attribution: not a failure.
+        let mut succeeded = record(InsightState::End, "terraform/1.9");
+        succeeded.insight_details.insight_context.attributions[2].insight =
+            vec![value("null", 20.0), value("VcpuLimitExceeded", 6.0)];
+        let sentence = explanation(&succeeded, Style::Plain);
+        assert!(
+            sentence.contains("; 23% failed with VcpuLimitExceeded."),
+            "{sentence}"
+        );
+        succeeded.insight_details.insight_context.attributions[2].insight =
+            vec![value("null", 26.0)];
+        let sentence = explanation(&succeeded, Style::Plain);
+        assert!(!sentence.contains("failed"), "{sentence}");
     }
 
     #[test]

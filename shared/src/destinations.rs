@@ -1,5 +1,5 @@
-//! Where a detect run delivers its records: EventBridge, then (when configured) the S3 archive and
-//! the alerts topic. Each is a destination of its own ([`InsightPublish::destinations`]): the
+//! Where a detect run delivers its records: EventBridge, then (when configured) the S3 archive,
+//! the alerts topic and Security Hub. Each is a destination of its own ([`InsightPublish::destinations`]): the
 //! detect pipeline remembers, per record, which destinations took it, so one failing destination
 //! never makes another receive a record twice.
 
@@ -37,9 +37,18 @@ impl Destinations {
     }
 
     /// Alerts (an SNS topic) after the others.
-    pub fn with_alerts(mut self, alerts: Option<Arc<dyn InsightPublish>>) -> Self {
-        if let Some(alerts) = alerts {
-            self.then.push((ALERTS_DESTINATION, alerts));
+    pub fn with_alerts(self, alerts: Option<Arc<dyn InsightPublish>>) -> Self {
+        self.then_to(ALERTS_DESTINATION, alerts)
+    }
+
+    /// Security Hub findings after the others.
+    pub fn with_findings(self, findings: Option<Arc<dyn InsightPublish>>) -> Self {
+        self.then_to(FINDINGS_DESTINATION, findings)
+    }
+
+    fn then_to(mut self, name: &'static str, publisher: Option<Arc<dyn InsightPublish>>) -> Self {
+        if let Some(publisher) = publisher {
+            self.then.push((name, publisher));
         }
         self
     }
@@ -49,6 +58,7 @@ impl Destinations {
 pub const EVENTBRIDGE_DESTINATION: &str = "eventbridge";
 pub const ARCHIVE_DESTINATION: &str = "archive";
 pub const ALERTS_DESTINATION: &str = "alerts";
+pub const FINDINGS_DESTINATION: &str = "securityhub";
 
 #[async_trait]
 impl InsightPublish for Destinations {
@@ -214,5 +224,19 @@ mod tests {
         );
         assert_eq!(alerts.records.lock().unwrap().len(), 5);
         assert!(chain.publish_to("chat", &records).await.is_err());
+
+        let findings = Arc::new(CollectingPublisher::default());
+        let chain = Destinations::new(Arc::new(CollectingPublisher::default()), None)
+            .with_alerts(Some(alerts.clone()))
+            .with_findings(Some(findings.clone()));
+        assert_eq!(
+            chain.destinations(),
+            ["eventbridge", "alerts", "securityhub"]
+        );
+        chain
+            .publish_to("securityhub", &records[..1])
+            .await
+            .unwrap();
+        assert_eq!(findings.records.lock().unwrap().len(), 1);
     }
 }

@@ -5,7 +5,8 @@
 //! [`ident`] (identifiers from log content, checked), [`principal`] (who made a call, and the
 //! sensitive APIs), [`fold`] (records → per-minute cells), [`baseline`] (what a key usually does), [`detector`]
 //! (episodes and records), [`insight`] (the Insight record and its statistics), [`config`],
-//! [`envvars`] (settings from environment variables, checked).
+//! [`envvars`] (settings from environment variables, checked), [`alerts`] and [`findings`] (what a
+//! person reads: chat and e-mail alerts, Security Hub findings).
 //! [`s3location`] (a bucket and prefix, checked once).
 //! Pipelines: [`ingest`] (one file's fold, stored exactly once), [`object_ingest`] (one log
 //! object through it), [`backfill`] (a trail's past files) and [`detect`], over the ports in
@@ -24,6 +25,7 @@ pub mod detect;
 pub mod detector;
 pub mod envvars;
 pub mod eventbus;
+pub mod findings;
 pub mod fold;
 pub mod ident;
 pub mod ingest;

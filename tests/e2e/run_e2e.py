@@ -27,7 +27,8 @@ Phases (each one timed):
     exactly the last delivery minute (where `trailsight replay` runs its last evaluation);
  7. capture: the queue's events; their `detail` records, deduplicated by eventID, sorted like
     replay's output (eventTime, Start before End, key), one JSON line each, to FILE. The archive
-    files the detect function wrote to the bucket must hold the same records.
+    files the detect function wrote to the bucket must hold the same records, and Security Hub
+    one finding per insight, as its last record left it (the plain run imports findings).
 
 Fault mode: `run_e2e.py --data DIR --out FILE --chaos SEED` (`make e2e ... CHAOS=SEED`). The same
 functions, with faults drawn from SEED (tests/e2e/chaos.py), and ingest and detect interleaved as
@@ -116,6 +117,8 @@ from harness.lambda_host import (  # noqa: E402
 )
 
 TABLE = "trailsight-e2e"
+# moto's account: detect imports findings under its default product.
+PRODUCT_ARN = f"arn:aws:securityhub:{REGION}:123456789012:product/123456789012/default"
 BUCKET = "trailsight-e2e-trail"
 QUEUE = "trailsight-e2e-insights"
 LOG_NAME = re.compile(r"^(\d+)_CloudTrail_([a-z0-9-]+)_(\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json(\.gz)?$")
@@ -375,6 +378,10 @@ def e2e(args, host):
             if name == DETECT:
                 # The archive in the trail's own bucket: ingest must never read it.
                 extra["TRAILSIGHT_ARCHIVE_BUCKET"] = BUCKET
+                if not chaos_mode:
+                    # Security Hub findings (the plain run: the fault mode's proxy would refuse
+                    # imports too, and its plan counts EventBridge's refusals only).
+                    extra["TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN"] = PRODUCT_ARN
                 endpoint_ = eventbridge_proxy or endpoint
             log_name = f"{name}-{i}.{starts[(name, i)]}.log"
             starts[(name, i)] += 1
@@ -656,6 +663,8 @@ def e2e(args, host):
         if set(archived) != set(seen):
             raise RuntimeError(f"the archive holds {len(archived)} records, EventBridge got {len(seen)}")
         log(f"    archive: the same {len(archived)} records in s3://{BUCKET}/AWSLogs/*/CloudTrail-Insight/")
+        if not chaos_mode:
+            check_findings(moto.client("securityhub"), records)
         if chaos_mode:
             full, keys_only = chaos.compare(replay_records, records, list(late_calls.values()))
             log(f"    equal to replay: {len(records)} records; {full} compared whole (identifiers included), "
@@ -667,6 +676,35 @@ def e2e(args, host):
     total = time.monotonic() - total_start
     log("timings: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS) + f"; total {total:.1f}s")
     return 0
+
+
+def check_findings(securityhub, records):
+    """Security Hub holds one finding per insight (Id: its sharedEventID), as its last record left
+    it: the End's state and time once it ended, the workflow status the Start set."""
+    findings, token = [], None
+    while True:
+        page = securityhub.get_findings(MaxResults=100, **({"NextToken": token} if token else {}))
+        findings += page["Findings"]
+        token = page.get("NextToken")
+        if not token:
+            break
+    last = {}
+    for record in records:
+        last[record["sharedEventID"]] = record
+    by_id = {f["Id"]: f for f in findings}
+    if len(findings) != len(by_id) or set(by_id) != set(last):
+        raise RuntimeError(f"Security Hub holds {len(findings)} findings for {len(last)} insights")
+    for shared, record in last.items():
+        finding = by_id[shared]
+        state = finding.get("ProductFields", {}).get("trailsight/state")
+        if state != record["insightDetails"]["state"] or finding.get("UpdatedAt") != record["eventTime"]:
+            raise RuntimeError(f"finding {shared}: state {state} at {finding.get('UpdatedAt')}, "
+                               f"its last record is {record['insightDetails']['state']} at {record['eventTime']}")
+        if finding.get("Workflow", {}).get("Status") != "NEW" or finding.get("RecordState") != "ACTIVE":
+            raise RuntimeError(f"finding {shared}: workflow {finding.get('Workflow')}, {finding.get('RecordState')}")
+    labels = collections.Counter(f["Severity"]["Label"] for f in findings)
+    log(f"    security hub: {len(findings)} findings, one per insight, as their last record left them "
+        f"(severity {dict(sorted(labels.items()))})")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ ENV = {
         "TRAILSIGHT_ARCHIVE_BUCKET",
         "TRAILSIGHT_ARCHIVE_PREFIX",
         "TRAILSIGHT_ALERTS_TOPIC_ARN",
+        "TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN",
         "TRAILSIGHT_STATE_BUCKET",
         "TRAILSIGHT_STATE_PREFIX",
         "TRAILSIGHT_SENSITIVITY",
@@ -295,6 +296,25 @@ def test_alerts_are_published_by_detect_to_the_alert_topic_only():
     assert "InsightStartedRule" not in T["Resources"]
     # The ingest trigger's rule stays on the default bus, where S3 sends its events.
     assert "EventBusName" not in props("TrailObjectCreatedRule")
+
+
+def test_findings_go_to_the_accounts_default_product_only_when_enabled():
+    product = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}"
+                          ":product/${AWS::AccountId}/default"}
+    assert T["Parameters"]["SecurityHubFindings"]["Default"] == "false"
+    assert T["Conditions"]["HasSecurityHubFindings"] == {"Fn::Equals": [{"Ref": "SecurityHubFindings"}, "true"]}
+    variable = props("DetectFunction")["Environment"]["Variables"]["TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN"]
+    assert variable == {"Fn::If": ["HasSecurityHubFindings", product, {"Ref": "AWS::NoValue"}]}
+    statements = props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    conditional = [s for s in statements if isinstance(s, dict) and "Fn::If" in s
+                   and s["Fn::If"][0] == "HasSecurityHubFindings"]
+    assert len(conditional) == 1 and conditional[0]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    granted = conditional[0]["Fn::If"][1]
+    assert granted["Action"] == "securityhub:BatchImportFindings" and granted["Resource"] == product
+    every = [a for s in _flat_statements(statements) for a in _list(s["Action"])]
+    assert [a for a in every if str(a).startswith("securityhub:")] == ["securityhub:BatchImportFindings"]
+    assert not [a for a in _list(props("IngestRole")["Policies"][0]["PolicyDocument"]["Statement"])
+                if "securityhub" in json.dumps(a)]
 
 
 def test_kms_service_grants_are_conditioned():

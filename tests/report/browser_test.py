@@ -15,11 +15,20 @@ downloaded), and checks that:
 Screenshots go to OUT (default out/report): the page at 1280 px and 390 px, the overview, the
 first insight's section and the first drop's (docs/img/report-*.png are copies of the last two).
 
+Then the chat alert of the scenario's first Start, as the detect function publishes it
+(`trailsight replay --format alerts`: the Amazon Q Developer custom notification), drawn the way
+a chat client shows one (title, description with inline code, next steps) into
+OUT/chat-alert.png (docs/img/chat-alert.png is a copy): the page must hold the notification's
+title, every next step, and the values from the logs as inline code, and log no browser error.
+
     python tests/report/browser_test.py --trailsight target/debug/trailsight [--out out/report]
 """
 
 import argparse
+import html
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,6 +107,72 @@ def check_page(driver, url):
     return sections
 
 
+def chat_page(notification):
+    """A chat message of `notification` (the custom notification schema), as Slack draws one:
+    the app, the bold title, the description's client markdown (`code`, *bold*, line breaks),
+    the next steps as a list. Everything is escaped first."""
+    content = notification["content"]
+
+    def markdown(text):
+        text = html.escape(text)
+        text = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
+        text = re.sub(r"\*([^*\n]+)\*", r"<b>\1</b>", text)
+        return text.replace("\n", "<br>")
+
+    steps = "".join(f"<li>{markdown(step)}</li>" for step in content.get("nextSteps", []))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><style>
+body {{ font: 15px/1.46 -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 0;
+       background: #fff; color: #1d1c1d; }}
+.message {{ display: flex; gap: 10px; padding: 16px 20px; max-width: 760px; }}
+.avatar {{ width: 36px; height: 36px; border-radius: 6px; background: #232f3e; color: #ff9900;
+          font-weight: 700; display: flex; align-items: center; justify-content: center; }}
+.app {{ font-weight: 900; }} .badge {{ font-size: 10px; background: #e8e8e8; padding: 1px 4px;
+  border-radius: 3px; margin-left: 4px; color: #616061; }}
+.card {{ border-left: 4px solid #d13212; padding: 2px 0 2px 12px; margin-top: 6px; }}
+.title {{ font-weight: 700; margin-bottom: 4px; }}
+code {{ font: 12px Menlo, Consolas, monospace; background: #f6f6f6; border: 1px solid #e0e0e0;
+        border-radius: 3px; padding: 1px 3px; color: #c01343; overflow-wrap: anywhere; }}
+ul {{ margin: 6px 0 0 0; padding-left: 20px; }}
+</style></head><body><div class="message" id="message"><div class="avatar">Q</div><div>
+<div><span class="app">Amazon Q Developer</span><span class="badge">APP</span></div>
+<div class="card"><div class="title" id="title">{markdown(content["title"])}</div>
+<div id="description">{markdown(content["description"])}</div>
+<div><b>Next steps</b><ul id="steps">{steps}</ul></div></div></div></div></body></html>"""
+
+
+def chat_alert(trailsight, data, out):
+    """The first Start's chat alert, drawn and checked; its screenshot."""
+    replay = subprocess.run([str(trailsight), "replay", "--format", "alerts", str(data)],
+                            check=True, stdout=subprocess.PIPE, text=True)
+    alerts = [json.loads(line) for line in replay.stdout.splitlines() if line.strip()]
+    starts = [a for a in alerts if not a["subject"].startswith("Ended")]
+    if not starts:
+        fail("replay --format alerts gave no Start alert")
+    notification = starts[0]["chat"]
+    if notification.get("version") != "1.0" or notification.get("source") != "custom":
+        fail(f"not a custom notification: {notification}")
+    page = out / "chat-alert.html"
+    page.write_text(chat_page(notification))
+    driver = browser(800, 600)
+    try:
+        driver.get(page.as_uri())
+        title = driver.find_element(By.ID, "title").text
+        if title != notification["content"]["title"].replace("`", "").replace("*", ""):
+            fail(f"chat title {title!r} is not the notification's")
+        steps = driver.find_elements(By.CSS_SELECTOR, "#steps li")
+        if len(steps) != len(notification["content"]["nextSteps"]) or not steps:
+            fail("the next steps are not all shown")
+        if not driver.find_elements(By.CSS_SELECTOR, "#description code"):
+            fail("no value from the logs is shown as inline code")
+        errors = [e for e in driver.get_log("browser") if e.get("level") in ("SEVERE", "ERROR")]
+        if errors:
+            fail(f"browser errors: {errors}")
+        driver.find_element(By.ID, "message").screenshot(str(out / "chat-alert.png"))
+    finally:
+        driver.quit()
+    return len(alerts)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trailsight", required=True, type=Path)
@@ -153,9 +228,10 @@ def main():
         driver.save_screenshot(str(out / "report-390.png"))
     finally:
         driver.quit()
+    alerts = chat_alert(args.trailsight, data, out)
     print(
-        f"report-test: {count} insights, each with its chart; no browser errors; "
-        f"screenshots in {out} ({time.monotonic() - started:.1f}s)"
+        f"report-test: {count} insights, each with its chart; {alerts} chat alerts, the first "
+        f"drawn; no browser errors; screenshots in {out} ({time.monotonic() - started:.1f}s)"
     )
 
 

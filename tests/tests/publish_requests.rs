@@ -451,3 +451,153 @@ async fn alerts_are_published_in_the_chat_format_with_text_for_e_mail() {
     let expected: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
     assert_eq!(received, expected);
 }
+
+#[tokio::test]
+async fn findings_are_imported_in_batches_retried_and_updated_at_the_end() {
+    use trailsight::aws::securityhub::SecurityHubFindings;
+    use trailsight::findings::MAX_FINDINGS_PER_CALL;
+    use trailsight_integration::TestProxy;
+
+    let moto = Moto::start();
+    // The first BatchImportFindings call has its first finding refused (HTTP 200, FailedCount 1).
+    let proxy = TestProxy::start(
+        "tests/eventbridge_fault_proxy.py",
+        &moto.endpoint,
+        &["--fail-calls".to_owned(), "1".to_owned()],
+    );
+    let through_proxy = trailsight_integration::sdk_config_for(&proxy.endpoint).await;
+    let log = RequestLog::default();
+    let client = aws_sdk_securityhub::Client::from_conf(
+        aws_sdk_securityhub::config::Builder::from(&through_proxy)
+            .interceptor(log.clone())
+            .build(),
+    );
+    let product = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default";
+    // 120 insights' Starts, then the End of the first two: 122 records, one run's worth.
+    let mut records: Vec<InsightRecord> = (0..120).map(|i| record(i, 0)).collect();
+    for i in 0..2 {
+        let mut end = record(i, 0);
+        end.insight_details.state = InsightState::End;
+        end.event_id = format!("end-{i}");
+        // Insight `i` started at 14:07 + i (record()); it lasted 30 minutes.
+        end.event_time = format!("2026-03-02T14:{:02}:00Z", 37 + i);
+        end.insight_details
+            .insight_context
+            .statistics
+            .insight_duration = 30;
+        records.push(end);
+    }
+    SecurityHubFindings::new(client, product)
+        .with_finding_retries(4, std::time::Duration::from_millis(10))
+        .publish(&records)
+        .await
+        .expect("imported");
+
+    // The requests: POST /findings/import, at most 100 findings each, an Id once per call, the
+    // refused finding sent again, each End after its Start was imported.
+    let sent = log.take();
+    let calls: Vec<Vec<(String, String)>> = sent
+        .iter()
+        .map(|request| {
+            assert_eq!(request.method, "POST");
+            assert_eq!(request.path(), "/findings/import");
+            request.body["Findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .map(|f| {
+                    (
+                        f["Id"].as_str().unwrap_or_default().to_owned(),
+                        f["ProductFields"]["trailsight/state"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [100, 1, 22], "{calls:?}");
+    assert_eq!(calls[1], [("shared-0".to_owned(), "Start".to_owned())]);
+    assert!(sizes.iter().all(|&n| n <= MAX_FINDINGS_PER_CALL));
+    for call in &calls {
+        let mut ids: Vec<&str> = call.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), call.len(), "an Id twice in one call");
+    }
+    assert_eq!(
+        calls[2][20..],
+        [
+            ("shared-0".to_owned(), "End".to_owned()),
+            ("shared-1".to_owned(), "End".to_owned())
+        ]
+    );
+    let first = &sent[0].body["Findings"][0];
+    assert_eq!(first["SchemaVersion"], "2018-10-08");
+    assert_eq!(first["ProductArn"], product);
+    assert_eq!(first["AwsAccountId"], "111122223333");
+    assert_eq!(first["Workflow"]["Status"], "NEW");
+    assert_eq!(first["RecordState"], "ACTIVE");
+    assert_eq!(first["Resources"][0]["Type"], "AwsAccount");
+    let stats = proxy.control("GET", "/__proxy/stats");
+    assert_eq!(stats["import_findings"], 3, "{stats}");
+    assert_eq!(stats["failed_entries"], 1, "{stats}");
+
+    // What Security Hub holds: one finding per insight; the two that ended were updated in place
+    // (the End's statistics and times), the analyst's workflow status left as the Start set it.
+    let sdk = moto.sdk_config().await;
+    let hub = aws_sdk_securityhub::Client::new(&sdk);
+    let mut findings = Vec::new();
+    let mut token = None;
+    loop {
+        let page = hub
+            .get_findings()
+            .max_results(100)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("findings");
+        findings.extend(page.findings().iter().cloned());
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(findings.len(), 120);
+    let by_id = |id: &str| {
+        findings
+            .iter()
+            .find(|f| f.id() == Some(id))
+            .unwrap_or_else(|| panic!("finding {id}"))
+    };
+    for (id, state) in [
+        ("shared-0", "End"),
+        ("shared-1", "End"),
+        ("shared-7", "Start"),
+    ] {
+        let finding = by_id(id);
+        let fields = finding.product_fields().expect("product fields");
+        assert_eq!(
+            fields.get("trailsight/state").map(String::as_str),
+            Some(state)
+        );
+        assert_eq!(
+            finding
+                .workflow()
+                .and_then(|w| w.status())
+                .map(|s| s.as_str()),
+            Some("NEW")
+        );
+    }
+    let ended = by_id("shared-0");
+    assert_eq!(ended.updated_at(), Some("2026-03-02T14:37:00Z"));
+    assert_eq!(ended.last_observed_at(), Some("2026-03-02T14:37:00Z"));
+    // The End names the same first minute as the Start: CreatedAt does not move.
+    assert_eq!(ended.first_observed_at(), Some("2026-03-02T14:07:00Z"));
+    assert_eq!(ended.created_at(), Some("2026-03-02T14:07:00Z"));
+}

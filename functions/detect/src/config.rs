@@ -36,6 +36,10 @@ pub struct Config {
     /// `TRAILSIGHT_ALERTS_TOPIC_ARN`: the SNS topic that receives one alert per record (the
     /// Amazon Q Developer chat format, text for e-mail); no alerts without it.
     pub alerts_topic: Option<String>,
+    /// `TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN`: the account's default Security Hub product
+    /// (`arn:<partition>:securityhub:<region>:<account>:product/<account>/default`); each record
+    /// is imported as a finding under it. No findings without it.
+    pub security_hub_product: Option<String>,
     /// `TRAILSIGHT_SENSITIVITY`, `TRAILSIGHT_MIN_CALLS`, `TRAILSIGHT_SETTLE_MINUTES`,
     /// `TRAILSIGHT_MAX_CATCHUP_MINUTES`, `TRAILSIGHT_IGNORE_AWS_SERVICE_CALLERS`,
     /// `TRAILSIGHT_API_ALLOW`, `TRAILSIGHT_API_DENY`, `TRAILSIGHT_LATE_WINDOW_MINUTES`,
@@ -170,6 +174,18 @@ impl Config {
             other => other,
         };
 
+        let security_hub_product = match env.get("TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN") {
+            Some(arn) if !is_default_product_arn(&arn) => {
+                return Err(ConfigError::Env(EnvVarError::Invalid {
+                    name: "TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN",
+                    value: arn,
+                    expected: "a Security Hub default product ARN \
+                               (arn:<partition>:securityhub:<region>:<account>:product/<account>/default)",
+                }));
+            }
+            other => other,
+        };
+
         let metrics = env.parsed(
             "TRAILSIGHT_METRICS",
             MetricsLevel::default(),
@@ -191,6 +207,7 @@ impl Config {
             archive,
             state,
             alerts_topic,
+            security_hub_product,
             detector: DetectorConfig {
                 sensitivity,
                 min_calls,
@@ -211,6 +228,17 @@ impl Config {
 }
 
 /// `arn:<partition>:sns:<region>:<account>:<name>`, each part present.
+/// `arn:<partition>:securityhub:<region>:<account>:product/<account>/default`, the same account
+/// twice (an account imports its own findings under its default product).
+fn is_default_product_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "securityhub"
+        && parts[..5].iter().all(|p| !p.is_empty())
+        && parts[5] == format!("product/{}/default", parts[4])
+}
+
 fn is_topic_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.split(':').collect();
     parts.len() == 6
@@ -420,6 +448,15 @@ mod tests {
             ("TRAILSIGHT_STATE_BUCKET", "-bucket"),
             ("TRAILSIGHT_ARCHIVE_BUCKET", "Archive"),
             ("TRAILSIGHT_ALERTS_TOPIC_ARN", "my-topic"),
+            ("TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN", "default"),
+            (
+                "TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN",
+                "arn:aws:securityhub:eu-west-1:111122223333:product/444455556666/default",
+            ),
+            (
+                "TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN",
+                "arn:aws:securityhub:eu-west-1:111122223333:product/aws/guardduty",
+            ),
             (
                 "TRAILSIGHT_ALERTS_TOPIC_ARN",
                 "arn:aws:sqs:us-east-1:111122223333:q",
@@ -467,6 +504,19 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.alerts_topic.as_deref(), Some(arn));
+    }
+
+    #[test]
+    fn findings_go_under_the_accounts_default_product() {
+        let arn = "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default";
+        let c = config(&[
+            ("TRAILSIGHT_TABLE", "t"),
+            ("TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN", arn),
+        ])
+        .unwrap();
+        assert_eq!(c.security_hub_product.as_deref(), Some(arn));
+        let c = config(&[("TRAILSIGHT_TABLE", "t")]).unwrap();
+        assert_eq!(c.security_hub_product, None);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use trailsight::aws::cloudwatch::{CloudWatchMetrics, cloudwatch_client};
 use trailsight::aws::dynamodb::DynamoStore;
 use trailsight::aws::eventbridge::{EventBridgePublisher, eventbridge_client};
 use trailsight::aws::retry::{dynamodb_client, s3_client};
+use trailsight::aws::securityhub::{SecurityHubFindings, securityhub_client};
 use trailsight::aws::sns::{SnsAlerts, sns_client};
 use trailsight::aws::state_body::S3StateBody;
 use trailsight::config::DetectorConfig;
@@ -250,7 +251,8 @@ fn now_minute() -> Minute {
 
 impl Detect {
     /// The function on DynamoDB (the state's body in S3, when a state bucket is configured),
-    /// EventBridge (then the S3 archive and the alerts topic, when configured) and CloudWatch, with the SDK settings
+    /// EventBridge (then the S3 archive, the alerts topic and Security Hub, when configured) and
+    /// CloudWatch, with the SDK settings
     /// of [`trailsight::aws::retry`].
     pub fn new(config: &Config, sdk: &SdkConfig) -> Result<Detect, SourceError> {
         let mut store = DynamoStore::new(dynamodb_client(sdk), &config.table);
@@ -270,6 +272,10 @@ impl Detect {
         let alerts = config.alerts_topic.as_ref().map(|topic| {
             Arc::new(SnsAlerts::new(sns_client(sdk), topic)) as Arc<dyn InsightPublish>
         });
+        let findings = config.security_hub_product.as_ref().map(|product| {
+            Arc::new(SecurityHubFindings::new(securityhub_client(sdk), product))
+                as Arc<dyn InsightPublish>
+        });
         let dead_letters = config.state.as_ref().map(|state| {
             Arc::new(S3DeadLetters::new(s3_client(sdk), state.clone())) as Arc<dyn DeadLetterSink>
         });
@@ -282,7 +288,11 @@ impl Detect {
             config.detector.clone(),
             store.clone(),
             store,
-            Arc::new(Destinations::new(events, archive).with_alerts(alerts)),
+            Arc::new(
+                Destinations::new(events, archive)
+                    .with_alerts(alerts)
+                    .with_findings(findings),
+            ),
             metrics,
         )
         .with_dead_letters(dead_letters))
