@@ -64,11 +64,9 @@ impl Analysis {
             ignore_aws_service_callers: self.ignore_aws_service_callers,
             api_filter: ApiFilter::parse(&self.allow, &self.deny),
             principal_insights: self.principal_insights,
-            principal_warmup_minutes: self.principal_warmup_hours * 60,
-            principal_series_min_age_minutes: (self.principal_warmup_hours * 60)
-                .min(DetectorConfig::default().principal_series_min_age_minutes),
             ..DetectorConfig::default()
         }
+        .with_principal_warmup_minutes(self.principal_warmup_hours * 60)
     }
 
     pub fn classify(&self) -> ClassifyOptions {

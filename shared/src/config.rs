@@ -180,6 +180,17 @@ pub struct DetectorConfig {
     pub principal_min_calls: u64,
 }
 
+impl DetectorConfig {
+    /// Sets a principal's warm-up; a principal series' minimum age follows it, up to its
+    /// default (a day): a shorter warm-up judges new series sooner too.
+    pub fn with_principal_warmup_minutes(mut self, minutes: i64) -> Self {
+        self.principal_warmup_minutes = minutes;
+        self.principal_series_min_age_minutes =
+            minutes.min(Self::default().principal_series_min_age_minutes);
+        self
+    }
+}
+
 impl Default for DetectorConfig {
     fn default() -> Self {
         Self {

@@ -5,6 +5,21 @@
 
 /// The service's detail-type for Insight events.
 pub const DEFAULT_DETAIL_TYPE: &str = "AWS Insight via CloudTrail";
+/// The detail-type of Trailsight's own per-principal types (`PrincipalApiCallRateInsight`,
+/// `PrincipalFirstSeenInsight`), which CloudTrail does not have: a rule written for the managed
+/// service's events never matches them, so turning principal insights on leaves the
+/// CloudTrail-compatible stream as it was.
+pub const PRINCIPAL_DETAIL_TYPE: &str = "Trailsight Principal Insight";
+
+/// The detail-type of `record`'s event: `detail_type` (the service's, by default) for the
+/// managed service's two types, [`PRINCIPAL_DETAIL_TYPE`] for Trailsight's own.
+pub fn detail_type_of<'a>(record: &crate::insight::InsightRecord, detail_type: &'a str) -> &'a str {
+    if record.insight_details.insight_type.is_principal() {
+        PRINCIPAL_DETAIL_TYPE
+    } else {
+        detail_type
+    }
+}
 /// Our default event source.
 pub const DEFAULT_SOURCE: &str = "trailsight";
 /// The account's default event bus.
@@ -77,6 +92,23 @@ pub fn batches(sizes: &[usize]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_principal_records_have_their_own_detail_type() {
+        let mut record = crate::insight_files::tests::record(
+            "111122223333",
+            "us-east-1",
+            "2026-03-02T14:07:00Z",
+        );
+        assert_eq!(detail_type_of(&record, "custom"), "custom");
+        for principal in [
+            crate::series::InsightType::PrincipalApiCallRateInsight,
+            crate::series::InsightType::PrincipalFirstSeenInsight,
+        ] {
+            record.insight_details.insight_type = principal;
+            assert_eq!(detail_type_of(&record, "custom"), PRINCIPAL_DETAIL_TYPE);
+        }
+    }
 
     #[test]
     fn reserved_sources_are_refused() {

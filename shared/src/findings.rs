@@ -11,7 +11,8 @@
 //!   `Effects/Data Exposure`) type when the API is on the sensitive list ([`crate::principal`]);
 //! - `Severity`: from how improbable the insight's count is under its baseline (a Poisson tail
 //!   over the insight's minutes, [`tail_probability`]): below 1e-12 HIGH, below 1e-6 MEDIUM, else
-//!   LOW; a drop (a routine that stopped) is LOW; a sensitive API raises the label one step. The
+//!   LOW; a drop (a routine that stopped) is LOW; a sensitive API raises the label one step (for an
+//!   error-rate insight, calls refused for want of permission do; throttling does not). The
 //!   probability is in `Severity.Original`;
 //! - `Resources`: the account, and the principal of a per-principal insight;
 //! - `CreatedAt`/`FirstObservedAt`: the insight's first minute; `UpdatedAt`/`LastObservedAt`: the
@@ -121,9 +122,26 @@ fn is_drop(record: &InsightRecord) -> bool {
     statistics.insight.average < statistics.baseline.average
 }
 
+/// Error codes of a call refused for want of permission: a storm of them is someone probing.
+const ACCESS_DENIED_CODES: [&str; 4] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "Client.UnauthorizedOperation",
+];
+
+/// Whether the insight is worth a step more than its tail says: calls to a sensitive API, or, for
+/// an error-rate insight, calls refused for want of permission (throttling of a sensitive API is
+/// operations, not an attack).
 fn sensitive(record: &InsightRecord) -> bool {
     let details = &record.insight_details;
-    is_sensitive(&details.event_source, &details.event_name)
+    match details.insight_type {
+        InsightType::ApiErrorRateInsight => details
+            .error_code
+            .as_deref()
+            .is_some_and(|code| ACCESS_DENIED_CODES.contains(&code)),
+        _ => is_sensitive(&details.event_source, &details.event_name),
+    }
 }
 
 /// The finding's severity ([module docs](self)).
@@ -596,6 +614,19 @@ mod tests {
             "VcpuLimitExceeded"
         );
         assert_eq!(f.resources[0].partition, "aws-cn");
+        // Throttling of a sensitive API is operations; refusals for want of permission are not.
+        e.insight_details.event_source = "ssm.amazonaws.com".into();
+        e.insight_details.event_name = "GetParameters".into();
+        e.insight_details.error_code = Some("ThrottlingException".into());
+        assert_eq!(finding(&e, PRODUCT, "eu-west-1").types.len(), 1);
+        let throttled = severity(&e).label;
+        e.insight_details.error_code = Some("AccessDeniedException".into());
+        let f = finding(&e, PRODUCT, "eu-west-1");
+        assert_eq!(f.types[1], "TTPs/Credential Access");
+        assert_eq!(
+            (throttled.as_str(), f.severity.label.as_str()),
+            ("HIGH", "CRITICAL")
+        );
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! ([`insight_key`]). AWS-free; the one writer of these files, for the S3 archive of the detect
 //! function (`aws::archive`) and for `trailsight replay --out` alike.
 //!
-//! - [`plan_files`]: one file per (account, region) of the records given. Its name's timestamp
+//! - [`plan_files`]: one file per (account, region) of the records given, Trailsight's own
+//!   per-principal types under `Trailsight-Insight/` instead of `CloudTrail-Insight/`. Its name's timestamp
 //!   is the latest `eventTime` in it and its 16 alphanumerics are a digest ([`file_id`], SHA-256)
 //!   of its records' `eventID`s: the same records give the same name, on any machine and with any
 //!   Rust release.
 //! - The ingest function never reads these files: [`crate::s3key::classify_key`] skips every key
-//!   under `CloudTrail-Insight/`, so Trailsight cannot feed on its own output even when the
+//!   under `CloudTrail-Insight/` or `Trailsight-Insight/`, so Trailsight cannot feed on its own output even when the
 //!   archive is the trail's own bucket.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::insight::InsightRecord;
 use crate::minute::{Minute, parse_minute};
-use crate::s3key::insight_key;
+use crate::s3key::{insight_folder, insight_key};
 
 const ALPHANUMERICS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -54,21 +55,23 @@ pub struct InsightFile {
     pub records: Vec<usize>,
 }
 
-/// How a batch is laid out in files: one per (account, region), named by [`insight_key`] at the
+/// How a batch is laid out in files: one per (folder, account, region), the per-principal types
+/// apart from the service's ([`insight_folder`]), named by [`insight_key`] at the
 /// latest `eventTime` of its records, with [`file_id`] of their `eventID`s. Keys are built only
 /// from validated identifiers: records whose account or region is not one (the overflow series'
 /// `*`) are in no file.
 pub fn plan_files(prefix: &str, records: &[InsightRecord]) -> Vec<InsightFile> {
-    let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<usize>> = BTreeMap::new();
     for (i, record) in records.iter().enumerate() {
+        let folder = insight_folder(record.insight_details.insight_type);
         groups
-            .entry((&record.recipient_account_id, &record.aws_region))
+            .entry((folder, &record.recipient_account_id, &record.aws_region))
             .or_default()
             .push(i);
     }
     groups
         .into_iter()
-        .filter_map(|((account, region), indices)| {
+        .filter_map(|((folder, account, region), indices)| {
             let latest: Minute = indices
                 .iter()
                 .filter_map(|&i| parse_minute(&records[i].event_time))
@@ -76,7 +79,7 @@ pub fn plan_files(prefix: &str, records: &[InsightRecord]) -> Vec<InsightFile> {
                 .unwrap_or_default();
             let id = file_id(indices.iter().map(|&i| records[i].event_id.as_str()));
             Some(InsightFile {
-                key: insight_key(prefix, account, region, latest, &id)?,
+                key: insight_key(prefix, folder, account, region, latest, &id)?,
                 records: indices,
             })
         })
@@ -167,6 +170,40 @@ pub(crate) mod tests {
             &[record("111122223333", "us-east-1", "2026-03-02T14:20:00Z")],
         );
         assert_ne!(other[0].key, us.key);
+    }
+
+    #[test]
+    fn per_principal_records_go_to_their_own_folder() {
+        let mut principal = record("111122223333", "us-east-1", "2026-03-02T14:08:00Z");
+        principal.insight_details.insight_type =
+            crate::series::InsightType::PrincipalFirstSeenInsight;
+        let records = vec![
+            record("111122223333", "us-east-1", "2026-03-02T14:07:00Z"),
+            principal,
+        ];
+        let files = plan_files("", &records);
+        let keys: Vec<(&str, &[usize])> = files
+            .iter()
+            .map(|f| {
+                (
+                    f.key.split('/').nth(2).unwrap_or_default(),
+                    f.records.as_slice(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("CloudTrail-Insight", &[0][..]),
+                ("Trailsight-Insight", &[1][..])
+            ]
+        );
+        assert!(
+            files[1]
+                .key
+                .contains("/111122223333_Trailsight-Insight_us-east-1_20260302T1408Z_")
+        );
+        assert!(matches!(classify_key(&files[1].key), KeyKind::Skip(_)));
     }
 
     #[test]

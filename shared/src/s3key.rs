@@ -16,11 +16,15 @@ pub enum KeyKind {
     Skip(&'static str),
 }
 
-const SIBLINGS: [(&str, &str); 5] = [
+const SIBLINGS: [(&str, &str); 6] = [
     ("/CloudTrail-Digest/", "digest file"),
     (
         "/CloudTrail-Insight/",
         "Insight file (our own output or the managed service's)",
+    ),
+    (
+        "/Trailsight-Insight/",
+        "per-principal Insight file (our own output)",
     ),
     ("/CloudTrail-NetworkActivity/", "network activity file"),
     ("/CloudTrail-Aggregated/", "aggregated events file"),
@@ -101,11 +105,29 @@ pub fn delivery_minute(path_or_key: &str) -> Option<Minute> {
     parse_log_name(name).map(|(_, _, m)| m)
 }
 
-/// The S3 key of an Insight file, in the service's layout; `None` unless `account` is 12 digits,
-/// `region` an AWS region and `id` alphanumeric ([`crate::ident`]): keys are built only from
-/// validated parts, so no record can name a key outside `<prefix>/AWSLogs/<account>/`.
+/// The folder of the service's Insight files, and the name part of each.
+pub const CLOUDTRAIL_INSIGHT_FOLDER: &str = "CloudTrail-Insight";
+/// The folder of Trailsight's own per-principal Insight files, beside the service's, in the same
+/// layout: a reader of CloudTrail-Insight files never meets a type it does not know.
+pub const TRAILSIGHT_INSIGHT_FOLDER: &str = "Trailsight-Insight";
+
+/// The folder an Insight record's file goes to: [`CLOUDTRAIL_INSIGHT_FOLDER`] for the managed
+/// service's two types, [`TRAILSIGHT_INSIGHT_FOLDER`] for the per-principal ones.
+pub fn insight_folder(insight_type: crate::series::InsightType) -> &'static str {
+    if insight_type.is_principal() {
+        TRAILSIGHT_INSIGHT_FOLDER
+    } else {
+        CLOUDTRAIL_INSIGHT_FOLDER
+    }
+}
+
+/// The S3 key of an Insight file in `folder` ([`insight_folder`]), in the service's layout; `None`
+/// unless `account` is 12 digits, `region` an AWS region and `id` alphanumeric
+/// ([`crate::ident`]): keys are built only from validated parts, so no record can name a key
+/// outside `<prefix>/AWSLogs/<account>/`.
 pub fn insight_key(
     prefix: &str,
+    folder: &str,
     account: &str,
     region: &str,
     delivered: Minute,
@@ -125,7 +147,7 @@ pub fn insight_key(
         format!("{prefix}/")
     };
     Some(format!(
-        "{prefix}AWSLogs/{account}/CloudTrail-Insight/{region}/{}/{account}_CloudTrail-Insight_{region}_{}_{id}.json.gz",
+        "{prefix}AWSLogs/{account}/{folder}/{region}/{}/{account}_{folder}_{region}_{}_{id}.json.gz",
         t.format("%Y/%m/%d"),
         t.format("%Y%m%dT%H%MZ")
     ))
@@ -176,13 +198,22 @@ mod tests {
     fn insight_keys_follow_the_service_layout() {
         let m = crate::minute::parse_minute("2026-03-02T14:07:00Z").unwrap();
         assert_eq!(
-            insight_key("p", "111122223333", "us-east-1", m, "ABCDEFGHIJKLMNOP").unwrap(),
+            insight_key(
+                "p",
+                CLOUDTRAIL_INSIGHT_FOLDER,
+                "111122223333",
+                "us-east-1",
+                m,
+                "ABCDEFGHIJKLMNOP"
+            )
+            .unwrap(),
             "p/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/03/02/111122223333_CloudTrail-Insight_us-east-1_20260302T1407Z_ABCDEFGHIJKLMNOP.json.gz"
         );
-        assert!(matches!(
-            classify_key(&insight_key("", "111122223333", "us-east-1", m, "x").unwrap()),
-            KeyKind::Skip(_)
-        ));
+        for folder in [CLOUDTRAIL_INSIGHT_FOLDER, TRAILSIGHT_INSIGHT_FOLDER] {
+            let key = insight_key("", folder, "111122223333", "us-east-1", m, "x").unwrap();
+            assert!(key.contains(&format!("/{folder}/")), "{key}");
+            assert!(matches!(classify_key(&key), KeyKind::Skip(_)), "{key}");
+        }
     }
 
     #[test]
@@ -198,7 +229,7 @@ mod tests {
             ("111122223333", "us-east-1", ""),
         ] {
             assert_eq!(
-                insight_key("p", account, region, m, id),
+                insight_key("p", CLOUDTRAIL_INSIGHT_FOLDER, account, region, m, id),
                 None,
                 "{account} {region} {id}"
             );

@@ -4,6 +4,7 @@ API (`cargo lambda watch`), fed a folder of CloudTrail log files; the insights t
 EventBridge, captured through a rule -> SQS queue, written as JSON lines.
 
     run_e2e.py --data DIR --out FILE [--step 15m] [--release] [--chaos SEED]
+               [--principal-insights] [--principal-warmup-hours HOURS]
 
 DIR holds log files in CloudTrail's S3 layout (`AWSLogs/<account>/CloudTrail/<region>/...`, as
 `trailsight simulate` writes them); its files become the objects of a bucket, under the same keys.
@@ -285,6 +286,10 @@ def main():
     parser.add_argument("--release", action="store_true", help="build with --release")
     parser.add_argument("--ingest-instances", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="ingest delivery threads")
+    parser.add_argument("--principal-insights", action="store_true",
+                        help="per-principal insights on both functions (and the fault mode's replay)")
+    parser.add_argument("--principal-warmup-hours", type=int, metavar="HOURS",
+                        help="the detect function's TRAILSIGHT_PRINCIPAL_WARMUP_HOURS (and replay's)")
     parser.add_argument("--chaos", type=int, metavar="SEED",
                         help="the fault mode (see above), its randomness seeded with SEED")
     args = parser.parse_args()
@@ -329,7 +334,8 @@ def e2e(args, host):
     replay_records = []
     if chaos_mode:
         with Phase("trailsight replay (what the fault mode must publish)"):
-            replayed = subprocess.run([str(cli), "replay", str(args.data)], cwd=ROOT, env=base_env,
+            replayed = subprocess.run([str(cli), "replay", *principal_flags(args), str(args.data)],
+                                      cwd=ROOT, env=base_env,
                                       stdout=subprocess.PIPE)
             if replayed.returncode != 0:
                 raise SystemExit(f"error: trailsight replay failed (status {replayed.returncode})")
@@ -374,6 +380,10 @@ def e2e(args, host):
             """Bootstrap `i` of `name`, polling `runtime_api` (the function's own route of the
             emulator, or a tap in front of it); its log <name>-<i>.<restarts>.log."""
             extra = {"TRAILSIGHT_TABLE": TABLE}
+            if args.principal_insights:
+                extra["TRAILSIGHT_PRINCIPAL_INSIGHTS"] = "true"
+            if args.principal_warmup_hours is not None and name == DETECT:
+                extra["TRAILSIGHT_PRINCIPAL_WARMUP_HOURS"] = str(args.principal_warmup_hours)
             endpoint_ = endpoint
             if name == DETECT:
                 # The archive in the trail's own bucket: ingest must never read it.
@@ -631,9 +641,14 @@ def e2e(args, host):
             )
         records, seen, duplicates = [], {}, 0
         for event in events:
-            if event.get("source") != "trailsight" or event.get("detail-type") != "AWS Insight via CloudTrail":
-                raise RuntimeError(f"unexpected event {event.get('source')!r} {event.get('detail-type')!r}")
             record = event["detail"]
+            # The service's detail-type for its two types, Trailsight's own for the per-principal
+            # ones (a rule written for the managed service never matches those).
+            principal = record.get("insightDetails", {}).get("insightType", "").startswith("Principal")
+            detail_type = "Trailsight Principal Insight" if principal else "AWS Insight via CloudTrail"
+            if event.get("source") != "trailsight" or event.get("detail-type") != detail_type:
+                raise RuntimeError(f"unexpected event {event.get('source')!r} {event.get('detail-type')!r} "
+                                   f"for {record.get('insightDetails', {}).get('insightType')}")
             if record["eventID"] in seen:
                 # A repeat (a run killed between publish and save) is the same record: identifiers
                 # are derived from content, so a different record under one eventID is a bug.
@@ -656,13 +671,18 @@ def e2e(args, host):
         paginator = s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=BUCKET, Prefix="AWSLogs/"):
             for item in page.get("Contents", []):
-                if "/CloudTrail-Insight/" in item["Key"]:
+                folder = "/Trailsight-Insight/" if "/Trailsight-Insight/" in item["Key"] else "/CloudTrail-Insight/"
+                if folder in item["Key"]:
                     body = s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
                     for record in json.loads(gzip.decompress(body))["Records"]:
+                        principal = record["insightDetails"]["insightType"].startswith("Principal")
+                        if principal != (folder == "/Trailsight-Insight/"):
+                            raise RuntimeError(f"{record['insightDetails']['insightType']} in {item['Key']}")
                         archived[record["eventID"]] = record
         if set(archived) != set(seen):
             raise RuntimeError(f"the archive holds {len(archived)} records, EventBridge got {len(seen)}")
-        log(f"    archive: the same {len(archived)} records in s3://{BUCKET}/AWSLogs/*/CloudTrail-Insight/")
+        log(f"    archive: the same {len(archived)} records in s3://{BUCKET}/AWSLogs/*/"
+            f"{{CloudTrail,Trailsight}}-Insight/")
         if not chaos_mode:
             check_findings(moto.client("securityhub"), records)
         if chaos_mode:
@@ -676,6 +696,14 @@ def e2e(args, host):
     total = time.monotonic() - total_start
     log("timings: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in TIMINGS) + f"; total {total:.1f}s")
     return 0
+
+
+def principal_flags(args):
+    """`trailsight replay`'s flags for the functions' principal settings."""
+    flags = ["--principal-insights"] if args.principal_insights else []
+    if args.principal_warmup_hours is not None:
+        flags += ["--principal-warmup-hours", str(args.principal_warmup_hours)]
+    return flags
 
 
 def check_findings(securityhub, records):

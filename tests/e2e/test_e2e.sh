@@ -2,7 +2,8 @@
 # The e2e run (tests/e2e/run_e2e.py: the Lambda binaries on moto and `cargo lambda watch`) on a
 # small simulated scenario must publish exactly what `trailsight replay` prints for the same files,
 # eventID and sharedEventID included (derived from content, docs/DETECTION.md "Records"). Both
-# sides use the detector's defaults.
+# sides use the detector's defaults, with per-principal insights on (a 24-hour principal warm-up),
+# and the functions also archive the records and import them into Security Hub.
 # At the same time, the fault mode (run_e2e.py --chaos) on the same files: bootstraps killed during invocations,
 # an outage over a spike and single files hours late, dead letters redriven at the end,
 # EventBridge refusing entries; run_e2e.py itself checks that what was published still equals
@@ -37,8 +38,12 @@ step "trailsight simulate (3 days, us-east-1, iam-burst@1d6h, throttling-storm@1
 "$TRAILSIGHT" simulate --out "$WORK/data" --days 3 --regions us-east-1 \
   --inject iam-burst@1d6h --inject throttling-storm@1d15h --inject maintenance-gap@2d2h
 
-step "trailsight replay"
-"$TRAILSIGHT" replay "$WORK/data" >"$WORK/replay.jsonl"
+# The plain run with per-principal insights on (both functions and replay), and a 24-hour
+# principal warm-up so that the 3-day scenario has some (the throttling storm's callers); the
+# fault mode with the defaults (no principal insights).
+PRINCIPAL_FLAGS=(--principal-insights --principal-warmup-hours 24)
+step "trailsight replay ${PRINCIPAL_FLAGS[*]}"
+"$TRAILSIGHT" replay "${PRINCIPAL_FLAGS[@]}" "$WORK/data" >"$WORK/replay.jsonl"
 
 # The two runs are independent (each its own moto, runtime API, bootstraps and temporary folders)
 # and run at once: the fault mode spends most of its time waiting on single invocations, the
@@ -54,7 +59,7 @@ PY
 
 step "run_e2e.py, and run_e2e.py --chaos ${E2E_CHAOS_SEED:-1} (faults; checks its records against replay itself), at once"
 "$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/e2e.jsonl" --step 15m \
-  >"$WORK/plain.log" 2>&1 &
+  "${PRINCIPAL_FLAGS[@]}" >"$WORK/plain.log" 2>&1 &
 plain=$!
 "$PYTHON" "$ROOT/tests/e2e/run_e2e.py" --data "$WORK/data" --out "$WORK/chaos.jsonl" --step 15m \
   --chaos "${E2E_CHAOS_SEED:-1}" >"$WORK/chaos.log" 2>&1 &
@@ -79,6 +84,10 @@ replay, e2e = load(sys.argv[1]), load(sys.argv[2])
 starts = [r for r in e2e if r["insightDetails"]["state"] == "Start"]
 if not starts or len(starts) == len(e2e):
     sys.exit(f"FAIL: the scenario should give Start and End records, got {len(e2e)} records")
+principal = [r for r in starts if r["insightDetails"]["insightType"].startswith("Principal")]
+if not principal or len(principal) == len(starts):
+    sys.exit(f"FAIL: the scenario should give per-principal and account insights, got {len(principal)} "
+             f"per-principal of {len(starts)}")
 if e2e != replay:
     for i, (a, b) in enumerate(zip(replay, e2e)):
         if a != b:
@@ -97,6 +106,7 @@ for r in e2e:
     pairs.setdefault(r["sharedEventID"], []).append(r["insightDetails"]["state"])
 if any(states not in (["Start"], ["Start", "End"]) for states in pairs.values()):
     sys.exit(f"FAIL: Start/End records do not pair by sharedEventID: {pairs}")
-print(f"    ok: {len(e2e)} records ({len(starts)} insights), identical to replay, identifiers included")
+print(f"    ok: {len(e2e)} records ({len(starts)} insights, {len(principal)} per-principal), "
+      "identical to replay, identifiers included")
 PY
 step "test_e2e: passed"

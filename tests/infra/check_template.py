@@ -67,6 +67,7 @@ ENV = {
         "TRAILSIGHT_API_ALLOW",
         "TRAILSIGHT_API_DENY",
         "TRAILSIGHT_PRINCIPAL_INSIGHTS",
+        "TRAILSIGHT_PRINCIPAL_WARMUP_HOURS",
         "RUST_LOG",
     },
 }
@@ -315,6 +316,17 @@ def test_findings_go_to_the_accounts_default_product_only_when_enabled():
     assert [a for a in every if str(a).startswith("securityhub:")] == ["securityhub:BatchImportFindings"]
     assert not [a for a in _list(props("IngestRole")["Policies"][0]["PolicyDocument"]["Statement"])
                 if "securityhub" in json.dumps(a)]
+
+
+def test_archive_writes_only_the_two_insight_folders():
+    statements = props("DetectRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    archive = [s for s in _flat_statements(statements) if s.get("Sid") == "ArchiveInsights"]
+    assert len(archive) == 1 and archive[0]["Action"] == "s3:PutObject"
+    paths = [r["Fn::Sub"][0] for r in archive[0]["Resource"]]
+    assert paths == [
+        "arn:${AWS::Partition}:s3:::${ArchiveBucketName}/${KeyPrefix}AWSLogs/*/CloudTrail-Insight/*",
+        "arn:${AWS::Partition}:s3:::${ArchiveBucketName}/${KeyPrefix}AWSLogs/*/Trailsight-Insight/*",
+    ], paths
 
 
 def test_kms_service_grants_are_conditioned():

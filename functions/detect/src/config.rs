@@ -151,6 +151,12 @@ impl Config {
             trailsight::envvars::PRINCIPAL_INSIGHTS,
             defaults.principal_insights,
         )?;
+        let principal_warmup_hours = env.integer(
+            "TRAILSIGHT_PRINCIPAL_WARMUP_HOURS",
+            defaults.principal_warmup_minutes / 60,
+            1,
+            "a whole number of hours, at least 1",
+        )?;
         let api_filter = ApiFilter::parse(
             &env.get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
             &env.get("TRAILSIGHT_API_DENY").unwrap_or_default(),
@@ -222,12 +228,12 @@ impl Config {
                 adapt_after_minutes,
                 principal_insights,
                 ..defaults
-            },
+            }
+            .with_principal_warmup_minutes(principal_warmup_hours.saturating_mul(60)),
         })
     }
 }
 
-/// `arn:<partition>:sns:<region>:<account>:<name>`, each part present.
 /// `arn:<partition>:securityhub:<region>:<account>:product/<account>/default`, the same account
 /// twice (an account imports its own findings under its default product).
 fn is_default_product_arn(arn: &str) -> bool {
@@ -239,6 +245,7 @@ fn is_default_product_arn(arn: &str) -> bool {
         && parts[5] == format!("product/{}/default", parts[4])
 }
 
+/// `arn:<partition>:sns:<region>:<account>:<name>`, each part present.
 fn is_topic_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.split(':').collect();
     parts.len() == 6
@@ -364,9 +371,18 @@ mod tests {
             ("TRAILSIGHT_DROP_HOLD_MINUTES", "60"),
             ("TRAILSIGHT_ADAPT_AFTER_MINUTES", "2880"),
             ("TRAILSIGHT_PRINCIPAL_INSIGHTS", "true"),
+            ("TRAILSIGHT_PRINCIPAL_WARMUP_HOURS", "12"),
         ])
         .unwrap();
         assert!(c.detector.principal_insights);
+        // The warm-up, and a principal series' minimum age with it (at most a day).
+        assert_eq!(
+            (
+                c.detector.principal_warmup_minutes,
+                c.detector.principal_series_min_age_minutes
+            ),
+            (720, 720)
+        );
         assert_eq!(
             (
                 c.detector.late_window_minutes,
@@ -448,6 +464,7 @@ mod tests {
             ("TRAILSIGHT_STATE_BUCKET", "-bucket"),
             ("TRAILSIGHT_ARCHIVE_BUCKET", "Archive"),
             ("TRAILSIGHT_ALERTS_TOPIC_ARN", "my-topic"),
+            ("TRAILSIGHT_PRINCIPAL_WARMUP_HOURS", "0"),
             ("TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN", "default"),
             (
                 "TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN",

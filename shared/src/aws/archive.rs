@@ -1,6 +1,7 @@
 //! Insight records archived in S3 the way the managed service writes them (the contract's §4):
 //! gzip files of `{"Records":[...]}` under
-//! `[prefix/]AWSLogs/<account>/CloudTrail-Insight/<region>/YYYY/MM/DD/` ([`insight_key`]).
+//! `[prefix/]AWSLogs/<account>/CloudTrail-Insight/<region>/YYYY/MM/DD/` ([`insight_key`]); Trailsight's
+//! per-principal types under `Trailsight-Insight/` in the same layout.
 //!
 //! - One file per (account, region) of a batch, named and encoded by [`crate::insight_files`]
 //!   (the one writer of CloudTrail-Insight files, which `trailsight replay --out` uses too): a

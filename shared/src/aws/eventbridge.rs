@@ -1,7 +1,8 @@
 //! Insight records to EventBridge (the contract's §4): one event per record, the record as its
 //! `detail`, under our own source (sources starting with `aws.` are reserved: PutEvents would
 //! answer HTTP 200 and fail every entry with `NotAuthorizedForSourceException`) and, by default,
-//! the service's detail-type, so a user's rule needs only its source changed.
+//! the service's detail-type, so a user's rule needs only its source changed. Trailsight's own
+//! per-principal types go under their own detail-type ([`crate::eventbus::PRINCIPAL_DETAIL_TYPE`]).
 //!
 //! PutEvents takes at most [`crate::eventbus::MAX_ENTRIES_PER_CALL`] entries and [`MAX_REQUEST_BYTES`] per call,
 //! and reports failures per entry in an HTTP 200 answer (`FailedEntryCount`, an `ErrorCode` on
@@ -21,7 +22,9 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::aws::retry::describe;
 use crate::detect::{InsightPublish, PublishError};
-use crate::eventbus::{MAX_REQUEST_BYTES, SourceError, batches, entry_size, validate_source};
+use crate::eventbus::{
+    MAX_REQUEST_BYTES, SourceError, batches, detail_type_of, entry_size, validate_source,
+};
 use crate::insight::InsightRecord;
 
 /// Attempts per entry, the first included, when its failure is transient.
@@ -96,18 +99,23 @@ impl EventBridgePublisher {
         &self.detail_type
     }
 
-    fn entry(&self, detail: &str) -> PutEventsRequestEntry {
+    fn entry(&self, detail_type: &str, detail: &str) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(&self.source)
-            .detail_type(&self.detail_type)
+            .detail_type(detail_type)
             .detail(detail)
             .build()
     }
 
     /// Sends one call's entries, retrying the failed ones; returns those that still failed,
     /// with the reason.
-    async fn put_batch(&self, batch: &[usize], details: &[String]) -> Vec<(usize, String)> {
+    async fn put_batch(
+        &self,
+        batch: &[usize],
+        details: &[String],
+        detail_types: &[&str],
+    ) -> Vec<(usize, String)> {
         let mut failed = Vec::new();
         let mut pending: Vec<usize> = batch.to_vec();
         let mut reason = String::new();
@@ -126,8 +134,10 @@ impl EventBridgePublisher {
                 );
                 tokio::time::sleep(wait).await;
             }
-            let entries: Vec<PutEventsRequestEntry> =
-                pending.iter().map(|&i| self.entry(&details[i])).collect();
+            let entries: Vec<PutEventsRequestEntry> = pending
+                .iter()
+                .map(|&i| self.entry(detail_types[i], &details[i]))
+                .collect();
             let output = match self
                 .client
                 .put_events()
@@ -192,6 +202,10 @@ impl InsightPublish for EventBridgePublisher {
         let mut failed: BTreeMap<usize, String> = BTreeMap::new();
         let mut details = Vec::with_capacity(records.len());
         let mut sizes = Vec::with_capacity(records.len());
+        let detail_types: Vec<&str> = records
+            .iter()
+            .map(|r| detail_type_of(r, &self.detail_type))
+            .collect();
         for (i, record) in records.iter().enumerate() {
             let detail = match serde_json::to_string(record) {
                 Ok(detail) => detail,
@@ -200,7 +214,7 @@ impl InsightPublish for EventBridgePublisher {
                     String::new()
                 }
             };
-            let size = entry_size(&self.bus, &self.source, &self.detail_type, &detail);
+            let size = entry_size(&self.bus, &self.source, detail_types[i], &detail);
             if size > MAX_REQUEST_BYTES {
                 failed.insert(
                     i,
@@ -218,7 +232,7 @@ impl InsightPublish for EventBridgePublisher {
             details.push(detail);
         }
         for batch in batches(&sizes) {
-            failed.extend(self.put_batch(&batch, &details).await);
+            failed.extend(self.put_batch(&batch, &details, &detail_types).await);
         }
         if failed.is_empty() {
             return Ok(());
