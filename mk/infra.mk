@@ -59,7 +59,7 @@ build: tools
 	fi; \
 	start=$$(date +%s); \
 	PATH="$(TOOLS_PATH)" cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip \
-	  $(addprefix --package ,$(LAMBDA_FUNCTIONS)); \
+	  $(addprefix --package ,$(LAMBDA_FUNCTIONS)) $(addprefix --bin ,$(LAMBDA_FUNCTIONS)); \
 	echo "cargo lambda build ($(ARCH)): $$(( $$(date +%s) - start ))s"; \
 	for fn in $(LAMBDA_FUNCTIONS); do \
 	  zip="$(LAMBDA_OUT)/$$fn/bootstrap.zip"; dir="$(BUILD_DIR)/lambda/$$fn"; \

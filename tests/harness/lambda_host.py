@@ -181,7 +181,10 @@ def cargo_lambda_build(functions, flags=()):
     code compiled is the same, and the dependencies the test builds of `make test` compiled for
     the same target triple (CARGO_BUILD_TARGET) are reused, where zig's linker and C compiler
     would make cargo compile them all again."""
-    packages = [arg for name in functions for arg in ("--package", name)]
+    # The binaries named too: without --bin, cargo lambda also moves every other binary of the
+    # workspace it finds in the target directory into target/lambda/ (the `trailsight` command
+    # the tests build in the same directory went missing under a running test).
+    packages = [arg for name in functions for flag in ("--package", "--bin") for arg in (flag, name)]
     # One build at a time across processes (test_e2e.sh runs two e2e runs at once): cargo lambda
     # moves each binary into target/lambda/, and two builds at once race on that move.
     lock_path = target_dir() / "lambda.lock"
