@@ -2,7 +2,9 @@
 # (`include mk/infra.mk`); also usable alone from the repository root: `make -f mk/infra.mk lint-infra`.
 #
 #   make tools              .venv from requirements-dev.txt (again only when that file changes)
-#   make build [ARCH=arm64] build/lambda/<fn>/bootstrap and build/<fn>.zip for both functions
+#   make build [ARCH=arm64] build/lambda/<fn>/bootstrap and build/<fn>.zip for both functions, each
+#                           built on its own (its own features: ingest links no EventBridge, SNS,
+#                           CloudWatch or Security Hub SDK; one cargo invocation would unify them)
 #   make lint-infra         cfn-lint + checkov on infra/template.yaml and its offline SAM translation
 #   make deploy             build, then `sam deploy` (guided the first time); DEPLOY_TOOLS=1 installs SAM CLI
 #   make destroy            `sam delete` (the DynamoDB table is retained)
@@ -58,8 +60,10 @@ build: tools
 	    exit 1; }; \
 	fi; \
 	start=$$(date +%s); \
-	PATH="$(TOOLS_PATH)" cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip \
-	  $(addprefix --package ,$(LAMBDA_FUNCTIONS)) $(addprefix --bin ,$(LAMBDA_FUNCTIONS)); \
+	for fn in $(LAMBDA_FUNCTIONS); do \
+	  PATH="$(TOOLS_PATH)" cargo lambda build --release $(LAMBDA_ARCH_FLAG) --output-format zip \
+	    --package $$fn --bin $$fn; \
+	done; \
 	echo "cargo lambda build ($(ARCH)): $$(( $$(date +%s) - start ))s"; \
 	for fn in $(LAMBDA_FUNCTIONS); do \
 	  zip="$(LAMBDA_OUT)/$$fn/bootstrap.zip"; dir="$(BUILD_DIR)/lambda/$$fn"; \
