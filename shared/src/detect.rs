@@ -184,12 +184,15 @@ fn merge_cells<'p>(
 /// of delivery that held drops wait for.
 fn note_delivered_parts(state: &mut DetectorState, parts: &[HourPart], now: Minute) {
     for part in parts {
-        let mut seen: BTreeSet<(u32, Minute)> = BTreeSet::new();
-        for (index, minute) in part.delta.cells.keys() {
-            if *minute <= now {
-                seen.insert((*index, minute - minute.rem_euclid(10)));
-            }
-        }
+        // Cells are in (series, minute) order: their 10-minute buckets come out sorted.
+        let mut seen: Vec<(u32, Minute)> = part
+            .delta
+            .cells
+            .keys()
+            .filter(|(_, minute)| *minute <= now)
+            .map(|(index, minute)| (*index, minute - minute.rem_euclid(10)))
+            .collect();
+        seen.dedup();
         for (index, bucket) in seen {
             if let Some(key) = part.delta.series.get(index as usize) {
                 note_delivered(&mut state.delivered, key, bucket);
@@ -365,7 +368,7 @@ impl DetectRun<'_> {
 
         if records.is_empty() && state.outbox.is_empty() {
             if changed {
-                self.states.save_state(&state, version).await?;
+                self.states.save_state_owned(state, version).await?;
             } else {
                 self.states.release_state(state, version).await;
             }
@@ -374,7 +377,7 @@ impl DetectRun<'_> {
         state.outbox.extend(records.into_iter().map(Pending::new));
         version = self.states.save_state(&state, version).await?;
         self.deliver(config, &mut state, &mut report).await;
-        self.states.save_state(&state, version).await?;
+        self.states.save_state_owned(state, version).await?;
         Ok(report)
     }
 

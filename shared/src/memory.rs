@@ -3,7 +3,7 @@
 //! ([`MemoryObjects`]), for the pipelines' tests.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 /// One hour's delta parts, by (file, part number).
-type HourParts = BTreeMap<(FileId, usize), Delta>;
+type HourParts = BTreeMap<(FileId, usize), Arc<Delta>>;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -62,7 +62,7 @@ impl DeltaWrite for MemoryStore {
             match slot.entry(id) {
                 std::collections::btree_map::Entry::Occupied(_) => report.parts_existing += 1,
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(part);
+                    v.insert(Arc::new(part));
                     report.parts_written += 1;
                     Self::lock(&self.arrivals)?.push(hour);
                 }
@@ -83,7 +83,7 @@ impl DeltaRead for MemoryStore {
                     .iter()
                     .map(|((file, i), delta)| HourPart {
                         id: format!("{file}#{i}"),
-                        delta: delta.clone(),
+                        delta: Arc::clone(delta),
                     })
                     .collect()
             })
@@ -183,7 +183,7 @@ impl FileMarks for MemoryStore {
             .filter_map(|hour| deltas.get(hour))
             .flat_map(|parts| parts.iter())
             .filter(|((file, _), _)| file.0.starts_with(&key.0) && file != except)
-            .map(|(_, delta)| delta.clone())
+            .map(|(_, delta)| Delta::clone(delta))
             .collect())
     }
 }
@@ -221,6 +221,20 @@ impl StateStore for MemoryStore {
             return Err(StoreError::Conflict);
         }
         *slot = Some((state.clone(), expected + 1));
+        Ok(expected + 1)
+    }
+
+    async fn save_state_owned(
+        &self,
+        state: DetectorState,
+        expected: u64,
+    ) -> Result<u64, StoreError> {
+        let mut slot = Self::lock(&self.state)?;
+        let current = slot.as_ref().map(|(_, v)| *v).unwrap_or(0);
+        if current != expected {
+            return Err(StoreError::Conflict);
+        }
+        *slot = Some((state, expected + 1));
         Ok(expected + 1)
     }
 }

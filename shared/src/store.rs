@@ -14,6 +14,7 @@
 //! - **Detector state.** One versioned document; a save succeeds only over the version it read.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -181,7 +182,9 @@ pub trait DeltaWrite: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HourPart {
     pub id: String,
-    pub delta: Delta,
+    /// Shared: the embedded store hands out its own parts without copying them (a replay reads
+    /// an hour's parts at every run).
+    pub delta: Arc<Delta>,
 }
 
 /// How far a reader has read a store's arrival log: part of the detector's state.
@@ -205,7 +208,7 @@ pub trait DeltaRead: Send + Sync {
             .read_hour_parts(hour)
             .await?
             .into_iter()
-            .map(|p| p.delta)
+            .map(|p| Arc::unwrap_or_clone(p.delta))
             .collect())
     }
 
@@ -226,6 +229,15 @@ pub trait StateStore: Send + Sync {
     async fn load_state(&self) -> Result<VersionedState, StoreError>;
     /// Saves `state` if the stored version is still `expected`; returns the new version.
     async fn save_state(&self, state: &DetectorState, expected: u64) -> Result<u64, StoreError>;
+    /// [`StateStore::save_state`] for a state the caller is done with: stores that keep the
+    /// state itself (the memory store) take it without copying it.
+    async fn save_state_owned(
+        &self,
+        state: DetectorState,
+        expected: u64,
+    ) -> Result<u64, StoreError> {
+        self.save_state(&state, expected).await
+    }
     /// Hands back a loaded state that did not change (nothing to save). Stores that copy the
     /// state on load need do nothing; the memory store, which lends it out, takes it back.
     async fn release_state(&self, _state: DetectorState, _version: u64) {}

@@ -282,7 +282,7 @@ impl DeltaRead for DynamoStore {
             for item in page.items() {
                 deltas.push(HourPart {
                     id: string_attr(item, "sk")?.to_owned(),
-                    delta: decode_part(item)?,
+                    delta: std::sync::Arc::new(decode_part(item)?),
                 });
             }
         }
