@@ -105,6 +105,33 @@ def measured(directory):
             snap["detect_run_mb_per_series"]), os.path.relpath(SNAPSHOT)
 
 
+def principal_measured(directory):
+    """What principal insights change, from `make bench`'s principal.json (a 9-day scenario with
+    principal cases, replayed and folded with and without the flag), else the snapshot's copy:
+    (cells per management event and stored bytes per cell with the flag, principal series per
+    account series, and the detector's time per series-minute with the flag over without)."""
+    path = os.path.join(directory, "principal.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            p = json.load(f)
+        source = directory
+    else:
+        with open(SNAPSHOT) as f:
+            p = json.load(f)["principal"]
+        source = os.path.relpath(SNAPSHOT)
+    off, on = p["replay_off"]["detector"], p["replay_on"]["detector"]
+
+    def per_series_minute(d):
+        return d["detect_seconds"] / max(d["minutes_evaluated"], 1) / max(d["series"], 1)
+
+    return {
+        "cells_per_event": p["deltas_on"]["cells_per_record"],
+        "bytes_per_cell": p["deltas_on"]["stored_bytes_per_cell"],
+        "principal_series_per_series": on["principal_series"] / max(off["series"], 1),
+        "detect_cost_ratio": per_series_minute(on) / per_series_minute(off),
+    }, source
+
+
 def detect_memory_mb(series, mb_per_series):
     """The template's DetectMemorySize (512 by default), raised to the smallest of the usual sizes
     holding a run's measured peak, the Lambda runtime and the SDK clients (about 20 MB, make
@@ -113,7 +140,7 @@ def detect_memory_mb(series, mb_per_series):
     return next((m for m in (512, 1024, 2048, 4096, 10240) if m >= need), 10240)
 
 
-def workload(events_per_day, series, inputs, trigger="s3"):
+def workload(events_per_day, series, inputs, trigger="s3", principal=None):
     (events_per_s_core, bytes_per_cell, cells_per_counted_event, state_gzip_per_series,
      run_seconds_per_series, run_mb_per_series) = inputs
     state_bytes_per_series = state_gzip_per_series * 3  # x3: real attribution strings
@@ -123,6 +150,17 @@ def workload(events_per_day, series, inputs, trigger="s3"):
     counted = month_events * (WRITE_SHARE + ERROR_SHARE)
     # Cells: at most one per series and minute.
     cells = min(counted * cells_per_counted_event, series * MINUTES)
+    if principal:
+        # Principal insights (opt-in): every management event, read or write, also counts in
+        # its caller's series (per API and per service), measured per event; the principal
+        # series come on top of the account's, and judging them costs more per series (more
+        # cells a minute). The state's bytes per series were measured the same with and without.
+        principal_series = series * principal["principal_series_per_series"]
+        cells = min(month_events * principal["cells_per_event"], (series + principal_series) * MINUTES)
+        bytes_per_cell = principal["bytes_per_cell"]
+        run_seconds_per_series = run_seconds_per_series * (
+            series + principal_series * principal["detect_cost_ratio"]) / (series + principal_series)
+        series = series + principal_series
     stored_kb = cells * bytes_per_cell / 1024
     state_kb = series * state_bytes_per_series / 1024
     items = {}
@@ -187,6 +225,7 @@ def main():
           f"{state_gzip_per_series * 3:.0f} B per series, a detect run {run_seconds_per_series * 3e6:.1f} "
           f"CPU-µs and {run_mb_per_series * 3e3:.2f} MB per 1,000 series (all x3 margin)\n")
     summary = []
+    principal, principal_source = principal_measured(directory)
     for events_per_day, series in WORKLOADS:
         items, cti = workload(events_per_day, series, inputs)
         total = sum(items.values())
@@ -206,6 +245,21 @@ def main():
     for events_per_day, series, total, cti, queued in summary:
         print(f"| {events_per_day / 1e6:g}M | {series:,} | {total:,.2f} | {cti:,.2f} | {100 * total / cti:.2f} % "
               f"| {queued:,.2f} ({100 * queued / cti:.2f} %) |")
+    print(f"\n### With principal insights on (TRAILSIGHT_PRINCIPAL_INSIGHTS)\n")
+    print(f"Measured (from {principal_source}): {principal['cells_per_event']:.2f} stored cells per management "
+          f"event (reads included) at {principal['bytes_per_cell']:.1f} bytes each; "
+          f"{principal['principal_series_per_series']:.2f} principal series per account series; judging a "
+          f"series-minute costs {principal['detect_cost_ratio']:.1f} times an account one's\n")
+    print("| management events per day | series (account + principal) | Trailsight $/month | of which DynamoDB "
+          "| CloudTrail Insights $/month | ratio |")
+    print("|---|---|---|---|---|---|")
+    for events_per_day, series in WORKLOADS:
+        items, cti = workload(events_per_day, series, inputs, principal=principal)
+        total = sum(items.values())
+        ddb = sum(v for k, v in items.items() if k.startswith("DynamoDB"))
+        all_series = series * (1 + principal["principal_series_per_series"])
+        print(f"| {events_per_day / 1e6:g}M | {all_series:,.0f} | {total:,.2f} | {ddb:,.2f} | {cti:,.2f} "
+              f"| {100 * total / cti:.2f} % |")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 BENCH_DATA ?= $(OUT)/bench-data
 BENCH_OUT  ?= $(OUT)/bench
 
-.PHONY: bench bench-data cold-start ingest-memory
+.PHONY: bench bench-data bench-principal cold-start ingest-memory
 
 bench-data: cli
 	@test -f $(BENCH_DATA)/labels.json || $(TRAILSIGHT) simulate --out $(BENCH_DATA) --days 9 --seed 1
@@ -31,6 +31,7 @@ bench: bench-data
 	target/release/examples/detector_bench --catch-up 100000 3 10 | tee $(BENCH_OUT)/catch_up.json
 	@echo "== replay of the 9-day scenario (two regions, all cores)"
 	/usr/bin/time -f '{"replay_seconds": %e, "max_rss_kb": %M}' $(TRAILSIGHT) replay $(BENCH_DATA) 2>&1 >/dev/null | tail -1 | tee $(BENCH_OUT)/replay.json
+	@$(MAKE) --no-print-directory bench-principal
 	@echo "== monthly cost model from these figures (docs/COST.md)"
 	python3 bench/cost_model.py $(BENCH_OUT) | tee $(BENCH_OUT)/cost.md
 	@$(MAKE) --no-print-directory cold-start
@@ -52,3 +53,19 @@ ingest-memory: build
 	@mkdir -p $(BENCH_OUT)
 	@echo "== ingest bootstrap peak RSS: 48 MB gzip file, 100,000 distinct series (local Runtime API, moto)"
 	$(VENV_BIN)/python bench/ingest_memory.py --out $(BENCH_OUT)/ingest_memory.json --work $(BENCH_OUT)/ingest-memory
+
+# Principal insights' cost: a 9-day scenario with principal cases (read-made attacks, look-alikes),
+# replayed with and without --principal-insights (time, peak RSS, detector time, series, state
+# size: replay --stats) and folded as ingest stores it (delta_bench: cells and bytes per event).
+# docs/COST.md's "With principal insights on" comes from out/bench/principal.json.
+PRINCIPAL_DATA ?= $(OUT)/bench-principal-data
+bench-principal: cli
+	@mkdir -p $(BENCH_OUT)
+	@test -f $(PRINCIPAL_DATA)/labels.json || $(TRAILSIGHT) simulate --out $(PRINCIPAL_DATA) --days 9 --seed 1 --changes --principals
+	$(CARGO) build --release -p trailsight-core --example delta_bench
+	@echo "== principal insights: replay without and with the flag, and what ingest stores per event"
+	/usr/bin/time -f '{"seconds": %e, "max_rss_kb": %M}' -o $(BENCH_OUT)/replay-principal-off.time $(TRAILSIGHT) replay $(PRINCIPAL_DATA) --stats $(BENCH_OUT)/replay-principal-off.json >/dev/null
+	/usr/bin/time -f '{"seconds": %e, "max_rss_kb": %M}' -o $(BENCH_OUT)/replay-principal-on.time $(TRAILSIGHT) replay $(PRINCIPAL_DATA) --principal-insights --stats $(BENCH_OUT)/replay-principal-on.json >/dev/null
+	target/release/examples/delta_bench $(PRINCIPAL_DATA) > $(BENCH_OUT)/deltas-principal-off.json
+	target/release/examples/delta_bench $(PRINCIPAL_DATA) --principal-insights > $(BENCH_OUT)/deltas-principal-on.json
+	python3 bench/principal_bench.py $(BENCH_OUT) | tee $(BENCH_OUT)/principal.json

@@ -75,6 +75,10 @@ struct ReplayArgs {
     /// Also write the insights as CloudTrail-Insight files under this folder.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write what the replay cost as JSON to this file: records counted, cells stored, detector
+    /// time, minutes evaluated, series (per-principal ones apart), principals, state size.
+    #[arg(long)]
+    stats: Option<PathBuf>,
     #[command(flatten)]
     analysis: Analysis,
 }
@@ -171,6 +175,18 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 written.unplaced
             );
         }
+    }
+    if let Some(path) = &args.stats {
+        let stats = serde_json::json!({
+            "files": report.files_read,
+            "records": report.fold.records,
+            "counted": report.fold.counted,
+            "detector_runs": report.detector_runs,
+            "insight_records": report.records.len(),
+            "seconds": started.elapsed().as_secs_f64(),
+            "detector": report.cost,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&stats)?)?;
     }
     let f = &report.fold;
     eprintln!(

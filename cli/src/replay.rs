@@ -1,6 +1,12 @@
 //! `trailsight replay`: the Lambdas' pipeline on files from disk, with the embedded store.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::Serialize;
 
 use trailsight::config::DetectorConfig;
 use trailsight::detect::{CollectingPublisher, run_detector};
@@ -9,7 +15,7 @@ use trailsight::ingest::{IngestOutcome, store_folded};
 use trailsight::insight::{InsightRecord, InsightState};
 use trailsight::memory::MemoryStore;
 use trailsight::minute::{Minute, parse_minute};
-use trailsight::store::FileId;
+use trailsight::store::{FileId, StateStore};
 
 use crate::local::{FileResult, LocalFile};
 
@@ -26,6 +32,28 @@ pub struct ReplayReport {
     /// the files holding them.
     pub future_events: u64,
     pub future_files: Vec<String>,
+    /// What the detector cost (`replay --stats`).
+    pub cost: DetectorCost,
+}
+
+/// What the detector's work and state came to over a replay: the figures `make bench` and
+/// docs/COST.md take for principal insights, and what a user can measure on their own logs.
+#[derive(Debug, Default, Serialize)]
+pub struct DetectorCost {
+    /// Time spent in detector runs (storage in memory: the evaluation itself).
+    pub detect_seconds: f64,
+    /// Minutes evaluated, over all runs.
+    pub minutes_evaluated: i64,
+    /// Series in the final state, and of them per-principal ones.
+    pub series: usize,
+    pub principal_series: usize,
+    /// Principals tracked in the final state, all accounts.
+    pub principals: usize,
+    /// The final state as the S3 store saves it: JSON, and gzip at the fastest level.
+    pub state_json_bytes: usize,
+    pub state_gzip_bytes: usize,
+    /// (series, minute) cells stored by ingest, over every file.
+    pub stored_cells: usize,
 }
 
 /// Events dated more than a day after this machine's clock are skipped: CloudTrail does not
@@ -117,20 +145,41 @@ pub async fn replay(
             }
         }
         if delivered != Minute::MIN {
-            run_detector(config, delivered, &store, &store, &publisher).await?;
+            let started = Instant::now();
+            let run = run_detector(config, delivered, &store, &store, &publisher).await?;
+            report.cost.detect_seconds += started.elapsed().as_secs_f64();
+            report.cost.minutes_evaluated += run.minutes;
             report.detector_runs += 1;
         }
     }
     // Runs are bounded (max_catchup_minutes); after the last delivery, catch up completely.
     if let Some(now) = last_delivery {
-        while run_detector(config, now, &store, &store, &publisher)
-            .await?
-            .minutes
-            > 0
-        {
+        loop {
+            let started = Instant::now();
+            let run = run_detector(config, now, &store, &store, &publisher).await?;
+            report.cost.detect_seconds += started.elapsed().as_secs_f64();
+            if run.minutes == 0 {
+                break;
+            }
+            report.cost.minutes_evaluated += run.minutes;
             report.detector_runs += 1;
         }
     }
+    let state = store.load_state().await?.state;
+    let cost = &mut report.cost;
+    cost.series = state.series.len();
+    cost.principal_series = state
+        .series
+        .keys()
+        .filter(|k| k.principal.is_some())
+        .count();
+    cost.principals = state.principals.values().map(|p| p.len()).sum();
+    let json = serde_json::to_vec(&state)?;
+    cost.state_json_bytes = json.len();
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    gz.write_all(&json)?;
+    cost.state_gzip_bytes = gz.finish()?.len();
+    cost.stored_cells = store.stored_cells();
     let mut records = publisher.records.into_inner().unwrap_or_default();
     sort_records(&mut records);
     report.records = records;

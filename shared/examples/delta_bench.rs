@@ -1,9 +1,11 @@
 //! What ingest writes per log file, counted as the DynamoDB store writes it (one conditional put
 //! per (file, hour, part), each part gzip JSON; plus one marker put and one marker get).
 //!
-//! `cargo run --release -p trailsight-core --example delta_bench -- DIR`
+//! `cargo run --release -p trailsight-core --example delta_bench -- DIR [--principal-insights]`
 //! Prints the distribution of requests and write units per file and per 1,000 events, and checks
-//! the bound "writes per file ≤ distinct (series, hour) cells the file touches".
+//! the bound "writes per file ≤ distinct (series, hour) cells the file touches". With
+//! `--principal-insights`, files are folded as ingest folds them with principal insights on
+//! (every management event also in its caller's series).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -27,11 +29,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let principal_insights = args.iter().any(|a| a == "--principal-insights");
     let dir = PathBuf::from(
-        std::env::args()
-            .nth(1)
+        args.iter()
+            .find(|a| !a.starts_with("--"))
+            .cloned()
             .unwrap_or_else(|| "out/bench-data".into()),
     );
+    let options = ClassifyOptions {
+        principal_insights,
+        ..ClassifyOptions::default()
+    };
     let mut paths = Vec::new();
     files_under(&dir, &mut paths);
     paths.sort();
@@ -51,7 +60,7 @@ fn main() {
         let Ok(folded) = fold_object(
             std::io::BufReader::new(file),
             &ReadLimits::default(),
-            ClassifyOptions::default(),
+            options,
         ) else {
             continue;
         };
@@ -83,6 +92,7 @@ fn main() {
     let files = requests.len() as f64;
     let total_units: f64 = wcu.iter().sum();
     let report = serde_json::json!({
+        "principal_insights": principal_insights,
         "files": requests.len(),
         "records": records_total,
         "counted_events": counted_total,
@@ -92,6 +102,7 @@ fn main() {
         "write_units_per_1000_events": total_units * 1000.0 / records_total.max(1) as f64,
         "stored_bytes_per_cell": bytes_total as f64 / cells_total.max(1) as f64,
         "cells_per_counted_event": cells_total as f64 / counted_total.max(1) as f64,
+        "cells_per_record": cells_total as f64 / records_total.max(1) as f64,
         "files_with_more_part_writes_than_series_hours": bound_violations,
     });
     let mut out = std::io::stdout().lock();

@@ -56,6 +56,10 @@ pub struct Cell {
     /// as it leaves `service` out of the count ([`Cell::without_services`]).
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub service_values: Option<Box<[TopK; 3]>>,
+    /// Of which made from an AWS Management Console session ([`Record::is_console_call`]):
+    /// counted in principal series only (a person clicking, docs/DETECTION.md).
+    #[serde(rename = "o", default, skip_serializing_if = "is_zero")]
+    pub console: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -79,12 +83,14 @@ impl Cell {
             service_values: (!services.is_empty()).then(|| {
                 Box::new([0, 1, 2].map(|i| TopK::merge_exact(services.iter().map(|s| &s[i]))))
             }),
+            console: cells.iter().map(|c| c.console).sum(),
         }
     }
 
     pub fn merge(&mut self, other: &Cell) {
         self.count += other.count;
         self.service += other.service;
+        self.console += other.console;
         self.arns.merge(&other.arns);
         self.agents.merge(&other.agents);
         self.errors.merge(&other.errors);
@@ -105,6 +111,7 @@ impl Cell {
             agents: self.agents.clone(),
             errors: self.errors.clone(),
             service_values: None,
+            console: self.console,
         };
         if let Some(services) = &self.service_values {
             for (top, service) in [&mut out.arns, &mut out.agents, &mut out.errors]
@@ -541,6 +548,7 @@ impl Folder {
             return;
         };
         let name = record.event_name.as_deref().unwrap_or_default();
+        let console = u64::from(record.is_console_call());
         let mut over = false;
         let series = [
             (name, principal.as_str()),
@@ -557,6 +565,9 @@ impl Folder {
                 0 => cell.add_event(false, arn, agent, Some(error_code.unwrap_or(NO_ERROR))),
                 1 => cell.add_event(false, arn, agent, Some(name)),
                 _ => cell.add_event(false, None, None, None),
+            }
+            if i < 2 {
+                cell.console += console;
             }
         }
         if over {
@@ -874,5 +885,40 @@ mod tests {
             cell.errors.sorted(),
             vec![("GetSecretValue", 2), ("PutSecretValue", 1)]
         );
+    }
+
+    #[test]
+    fn principal_series_count_their_console_calls() {
+        let event = |console: &str| {
+            format!(
+                r#"{{"eventTime":"2026-03-02T14:07:12Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeVpcs","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":true,"eventCategory":"Management","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/Admin/alice"}}{console}}}"#
+            )
+        };
+        let lines = [
+            event(r#","sessionCredentialFromConsole":"true","userAgent":"Mozilla/5.0""#),
+            event(r#","userAgent":"AWS Internal","sessionCredentialFromConsole":true"#),
+            event(r#","userAgent":"aws-cli/2.15.30""#),
+        ];
+        let mut folder = Folder::new(ClassifyOptions {
+            principal_insights: true,
+            ..ClassifyOptions::default()
+        });
+        for line in &lines {
+            folder.add_json(line.as_bytes());
+        }
+        let (delta, _) = folder.finish();
+        let console: Vec<(&str, u64, u64)> = delta
+            .iter()
+            .filter(|(k, _, _)| k.principal.is_some())
+            .map(|(k, _, c)| (k.event_name.as_str(), c.count, c.console))
+            .collect();
+        // The principal's API and service series count them; the account's rate over all
+        // principals is a count alone.
+        assert!(console.contains(&("DescribeVpcs", 3, 2)), "{console:?}");
+        assert!(console.contains(&(SERVICE_WIDE, 3, 2)), "{console:?}");
+        assert!(console.contains(&("DescribeVpcs", 3, 0)), "{console:?}");
+        // Merged and stored, the count stays.
+        let json = serde_json::to_string(&delta).unwrap();
+        assert_eq!(serde_json::from_str::<Delta>(&json).unwrap(), delta);
     }
 }

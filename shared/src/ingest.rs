@@ -138,6 +138,7 @@ pub fn delta_minus(new: &Delta, counted: &[Delta]) -> Delta {
             &Cell {
                 count,
                 service: cell.service.saturating_sub(old.service).min(count),
+                console: cell.console.saturating_sub(old.console).min(count),
                 arns: topk_minus(&cell.arns, &old.arns),
                 agents: topk_minus(&cell.agents, &old.agents),
                 errors: topk_minus(&cell.errors, &old.errors),

@@ -41,6 +41,19 @@ impl MemoryStore {
             .map_err(|_| StoreError::Other("memory store lock poisoned".into()))
     }
 
+    /// (series, minute) cells stored, over every part.
+    pub fn stored_cells(&self) -> usize {
+        self.deltas
+            .lock()
+            .map(|d| {
+                d.values()
+                    .flat_map(|parts| parts.values())
+                    .map(|delta| delta.cells.len())
+                    .sum()
+            })
+            .unwrap_or_default()
+    }
+
     /// Hours holding deltas.
     pub fn hours(&self) -> Vec<Minute> {
         self.deltas

@@ -17,7 +17,7 @@ use crate::catalog::principals::Principal;
 use crate::labels::PrincipalCaseKind;
 use crate::options::Injections;
 use crate::random::splitmix;
-use crate::world::{Ev, World, at_local};
+use crate::world::{Ev, Via, World, at_local};
 
 /// A planned principal case: its events and its label.
 pub(crate) struct Case {
@@ -78,10 +78,12 @@ fn reads_of(svc: &str) -> &'static [&'static str] {
         .unwrap_or(&[])
 }
 
-/// `n` calls spread over `[at, at + minutes)`, of APIs drawn from `names` of `svc`.
+/// `n` calls spread over `[at, at + minutes)`, of APIs drawn from `names` of `svc`, made `via`.
+#[allow(clippy::too_many_arguments)]
 fn calls(
     rng: &mut StdRng,
     who: Principal,
+    via: Via,
     svc: &str,
     names: &[&str],
     at: i64,
@@ -97,6 +99,7 @@ fn calls(
                 who,
                 None,
             )
+            .via(via)
         })
         .collect()
 }
@@ -140,6 +143,7 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
         let mut events = calls(
             &mut rng,
             who,
+            Via::Program,
             "secretsmanager",
             &["GetSecretValue"],
             at,
@@ -150,6 +154,7 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
         events.extend(calls(
             &mut rng,
             who,
+            Via::Program,
             "secretsmanager",
             &["DescribeSecret"],
             at,
@@ -181,7 +186,16 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
         for svc in services.iter().take(k) {
             let minutes = rng.gen_range(1..=3);
             let n = rng.gen_range(12..=40);
-            events.extend(calls(&mut rng, who, svc, reads_of(svc), t, minutes, n));
+            events.extend(calls(
+                &mut rng,
+                who,
+                Via::Program,
+                svc,
+                reads_of(svc),
+                t,
+                minutes,
+                n,
+            ));
             t += minutes * 60;
         }
         cases.push(Case {
@@ -202,7 +216,16 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
         let at = at_local(world, day(2), hour(&mut rng), &region_name).div_euclid(60) * 60;
         let minutes = rng.gen_range(2..=10);
         let n = rng.gen_range(6..=30);
-        let events = calls(&mut rng, who, "ec2", reads_of("ec2"), at, minutes, n);
+        let events = calls(
+            &mut rng,
+            who,
+            Via::Program,
+            "ec2",
+            reads_of("ec2"),
+            at,
+            minutes,
+            n,
+        );
         cases.push(Case {
             id: 0,
             kind: PrincipalCaseKind::NewRegion,
@@ -220,7 +243,16 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
         let at = at_local(world, day(3), hour(&mut rng), &home_name).div_euclid(60) * 60;
         let minutes = rng.gen_range(2..=6);
         let n = rng.gen_range(30..=90);
-        let events = calls(&mut rng, who, "sts", &["AssumeRole"], at, minutes, n);
+        let events = calls(
+            &mut rng,
+            who,
+            Via::Program,
+            "sts",
+            &["AssumeRole"],
+            at,
+            minutes,
+            n,
+        );
         cases.push(Case {
             id: 0,
             kind: PrincipalCaseKind::RoleChaining,
@@ -255,7 +287,16 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
                     .choose(&mut rng)
                     .copied()
                     .unwrap_or("ec2");
-                events.extend(calls(&mut rng, who, svc, reads_of(svc), at, minutes, n));
+                events.extend(calls(
+                    &mut rng,
+                    who,
+                    Via::Console,
+                    svc,
+                    reads_of(svc),
+                    at,
+                    minutes,
+                    n,
+                ));
             }
         }
         cases.push(benign(
@@ -293,7 +334,16 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
                     ("sts", &["GetCallerIdentity"]),
                 ];
                 for (svc, names) in mix {
-                    events.extend(calls(&mut rng, who, svc, names, at, minutes, n / 4));
+                    events.extend(calls(
+                        &mut rng,
+                        who,
+                        Via::Any,
+                        svc,
+                        names,
+                        at,
+                        minutes,
+                        n / 4,
+                    ));
                 }
             }
         }
@@ -319,20 +369,39 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
                 let svc = READS.choose(&mut rng).map(|(s, _)| *s).unwrap_or("ec2");
                 let n = rng.gen_range(10..=50);
                 let minutes = rng.gen_range(5..=20);
-                events.extend(calls(&mut rng, who, svc, reads_of(svc), at, minutes, n));
+                events.extend(calls(
+                    &mut rng,
+                    who,
+                    Via::Console,
+                    svc,
+                    reads_of(svc),
+                    at,
+                    minutes,
+                    n,
+                ));
             }
             if d == first {
                 let at = at_local(world, d, 11.0, &home_name);
                 events.extend(calls(
                     &mut rng,
                     who,
+                    Via::Console,
                     "secretsmanager",
                     &["GetSecretValue"],
                     at,
                     10,
                     3,
                 ));
-                events.extend(calls(&mut rng, who, "ssm", &["GetParameter"], at, 10, 4));
+                events.extend(calls(
+                    &mut rng,
+                    who,
+                    Via::Console,
+                    "ssm",
+                    &["GetParameter"],
+                    at,
+                    10,
+                    4,
+                ));
             }
         }
         cases.push(benign(
@@ -361,6 +430,7 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
             events.extend(calls(
                 &mut rng,
                 who,
+                Via::Any,
                 "dynamodb",
                 reads_of("dynamodb"),
                 at,

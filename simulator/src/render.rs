@@ -19,7 +19,7 @@ use crate::catalog::errors::ErrorKind;
 use crate::catalog::principals::PKind;
 use crate::random::{rand_alnum, rand_hex, rand_upper_alnum, splitmix, uuid_from};
 use crate::time::rfc3339;
-use crate::world::{Ev, World};
+use crate::world::{Ev, Via, World};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -181,6 +181,33 @@ const DBS: &[&str] = &["orders-db-1", "orders-db-2", "reporting-db"];
 
 fn pick<'a>(rng: &mut StdRng, v: &[&'a str]) -> &'a str {
     v[rng.gen_range(0..v.len())]
+}
+
+/// What a person's console session shows as its user agent: their browser, or `AWS Internal`.
+fn is_console_agent(agent: &str) -> bool {
+    agent.starts_with("Mozilla/") || agent == "AWS Internal"
+}
+
+/// A user agent of the principal's, among those `via` allows (all of them when it has none).
+fn pick_agent<'a>(rng: &mut StdRng, agents: &[&'a str], via: Via) -> &'a str {
+    let allowed: Vec<&'a str> = match via {
+        Via::Any => return pick(rng, agents),
+        Via::Console => agents
+            .iter()
+            .copied()
+            .filter(|a| is_console_agent(a))
+            .collect(),
+        Via::Program => agents
+            .iter()
+            .copied()
+            .filter(|a| !is_console_agent(a))
+            .collect(),
+    };
+    if allowed.is_empty() {
+        pick(rng, agents)
+    } else {
+        pick(rng, &allowed)
+    }
 }
 
 /// Stable per-region resource ids.
@@ -423,8 +450,10 @@ impl<'a> FileWriter<'a> {
         );
         let (ip, ua) = match spec.kind {
             PKind::Service | PKind::ServiceRole => (spec.invoked_by, spec.invoked_by),
-            _ => (pick(rng, spec.ips), pick(rng, spec.agents)),
+            _ => (pick(rng, spec.ips), pick_agent(rng, spec.agents, e.via)),
         };
+        // Console credentials only from the console: a CLI or SDK call of the same person is not.
+        let from_console = spec.console && is_console_agent(ua);
         let session_context = match spec.kind {
             PKind::Role | PKind::ServiceRole => Some(SessionContext {
                 session_issuer: Issuer {
@@ -521,7 +550,7 @@ impl<'a> FileWriter<'a> {
             recipient_account_id: account,
             event_category: "Management",
             tls_details,
-            session_credential_from_console: spec.console.then_some("true"),
+            session_credential_from_console: from_console.then_some("true"),
         };
         for c in 0..copies {
             if c > 0 {

@@ -120,6 +120,17 @@ pub(crate) struct Ev {
     pub(crate) err: Option<ErrorKind>,
     /// Delivery slot (five-minute file), set at delivery.
     pub(crate) slot: u32,
+    /// How the caller made it, among the ways its principal has.
+    pub(crate) via: Via,
+}
+
+/// How a call was made: any of the principal's user agents, or only its console (a browser,
+/// `sessionCredentialFromConsole`) or only its programmatic ones (CLI, SDKs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    Any,
+    Console,
+    Program,
 }
 
 impl Ev {
@@ -130,7 +141,12 @@ impl Ev {
             who,
             err,
             slot: 0,
+            via: Via::Any,
         }
+    }
+
+    pub(crate) fn via(self, via: Via) -> Ev {
+        Ev { via, ..self }
     }
 }
 

@@ -73,6 +73,26 @@ impl PrincipalProfile {
     }
 }
 
+/// A person browsing the console: most of the cell's calls came from a console session and
+/// every API it names is a read by its name (for a service-wide cell, the APIs it lists). Such a
+/// minute is the person's session, paced by their clicks and by what each console page loads;
+/// it is never a principal call-rate spike and does not count in the principal's usual bursts.
+/// A sensitive API, a new region and the account's own insights still apply to it.
+pub(super) fn is_console_browsing(key: &SeriesKey, cell: &Cell) -> bool {
+    if cell.console * 2 <= cell.count {
+        return false;
+    }
+    if key.is_service_wide() {
+        let apis = cell.errors.sorted();
+        !apis.is_empty()
+            && apis
+                .iter()
+                .all(|(name, _)| crate::classify::is_read_only_name(name))
+    } else {
+        crate::classify::is_read_only_name(&key.event_name)
+    }
+}
+
 /// A service-wide minute whose top API holds at least this share of it is that API's burst:
 /// the API's own series judges it, and one burst gives one insight, not two.
 const ONE_API_SHARE: f64 = 0.8;
@@ -191,7 +211,9 @@ impl DetectorState {
                     floor = (floor.0.max(usual.0), floor.1.max(usual.1));
                 }
                 let top_api = cell.errors.sorted().first().map_or(0, |(_, n)| *n);
-                if service_wide && top_api as f64 >= ONE_API_SHARE * cell.count as f64 {
+                if (service_wide && top_api as f64 >= ONE_API_SHARE * cell.count as f64)
+                    || is_console_browsing(key, cell)
+                {
                     floor = (u64::MAX, u64::MAX);
                 }
                 view.floors.insert((*key).clone(), floor);
@@ -248,10 +270,13 @@ impl DetectorState {
         minute: Minute,
         cells: &HashMap<SeriesKey, Cell>,
     ) {
-        for key in cells.keys() {
+        for (key, cell) in cells {
             let Some(principal) = key.reported_principal() else {
                 continue;
             };
+            if is_console_browsing(key, cell) {
+                continue;
+            }
             let Some(state) = self.series.get(key) else {
                 continue;
             };
@@ -689,6 +714,59 @@ mod tests {
             (everyone.clone(), cell(40, "x")),
         ]);
         assert!(state.evaluate_minute(&config, now, &cells).is_empty());
+    }
+
+    #[test]
+    fn console_browsing_is_a_session_not_a_spike_but_the_same_reads_from_a_program_are() {
+        let config = config();
+        let now = T0 + 4 * DAY + 607;
+        let reads = key(ALICE, "us-east-1", "ec2.amazonaws.com", "DescribeInstances");
+        let run = |console: u64, name: &str| {
+            let mut state = DetectorState::default();
+            routine(&mut state, &config, 4);
+            let key = SeriesKey {
+                event_name: name.into(),
+                ..reads.clone()
+            };
+            let mut burst = cell(40, ALICE);
+            burst.console = console;
+            let out = state.evaluate_minute(&config, now, &HashMap::from([(key, burst)]));
+            let starts = out
+                .iter()
+                .filter(|r| r.insight_details.state == InsightState::Start)
+                .count();
+            (starts, state)
+        };
+        // 40 reads in a minute, 30 of them from the console: a person browsing.
+        let (starts, state) = run(30, "DescribeInstances");
+        assert_eq!(starts, 0);
+        // ... which does not become her usual burst either.
+        let profile = &state.principals["111122223333"][ALICE];
+        assert!(profile.peaks.iter().all(|(_, p)| p[0] < 40), "{profile:?}");
+        // The same reads from the CLI (half or fewer from the console) are a spike.
+        assert_eq!(run(20, "DescribeInstances").0, 1);
+        assert_eq!(run(0, "DescribeInstances").0, 1);
+        // A console write is not browsing: judged like any other call.
+        let mut writes = cell(40, ALICE);
+        writes.console = 40;
+        let terminate = key(
+            ALICE,
+            "us-east-1",
+            "ec2.amazonaws.com",
+            "TerminateInstances",
+        );
+        assert!(!is_console_browsing(&terminate, &writes));
+        assert!(is_console_browsing(&reads, &writes));
+        // Service-wide: browsing when every API the cell names is a read.
+        let service = key(ALICE, "us-east-1", "ec2.amazonaws.com", SERVICE_WIDE);
+        let mut apis = cell(40, ALICE);
+        apis.console = 40;
+        apis.errors = TopK::default();
+        apis.errors.add("DescribeInstances", 30);
+        apis.errors.add("DescribeVpcs", 10);
+        assert!(is_console_browsing(&service, &apis));
+        apis.errors.add("RunInstances", 1);
+        assert!(!is_console_browsing(&service, &apis));
     }
 
     #[test]
