@@ -73,6 +73,8 @@ SQS_REQUESTS_PER_FILE = 1 + 2 / FILES_PER_INGEST_INVOCATION["sqs"]
 LOG_BYTES_PER_FILE = 400
 LOG_BYTES_PER_INVOCATION = 600 + 500
 WORKLOADS = [(1e6, 2_000), (50e6, 20_000), (500e6, 200_000)]
+# Principal insights: the detector's default cap of principals per account (one account modelled).
+MAX_PRINCIPALS_PER_ACCOUNT = 200
 SNAPSHOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cost_inputs.json")
 
 
@@ -120,14 +122,19 @@ def principal_measured(directory):
             p = json.load(f)["principal"]
         source = os.path.relpath(SNAPSHOT)
     off, on = p["replay_off"]["detector"], p["replay_on"]["detector"]
+    d_off, d_on = p["deltas_off"], p["deltas_on"]
 
     def per_series_minute(d):
         return d["detect_seconds"] / max(d["minutes_evaluated"], 1) / max(d["series"], 1)
 
+    # What the flag adds to what ingest stores: the principal series' cells and their bytes.
+    cells = d_on["cells"] - d_off["cells"]
+    stored = d_on["cells"] * d_on["stored_bytes_per_cell"] - d_off["cells"] * d_off["stored_bytes_per_cell"]
     return {
-        "cells_per_event": p["deltas_on"]["cells_per_record"],
-        "bytes_per_cell": p["deltas_on"]["stored_bytes_per_cell"],
+        "cells_per_event": cells / max(d_on["records"], 1),
+        "bytes_per_cell": stored / max(cells, 1),
         "principal_series_per_series": on["principal_series"] / max(off["series"], 1),
+        "series_per_principal": on["principal_series"] / max(on["principals"], 1),
         "detect_cost_ratio": per_series_minute(on) / per_series_minute(off),
     }, source
 
@@ -150,18 +157,22 @@ def workload(events_per_day, series, inputs, trigger="s3", principal=None):
     counted = month_events * (WRITE_SHARE + ERROR_SHARE)
     # Cells: at most one per series and minute.
     cells = min(counted * cells_per_counted_event, series * MINUTES)
+    stored_kb = cells * bytes_per_cell / 1024
     if principal:
         # Principal insights (opt-in): every management event, read or write, also counts in
-        # its caller's series (per API and per service), measured per event; the principal
-        # series come on top of the account's, and judging them costs more per series (more
-        # cells a minute). The state's bytes per series were measured the same with and without.
-        principal_series = series * principal["principal_series_per_series"]
-        cells = min(month_events * principal["cells_per_event"], (series + principal_series) * MINUTES)
-        bytes_per_cell = principal["bytes_per_cell"]
+        # its caller's series (the principal and the API, the principal and the service, the
+        # API over all principals): cells and bytes per event as measured, at most one cell per
+        # series and minute. Principal series: as many per account series as measured, at most
+        # the cap of principals per account times the series a principal measured. Judging them
+        # costs more per series (more cells a minute); the state's bytes per series measured
+        # the same with and without.
+        principal_series = min(series * principal["principal_series_per_series"],
+                               MAX_PRINCIPALS_PER_ACCOUNT * principal["series_per_principal"])
+        principal_cells = min(month_events * principal["cells_per_event"], principal_series * MINUTES)
+        stored_kb += principal_cells * principal["bytes_per_cell"] * principal.get("bytes_factor", 1) / 1024
         run_seconds_per_series = run_seconds_per_series * (
             series + principal_series * principal["detect_cost_ratio"]) / (series + principal_series)
         series = series + principal_series
-    stored_kb = cells * bytes_per_cell / 1024
     state_kb = series * state_bytes_per_series / 1024
     items = {}
     seconds = files * FILE_OVERHEAD_S + month_events / (events_per_s_core * LAMBDA_VCPU_AT_128MB)
@@ -246,20 +257,26 @@ def main():
         print(f"| {events_per_day / 1e6:g}M | {series:,} | {total:,.2f} | {cti:,.2f} | {100 * total / cti:.2f} % "
               f"| {queued:,.2f} ({100 * queued / cti:.2f} %) |")
     print(f"\n### With principal insights on (TRAILSIGHT_PRINCIPAL_INSIGHTS)\n")
-    print(f"Measured (from {principal_source}): {principal['cells_per_event']:.2f} stored cells per management "
-          f"event (reads included) at {principal['bytes_per_cell']:.1f} bytes each; "
-          f"{principal['principal_series_per_series']:.2f} principal series per account series; judging a "
-          f"series-minute costs {principal['detect_cost_ratio']:.1f} times an account one's\n")
+    print(f"Measured (from {principal_source}): {principal['cells_per_event']:.2f} more stored cells per "
+          f"management event (reads included) at {principal['bytes_per_cell']:.1f} bytes each; "
+          f"{principal['principal_series_per_series']:.2f} principal series per account series, "
+          f"{principal['series_per_principal']:.0f} per principal (at most {MAX_PRINCIPALS_PER_ACCOUNT} "
+          f"principals per account); judging a series-minute costs {principal['detect_cost_ratio']:.1f} times "
+          f"an account one's. Upper bound: a principal cell as large as an account cell "
+          f"({bytes_per_cell:.1f} bytes), as it may be when it holds many calls.\n")
     print("| management events per day | series (account + principal) | Trailsight $/month | of which DynamoDB "
-          "| CloudTrail Insights $/month | ratio |")
-    print("|---|---|---|---|---|---|")
+          "| CloudTrail Insights $/month | ratio | upper bound |")
+    print("|---|---|---|---|---|---|---|")
+    larger = dict(principal, bytes_factor=bytes_per_cell / principal["bytes_per_cell"])
     for events_per_day, series in WORKLOADS:
         items, cti = workload(events_per_day, series, inputs, principal=principal)
         total = sum(items.values())
         ddb = sum(v for k, v in items.items() if k.startswith("DynamoDB"))
-        all_series = series * (1 + principal["principal_series_per_series"])
+        bound = sum(workload(events_per_day, series, inputs, principal=larger)[0].values())
+        all_series = series + min(series * principal["principal_series_per_series"],
+                                  MAX_PRINCIPALS_PER_ACCOUNT * principal["series_per_principal"])
         print(f"| {events_per_day / 1e6:g}M | {all_series:,.0f} | {total:,.2f} | {ddb:,.2f} | {cti:,.2f} "
-              f"| {100 * total / cti:.2f} % |")
+              f"| {100 * total / cti:.2f} % | {bound:,.2f} ({100 * bound / cti:.2f} %) |")
 
 
 if __name__ == "__main__":

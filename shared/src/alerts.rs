@@ -192,6 +192,9 @@ fn explanation(record: &InsightRecord, style: Style) -> String {
                 "; the first calls of {whose} in region {}",
                 shown(&record.aws_region, style)
             ),
+            Some("services") => format!(
+                "; {whose} called services it never used before, several within 15 minutes (an enumeration's shape), this one among them"
+            ),
             Some(_) => format!("; the first calls of {whose} to this sensitive API"),
             None => format!("; by {whose}, judged against its own history"),
         };

@@ -61,7 +61,9 @@ mod test_support;
 use drop::DELIVERY_PROOF_MINUTES;
 pub use drop::{Delivered, note_delivered};
 pub use late::{LateCells, LateReport};
-pub use principal::{FIRST_SEEN_API, FIRST_SEEN_REGION, PrincipalProfile, Principals};
+pub use principal::{
+    FIRST_SEEN_API, FIRST_SEEN_REGION, FIRST_SEEN_SERVICES, PrincipalProfile, Principals,
+};
 use spike::{Heat, heat};
 
 /// Insight records kept in the state for `trailsight insights`.

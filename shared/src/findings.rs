@@ -178,6 +178,7 @@ pub fn types(record: &InsightRecord) -> Vec<String> {
             InsightType::PrincipalFirstSeenInsight => {
                 match principal.and_then(|p| p.first_seen.as_deref()) {
                     Some("region") => "Unusual Behaviors/User/First Seen Region",
+                    Some("services") => "Unusual Behaviors/User/First Seen Services",
                     _ => "Unusual Behaviors/User/First Seen API",
                 }
             }

@@ -86,7 +86,9 @@ pub struct PrincipalContext {
     /// `eventSource` (`eventName` is the top one, the `eventName` attribution lists them).
     pub scope: String,
     /// `PrincipalFirstSeenInsight` only: `sensitiveApi` (an API of the sensitive list it never
-    /// called) or `region` (a region it never used; the record names its busiest API there).
+    /// called), `region` (a region it never used; the record names its busiest API there) or
+    /// `services` (several services it never used within minutes; the record names the busiest
+    /// API of the last of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
 }

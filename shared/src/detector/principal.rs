@@ -32,7 +32,25 @@ pub struct PrincipalProfile {
     /// principal's usual burst ([`PrincipalProfile::usual_burst`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peaks: Vec<(i64, [u64; 4])>,
+    /// Services (`eventSource`) it has called, noted since `services_from` (a state saved before
+    /// they were kept starts its own warm-up for them, so that it reports no service as new).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub services: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services_from: Option<Minute>,
+    /// Services it called for the first time in the last [`NEW_SERVICES_WINDOW_MINUTES`], once
+    /// warm: a sweep across services it never used is an enumeration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_services: Vec<(Minute, String)>,
 }
+
+/// A warm principal calling this many services it never used within
+/// [`NEW_SERVICES_WINDOW_MINUTES`] is a `PrincipalFirstSeenInsight` (`services`): the shape of
+/// an enumeration with stolen credentials (what can this key reach?). One new service is a team
+/// adopting it, two a new task; a person's console sessions and a pipeline's runs keep to the
+/// services they use.
+const NEW_SERVICES_FOR_INSIGHT: usize = 3;
+const NEW_SERVICES_WINDOW_MINUTES: Minute = 15;
 
 /// Days of [`PrincipalProfile::peaks`] kept (the current one and the seven before).
 const PEAK_DAYS: i64 = 8;
@@ -103,6 +121,7 @@ pub type Principals = BTreeMap<String, BTreeMap<String, PrincipalProfile>>;
 /// `PrincipalFirstSeenInsight`'s reasons, as `insightContext.principal.firstSeen` names them.
 pub const FIRST_SEEN_API: &str = "sensitiveApi";
 pub const FIRST_SEEN_REGION: &str = "region";
+pub const FIRST_SEEN_SERVICES: &str = "services";
 
 /// A principal idle this long may give its place to a new one when its account is at the cap.
 const REPLACEABLE_AFTER_MINUTES: i64 = MINUTES_PER_DAY;
@@ -181,6 +200,9 @@ impl DetectorState {
                 .get_mut(account)
                 .and_then(|p| p.get_mut(principal))
             {
+                if let Some(record) = new_services(config, profile, minute, &keys, warm) {
+                    view.records.extend(record);
+                }
                 profile.last_active = minute;
                 for (key, _) in &keys {
                     if !profile.regions.contains(&key.region) {
@@ -373,6 +395,57 @@ fn first_seen(
     out
 }
 
+/// Notes the services the principal calls this minute; once the principal and its service
+/// history are warm, its first calls of [`NEW_SERVICES_FOR_INSIGHT`] services within
+/// [`NEW_SERVICES_WINDOW_MINUTES`] are one `PrincipalFirstSeenInsight` (`services`), on the
+/// busiest API of the minute's new services. The sweep's list then starts again.
+fn new_services(
+    config: &DetectorConfig,
+    profile: &mut PrincipalProfile,
+    minute: Minute,
+    keys: &[(&SeriesKey, &Cell)],
+    warm: bool,
+) -> Option<[InsightRecord; 2]> {
+    let from = *profile.services_from.get_or_insert(minute);
+    let judged = warm
+        && minute - profile.first_seen >= config.principal_warmup_minutes
+        && minute - from >= config.principal_warmup_minutes;
+    let mut busiest: Option<(&SeriesKey, &Cell)> = None;
+    for (key, cell) in keys {
+        if key.is_service_wide() || profile.services.contains(&key.event_source) {
+            continue;
+        }
+        if judged && config.api_filter.admits(key) {
+            if !profile
+                .new_services
+                .iter()
+                .any(|(_, s)| *s == key.event_source)
+            {
+                profile
+                    .new_services
+                    .push((minute, key.event_source.clone()));
+            }
+            if busiest.is_none_or(|(_, c)| cell.count > c.count) {
+                busiest = Some((key, cell));
+            }
+        }
+    }
+    for (key, _) in keys {
+        if !profile.services.contains(&key.event_source) {
+            profile.services.insert(key.event_source.clone());
+        }
+    }
+    profile
+        .new_services
+        .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+    let (key, cell) = busiest?;
+    if profile.new_services.len() < NEW_SERVICES_FOR_INSIGHT {
+        return None;
+    }
+    profile.new_services.clear();
+    Some(first_seen_records(key, cell, minute, FIRST_SEEN_SERVICES))
+}
+
 /// A first-seen insight: Start at the minute, End one minute later, the minute's calls as its
 /// statistics; the baseline is empty (the principal never called it there).
 fn first_seen_records(
@@ -381,7 +454,14 @@ fn first_seen_records(
     minute: Minute,
     reason: &str,
 ) -> [InsightRecord; 2] {
-    let shared = shared_event_id(key, "FirstSeen", minute, 0);
+    // A sweep's record may fall on a sensitive API's first call, in the same minute: its own
+    // kind keeps their identifiers apart.
+    let kind = if reason == FIRST_SEEN_SERVICES {
+        "FirstSeenServices"
+    } else {
+        "FirstSeen"
+    };
+    let shared = shared_event_id(key, kind, minute, 0);
     let duration = baseline_duration(minute);
     let empty = TopK::default();
     let record = |state: InsightState| {
@@ -767,6 +847,87 @@ mod tests {
         assert!(is_console_browsing(&service, &apis));
         apis.errors.add("RunInstances", 1);
         assert!(!is_console_browsing(&service, &apis));
+    }
+
+    #[test]
+    fn a_sweep_across_services_a_warm_principal_never_used_is_first_seen_once() {
+        let config = config();
+        let mut state = DetectorState::default();
+        routine(&mut state, &config, 4);
+        let now = T0 + 4 * DAY + 601;
+        let sweep = |state: &mut DetectorState, offset: Minute, source: &str, name: &str| {
+            let cells = HashMap::from([(key(ALICE, "us-east-1", source, name), cell(6, ALICE))]);
+            state.evaluate_minute(&config, now + offset, &cells)
+        };
+        // Two new services in 15 minutes: a new task, not a sweep.
+        assert!(sweep(&mut state, 0, "s3.amazonaws.com", "ListBuckets").is_empty());
+        assert!(
+            sweep(
+                &mut state,
+                5,
+                "lambda.amazonaws.com",
+                "ListFunctions20150331"
+            )
+            .is_empty()
+        );
+        // A service it uses is not new.
+        assert!(sweep(&mut state, 6, "ec2.amazonaws.com", "DescribeVpcs").is_empty());
+        // The third within 15 minutes: one record, on it.
+        let out = sweep(&mut state, 9, "logs.amazonaws.com", "DescribeLogGroups");
+        assert_eq!(
+            types(&out),
+            [
+                (
+                    "PrincipalFirstSeenInsight".into(),
+                    InsightState::Start,
+                    "DescribeLogGroups".into()
+                ),
+                (
+                    "PrincipalFirstSeenInsight".into(),
+                    InsightState::End,
+                    "DescribeLogGroups".into()
+                ),
+            ]
+        );
+        assert_eq!(
+            out[0]
+                .insight_details
+                .insight_context
+                .principal
+                .as_ref()
+                .and_then(|p| p.first_seen.clone()),
+            Some(FIRST_SEEN_SERVICES.into())
+        );
+        // The sweep starts again: the next new service alone is no record.
+        assert!(sweep(&mut state, 10, "dynamodb.amazonaws.com", "ListTables").is_empty());
+
+        // New services spread out (more than 15 minutes from first to third) are not a sweep.
+        let mut state = DetectorState::default();
+        routine(&mut state, &config, 4);
+        assert!(sweep(&mut state, 0, "s3.amazonaws.com", "ListBuckets").is_empty());
+        assert!(
+            sweep(
+                &mut state,
+                8,
+                "lambda.amazonaws.com",
+                "ListFunctions20150331"
+            )
+            .is_empty()
+        );
+        assert!(sweep(&mut state, 16, "logs.amazonaws.com", "DescribeLogGroups").is_empty());
+
+        // A state saved before services were kept: its principals start their service history
+        // now, so nothing is new until that history is warm.
+        let mut state = DetectorState::default();
+        routine(&mut state, &config, 4);
+        for profile in state.principals.values_mut().flat_map(|p| p.values_mut()) {
+            profile.services.clear();
+            profile.services_from = None;
+        }
+        for (i, source) in ["s3", "lambda", "logs", "ec2"].iter().enumerate() {
+            let source = format!("{source}.amazonaws.com");
+            assert!(sweep(&mut state, i as Minute, &source, "ListX").is_empty());
+        }
     }
 
     #[test]
