@@ -20,7 +20,7 @@ use aws_config::SdkConfig;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use crate::aws::retry::describe;
+use crate::aws::retry::{ItemFailures, describe, send_with_item_retries};
 use crate::detect::{InsightPublish, PublishError};
 use crate::eventbus::{
     MAX_REQUEST_BYTES, SourceError, batches, detail_type_of, entry_size, validate_source,
@@ -116,80 +116,62 @@ impl EventBridgePublisher {
         details: &[String],
         detail_types: &[&str],
     ) -> Vec<(usize, String)> {
-        let mut failed = Vec::new();
-        let mut pending: Vec<usize> = batch.to_vec();
-        let mut reason = String::new();
-        for attempt in 0..self.attempts {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                let wait = self.backoff * 2u32.saturating_pow(attempt - 1);
-                tracing::warn!(
-                    entries = pending.len(),
-                    attempt = attempt + 1,
-                    wait_ms = wait.as_millis() as u64,
-                    reason,
-                    "Retrying insight events EventBridge did not accept."
-                );
-                tokio::time::sleep(wait).await;
-            }
-            let entries: Vec<PutEventsRequestEntry> = pending
-                .iter()
-                .map(|&i| self.entry(detail_types[i], &details[i]))
-                .collect();
-            let output = match self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await
-            {
-                Ok(output) => output,
-                Err(error) => {
-                    // The SDK has already retried what was worth retrying.
-                    let reason = format!("PutEvents failed: {}", describe(&error));
-                    failed.extend(pending.drain(..).map(|i| (i, reason.clone())));
-                    return failed;
-                }
-            };
-            if output.failed_entry_count() == 0 {
-                pending.clear();
-                break;
-            }
-            let results = output.entries();
-            let mut retry = Vec::new();
-            for (k, &i) in pending.iter().enumerate() {
-                match results.get(k) {
-                    Some(result) => {
-                        let Some(code) = result.error_code() else {
-                            continue;
-                        };
-                        let why =
-                            format!("{code}: {}", result.error_message().unwrap_or("no message"));
-                        if TRANSIENT_ENTRY_CODES.contains(&code) {
-                            retry.push(i);
-                            reason = why;
-                        } else {
-                            failed.push((i, why));
-                        }
-                    }
-                    // An answer shorter than the request says nothing of this entry: try again.
-                    None => {
-                        retry.push(i);
-                        reason = "no result for the entry in PutEvents' answer".into();
-                    }
-                }
-            }
-            pending = retry;
+        send_with_item_retries(
+            batch,
+            self.attempts,
+            self.backoff,
+            "insight events",
+            |pending| self.put_once(pending, details, detail_types),
+        )
+        .await
+    }
+
+    /// One `PutEvents` call, and what it said of each entry.
+    async fn put_once(
+        &self,
+        pending: Vec<usize>,
+        details: &[String],
+        detail_types: &[&str],
+    ) -> Result<ItemFailures, String> {
+        let entries: Vec<PutEventsRequestEntry> = pending
+            .iter()
+            .map(|&i| self.entry(detail_types[i], &details[i]))
+            .collect();
+        let output = self
+            .client
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+            // The SDK has already retried what was worth retrying.
+            .map_err(|error| format!("PutEvents failed: {}", describe(&error)))?;
+        let mut outcome = ItemFailures::default();
+        if output.failed_entry_count() == 0 {
+            return Ok(outcome);
         }
-        failed.extend(pending.into_iter().map(|i| {
-            (
-                i,
-                format!("{reason} (after {} attempts)", self.attempts.max(1)),
-            )
-        }));
-        failed
+        let results = output.entries();
+        for (k, &i) in pending.iter().enumerate() {
+            match results.get(k) {
+                Some(result) => {
+                    let Some(code) = result.error_code() else {
+                        continue;
+                    };
+                    let why = format!("{code}: {}", result.error_message().unwrap_or("no message"));
+                    if TRANSIENT_ENTRY_CODES.contains(&code) {
+                        outcome.transient.push(i);
+                        outcome.reason = why;
+                    } else {
+                        outcome.permanent.push((i, why));
+                    }
+                }
+                // An answer shorter than the request says nothing of this entry: try again.
+                None => {
+                    outcome.transient.push(i);
+                    outcome.reason = "no result for the entry in PutEvents' answer".into();
+                }
+            }
+        }
+        Ok(outcome)
     }
 }
 

@@ -139,6 +139,77 @@ where
     }
 }
 
+/// What one call of a batch API (EventBridge `PutEvents`, Security Hub `BatchImportFindings`)
+/// said of the items it was sent.
+#[derive(Debug, Default)]
+pub struct ItemFailures {
+    /// Items that failed for a reason another attempt may not meet (throttling, an internal
+    /// failure): sent again.
+    pub transient: Vec<usize>,
+    /// Why the transient ones failed (the last reason), for the log and the final error.
+    pub reason: String,
+    /// Items that failed for good, with why.
+    pub permanent: Vec<(usize, String)>,
+}
+
+/// Sends the items of `batch` (indices into the caller's items) with `send`, then sends again
+/// the items a call reports as transient failures, after a backoff that doubles from `backoff`,
+/// `attempts` calls at most. Returns the items that still failed, with why. A call that fails
+/// as a whole (`Err`, after the SDK's own retries) fails every item it was sent. `what` names
+/// the items in the log.
+pub async fn send_with_item_retries<F, Fut>(
+    batch: &[usize],
+    attempts: u32,
+    backoff: Duration,
+    what: &'static str,
+    mut send: F,
+) -> Vec<(usize, String)>
+where
+    F: FnMut(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<ItemFailures, String>>,
+{
+    let attempts = attempts.max(1);
+    let mut failed = Vec::new();
+    let mut pending: Vec<usize> = batch.to_vec();
+    let mut reason = String::new();
+    for attempt in 0..attempts {
+        if pending.is_empty() {
+            break;
+        }
+        if attempt > 0 {
+            let wait = backoff * 2u32.saturating_pow(attempt - 1);
+            tracing::warn!(
+                items = what,
+                count = pending.len(),
+                attempt = attempt + 1,
+                wait_ms = wait.as_millis() as u64,
+                reason,
+                "Retrying the items of a batch the service did not take."
+            );
+            tokio::time::sleep(wait).await;
+        }
+        match send(pending.clone()).await {
+            Ok(outcome) => {
+                failed.extend(outcome.permanent);
+                if !outcome.transient.is_empty() {
+                    reason = outcome.reason;
+                }
+                pending = outcome.transient;
+            }
+            Err(why) => {
+                failed.extend(pending.into_iter().map(|i| (i, why.clone())));
+                return failed;
+            }
+        }
+    }
+    failed.extend(
+        pending
+            .into_iter()
+            .map(|i| (i, format!("{reason} (after {attempts} attempts)"))),
+    );
+    failed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +220,111 @@ mod tests {
         assert_eq!(config.max_attempts(), MAX_ATTEMPTS);
         assert_eq!(config.initial_backoff(), INITIAL_BACKOFF);
         assert_eq!(config.mode(), aws_config::retry::RetryMode::Standard);
+    }
+
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn transient_items_are_sent_again_until_taken() {
+        let mut calls: Vec<Vec<usize>> = Vec::new();
+        let failed = run(send_with_item_retries(
+            &[0, 1, 2, 3],
+            4,
+            Duration::ZERO,
+            "items",
+            |pending| {
+                calls.push(pending.clone());
+                let round = calls.len();
+                async move {
+                    Ok(match round {
+                        // 1 throttled, 3 refused for good.
+                        1 => ItemFailures {
+                            transient: vec![1],
+                            reason: "ThrottlingException: slow down".into(),
+                            permanent: vec![(3, "InvalidArgument: bad".into())],
+                        },
+                        _ => ItemFailures::default(),
+                    })
+                }
+            },
+        ));
+        assert_eq!(calls, vec![vec![0, 1, 2, 3], vec![1]]);
+        assert_eq!(failed, vec![(3, "InvalidArgument: bad".to_string())]);
+    }
+
+    #[test]
+    fn items_still_failing_after_the_last_attempt_say_why_and_how_often() {
+        let mut calls = 0;
+        let failed = run(send_with_item_retries(
+            &[7, 8],
+            3,
+            Duration::ZERO,
+            "items",
+            |pending| {
+                calls += 1;
+                async move {
+                    Ok(ItemFailures {
+                        transient: pending,
+                        reason: "InternalFailure: try later".into(),
+                        permanent: Vec::new(),
+                    })
+                }
+            },
+        ));
+        assert_eq!(calls, 3);
+        let why = "InternalFailure: try later (after 3 attempts)".to_string();
+        assert_eq!(failed, vec![(7, why.clone()), (8, why)]);
+    }
+
+    #[test]
+    fn a_call_that_fails_as_a_whole_fails_every_item_it_was_sent_and_stops() {
+        let mut calls = 0;
+        let failed = run(send_with_item_retries(
+            &[0, 1, 2],
+            5,
+            Duration::ZERO,
+            "items",
+            |pending| {
+                calls += 1;
+                let round = calls;
+                async move {
+                    if round == 1 {
+                        Ok(ItemFailures {
+                            transient: pending[1..].to_vec(),
+                            reason: "ThrottlingException".into(),
+                            permanent: Vec::new(),
+                        })
+                    } else {
+                        Err("PutEvents failed: connection reset".to_string())
+                    }
+                }
+            },
+        ));
+        assert_eq!(calls, 2);
+        let why = "PutEvents failed: connection reset".to_string();
+        assert_eq!(failed, vec![(1, why.clone()), (2, why)]);
+    }
+
+    #[test]
+    fn zero_attempts_still_sends_once() {
+        let mut calls = 0;
+        let failed = run(send_with_item_retries(
+            &[0],
+            0,
+            Duration::ZERO,
+            "items",
+            |_| {
+                calls += 1;
+                async { Ok(ItemFailures::default()) }
+            },
+        ));
+        assert_eq!(calls, 1);
+        assert!(failed.is_empty());
     }
 }

@@ -20,7 +20,7 @@ use aws_sdk_securityhub::types::{
     WorkflowStatus,
 };
 
-use crate::aws::retry::describe;
+use crate::aws::retry::{ItemFailures, describe, send_with_item_retries};
 use crate::detect::{InsightPublish, PublishError};
 use crate::findings::{Finding, finding, import_batches};
 use crate::insight::InsightRecord;
@@ -84,75 +84,56 @@ impl SecurityHubFindings {
     /// Sends one call's findings, retrying the failed ones; returns those that still failed,
     /// with the reason.
     async fn import(&self, batch: &[usize], findings: &[Finding]) -> Vec<(usize, String)> {
-        let mut failed = Vec::new();
-        let mut pending: Vec<usize> = batch.to_vec();
-        let mut reason = String::new();
-        for attempt in 0..self.attempts {
-            if pending.is_empty() {
-                break;
-            }
-            if attempt > 0 {
-                let wait = self.backoff * 2u32.saturating_pow(attempt - 1);
-                tracing::warn!(
-                    findings = pending.len(),
-                    attempt = attempt + 1,
-                    wait_ms = wait.as_millis() as u64,
-                    reason,
-                    "Retrying findings Security Hub did not import."
-                );
-                tokio::time::sleep(wait).await;
-            }
-            let output = match self
-                .client
-                .batch_import_findings()
-                .set_findings(Some(pending.iter().map(|&i| asff(&findings[i])).collect()))
-                .send()
-                .await
-            {
-                Ok(output) => output,
-                Err(error) => {
-                    // The SDK has already retried what was worth retrying.
-                    let reason = format!("BatchImportFindings failed: {}", describe(&error));
-                    failed.extend(pending.drain(..).map(|i| (i, reason.clone())));
-                    return failed;
-                }
+        send_with_item_retries(batch, self.attempts, self.backoff, "findings", |pending| {
+            self.import_once(pending, findings)
+        })
+        .await
+    }
+
+    /// One `BatchImportFindings` call, and what it said of each finding.
+    async fn import_once(
+        &self,
+        pending: Vec<usize>,
+        findings: &[Finding],
+    ) -> Result<ItemFailures, String> {
+        let output = self
+            .client
+            .batch_import_findings()
+            .set_findings(Some(pending.iter().map(|&i| asff(&findings[i])).collect()))
+            .send()
+            .await
+            // The SDK has already retried what was worth retrying.
+            .map_err(|error| format!("BatchImportFindings failed: {}", describe(&error)))?;
+        // Failures name the finding by Id; an Id is at most once per call (import_batches).
+        let by_id: BTreeMap<&str, usize> = pending
+            .iter()
+            .map(|&i| (findings[i].id.as_str(), i))
+            .collect();
+        let mut outcome = ItemFailures::default();
+        for error in output.failed_findings() {
+            let Some(&i) = error.id().and_then(|id| by_id.get(id)) else {
+                continue;
             };
-            // Failures name the finding by Id; an Id is at most once per call (import_batches).
-            let by_id: BTreeMap<&str, usize> = pending
-                .iter()
-                .map(|&i| (findings[i].id.as_str(), i))
-                .collect();
-            let mut retry = Vec::new();
-            for error in output.failed_findings() {
-                let Some(&i) = error.id().and_then(|id| by_id.get(id)) else {
-                    continue;
-                };
-                let code = error.error_code().unwrap_or("no code");
-                let why = format!("{code}: {}", error.error_message().unwrap_or("no message"));
-                if TRANSIENT_CODES.contains(&code) {
-                    retry.push(i);
-                    reason = why;
-                } else {
-                    failed.push((i, why));
-                }
+            let code = error.error_code().unwrap_or("no code");
+            let why = format!("{code}: {}", error.error_message().unwrap_or("no message"));
+            if TRANSIENT_CODES.contains(&code) {
+                outcome.transient.push(i);
+                outcome.reason = why;
+            } else {
+                outcome.permanent.push((i, why));
             }
-            // A failure count the list does not account for: the unnamed ones are unknown, so
-            // every finding of the call is imported again (an import is idempotent).
-            let named = output.failed_findings().len();
-            if output.failed_count().unwrap_or(0) as usize > named {
-                reason = "FailedCount exceeds the FailedFindings listed".into();
-                retry = pending.clone();
-                failed.retain(|(i, _)| !pending.contains(i));
-            }
-            pending = retry;
         }
-        failed.extend(pending.into_iter().map(|i| {
-            (
-                i,
-                format!("{reason} (after {} attempts)", self.attempts.max(1)),
-            )
-        }));
-        failed
+        // A failure count the list does not account for: the unnamed ones are unknown, so
+        // every finding of the call is imported again (an import is idempotent).
+        let named = output.failed_findings().len();
+        if output.failed_count().unwrap_or(0) as usize > named {
+            return Ok(ItemFailures {
+                transient: pending,
+                reason: "FailedCount exceeds the FailedFindings listed".into(),
+                permanent: Vec::new(),
+            });
+        }
+        Ok(outcome)
     }
 }
 
