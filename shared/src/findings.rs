@@ -202,8 +202,11 @@ pub fn types(record: &InsightRecord) -> Vec<String> {
             _ => "TTPs/Discovery",
         };
         types.push(ttp.to_owned());
-    } else if principal.is_some_and(|p| p.scope == SCOPE_SERVICE) {
-        // A principal sweeping a service's APIs (List*, Describe*, Get*...).
+    } else if principal
+        .is_some_and(|p| p.scope == SCOPE_SERVICE || p.first_seen.as_deref() == Some("services"))
+    {
+        // A principal sweeping a service's APIs (List*, Describe*, Get*...), or moving on to
+        // services it never used (what can these credentials reach?).
         types.push("TTPs/Discovery".to_owned());
     }
     types
@@ -593,6 +596,21 @@ mod tests {
         let f = finding(&r, PRODUCT, "eu-west-1");
         assert_eq!(f.types, ["Unusual Behaviors/User/First Seen Region"]);
         assert_eq!(f.resources[1].kind, "Other");
+
+        // A sweep across services never used is discovery.
+        r.insight_details.insight_context.principal = Some(PrincipalContext {
+            user_identity_arn: "arn:aws:iam::444455556666:user/alice".into(),
+            scope: "api".into(),
+            first_seen: Some("services".into()),
+        });
+        let f = finding(&r, PRODUCT, "eu-west-1");
+        assert_eq!(
+            f.types,
+            [
+                "Unusual Behaviors/User/First Seen Services",
+                "TTPs/Discovery"
+            ]
+        );
 
         let mut e = record(
             "ec2.amazonaws.com",

@@ -13,7 +13,8 @@ pub enum InsightType {
     ApiErrorRateInsight,
     /// A principal calling an API (or a service's APIs) far above its own usual rate.
     PrincipalApiCallRateInsight,
-    /// A principal calling a sensitive API it never called, or working in a region it never used.
+    /// A principal calling a sensitive API it never called, working in a region it never used,
+    /// or calling 3 services it never used within 15 minutes.
     PrincipalFirstSeenInsight,
 }
 

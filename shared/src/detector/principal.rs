@@ -1,7 +1,7 @@
 //! The per-principal rules (opt-in, `principal_insights`): which principals are tracked (a cap
 //! per account, idle ones evicted), when a principal series may report a spike (the principal's
 //! warm-up, the series' age, the account's rate as a floor), and the first-seen rule (a
-//! sensitive API, or a region, a warm principal never used).
+//! sensitive API, a region, or 3 services within 15 minutes, that a warm principal never used).
 //!
 //! The spike rule itself, its baselines and its learning are the account series' ([`spike`],
 //! [`learning`]): a principal series is a series like any other, judged against its own history.
