@@ -219,6 +219,10 @@ def workload(events_per_day, series, inputs, trigger="s3", principal=None):
         CUSTOM_METRICS * PRICE["cw_metric"] + RUNS_PER_MONTH * METRIC_PUTS_PER_RUN * PRICE["cw_put"])
     items["CloudWatch log metric filter (LogFilesIngested, freshness)"] = LOG_FILTER_METRICS * PRICE["cw_metric"]
     items[f"CloudWatch alarms ({ALARMS})"] = ALARMS * PRICE["cw_alarm"]
+    if principal:
+        # The PrincipalsUntracked alarm and the log metric its filter makes.
+        items["CloudWatch PrincipalsUntracked (log metric filter and alarm)"] = (
+            PRICE["cw_metric"] + PRICE["cw_alarm"])
     items["CloudWatch dashboard (off by default)"] = DASHBOARDS * PRICE["cw_dashboard"]
     log_bytes = files * LOG_BYTES_PER_FILE + (invocations + RUNS_PER_MONTH) * LOG_BYTES_PER_INVOCATION
     items["CloudWatch Logs (function logs)"] = log_bytes / 1e9 * PRICE["cw_logs_gb"]

@@ -201,6 +201,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         report.records.len(),
         started.elapsed().as_secs_f64()
     );
+    if report.cost.principals_untracked > 0 {
+        eprintln!(
+            "replay: {} principal-minutes not tracked: an account had more principals active within a day than the cap of {}; their calls count in the account's series, but no principal insight judged them",
+            report.cost.principals_untracked,
+            trailsight::config::DetectorConfig::default().max_principals_per_account
+        );
+    }
     Ok(if report.files_damaged.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -49,6 +49,8 @@ pub struct DetectorCost {
     pub principal_series: usize,
     /// Principals tracked in the final state, all accounts.
     pub principals: usize,
+    /// Principal-minutes not tracked, their account being at its cap of principals.
+    pub principals_untracked: u64,
     /// The final state as the S3 store saves it: JSON, and gzip at the fastest level.
     pub state_json_bytes: usize,
     pub state_gzip_bytes: usize,
@@ -174,6 +176,7 @@ pub async fn replay(
         .filter(|k| k.principal.is_some())
         .count();
     cost.principals = state.principals.values().map(|p| p.len()).sum();
+    cost.principals_untracked = state.principals_untracked;
     let json = serde_json::to_vec(&state)?;
     cost.state_json_bytes = json.len();
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());

@@ -109,6 +109,9 @@ pub struct RunReport {
     pub rebuilding: bool,
     /// Series forgotten by this run (idle longer than `evict_idle_minutes`).
     pub evicted: u64,
+    /// Principal insights: principal-minutes this run did not track, their account being at
+    /// `max_principals_per_account` (their calls still count in the account's series).
+    pub principals_untracked: u64,
     /// Records still waiting for a destination after this run.
     pub undelivered: usize,
     /// Records whose delivery failed in this run, and the first reason.
@@ -253,6 +256,7 @@ impl DetectRun<'_> {
         let mut records = Vec::new();
         let mut changed = false;
         let evicted_before = state.evicted;
+        let untracked_before = state.principals_untracked;
 
         let target = now - config.settle_minutes;
         // Hours that received parts since the last run (late data, or a backfill).
@@ -360,6 +364,7 @@ impl DetectRun<'_> {
             state.consumed.retain(|hour, _| *hour >= keep_from);
         }
         report.evicted = state.evicted - evicted_before;
+        report.principals_untracked = state.principals_untracked.saturating_sub(untracked_before);
         report.series = state.series.len();
         for (key, _) in state.open() {
             *report.open.entry(key.insight_type()).or_default() += 1;

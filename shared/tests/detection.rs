@@ -749,3 +749,59 @@ async fn a_late_call_inside_a_gap_shortens_the_rhythm() {
     let day = late.div_euclid(1440);
     assert_eq!(job.baseline.daily_max_gap.get(day), 10);
 }
+
+#[tokio::test]
+async fn principals_over_the_cap_are_counted_in_the_run_report() {
+    // Three users call every minute for an hour; the account may track two principals.
+    let start = parse_minute("2026-03-02T00:00:00Z").unwrap();
+    let mut folder = Folder::new(ClassifyOptions {
+        principal_insights: true,
+        ..ClassifyOptions::default()
+    });
+    let mut id = 0;
+    for m in 0..60 {
+        for user in ["alice", "bob", "carol"] {
+            id += 1;
+            let arn = format!("arn:aws:iam::111122223333:user/{user}");
+            let line = record(
+                start + m,
+                1,
+                id,
+                "ec2.amazonaws.com",
+                "RunInstances",
+                None,
+                &arn,
+            );
+            folder.add_json(line.as_bytes());
+        }
+    }
+    let (delta, _) = folder.finish();
+    let store = MemoryStore::new();
+    store
+        .write_delta(&FileId("f".into()), &delta)
+        .await
+        .unwrap();
+    let config = DetectorConfig {
+        principal_insights: true,
+        max_principals_per_account: 2,
+        settle_minutes: 0,
+        ..DetectorConfig::default()
+    };
+    let publisher = CollectingPublisher::default();
+    let first = run_detector(&config, start + 30, &store, &store, &publisher)
+        .await
+        .unwrap();
+    // The third user's minutes were refused: one principal-minute per minute of data evaluated
+    // (minutes 0 to 30).
+    assert_eq!(first.principals_untracked, 31);
+    // The next run reports its own (minutes 31 to 59), not the total so far; the state keeps it.
+    let second = run_detector(&config, start + 60, &store, &store, &publisher)
+        .await
+        .unwrap();
+    assert_eq!(second.principals_untracked, 29);
+    let state = trailsight::store::StateStore::load_state(&store)
+        .await
+        .unwrap()
+        .state;
+    assert_eq!(state.principals_untracked, 60);
+}

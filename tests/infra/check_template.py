@@ -68,6 +68,7 @@ ENV = {
         "TRAILSIGHT_API_DENY",
         "TRAILSIGHT_PRINCIPAL_INSIGHTS",
         "TRAILSIGHT_PRINCIPAL_WARMUP_HOURS",
+        "TRAILSIGHT_MAX_PRINCIPALS_PER_ACCOUNT",
         "RUST_LOG",
     },
 }
@@ -106,9 +107,14 @@ ALARMS = {
     "FreshnessAlarm": "HasFreshnessAlarm",
     "IngestAsyncEventAgeAlarm": "HasS3BacklogAlarm",
     "IngestQueueAgeAlarm": "HasQueueBacklogAlarm",
+    "PrincipalsUntrackedAlarm": "HasPrincipalInsights",
 }
 # Metrics that log metric filters of the template make from the functions' log lines: name -> filter.
-FILTER_METRICS = {"LogFilesIngested": "IngestedFilesMetricFilter"}
+FILTER_METRICS = {
+    "LogFilesIngested": "IngestedFilesMetricFilter",
+    "PrincipalsUntracked": "PrincipalsUntrackedMetricFilter",
+}
+DETECT_HANDLER_RS = ROOT / "functions" / "detect" / "src" / "handler.rs"
 SUMMARY_RS = ROOT / "functions" / "ingest" / "src" / "summary.rs"
 FREE_NAMESPACES = ("AWS/SQS", "AWS/Lambda", "AWS/Events")
 DETAIL_TYPE = "AWS Insight via CloudTrail"
@@ -543,6 +549,25 @@ def test_alarms_use_emitted_metrics():
         assert alarm.get("Condition") == want, f"{name} reads {metric} but exists under {alarm.get('Condition')}"
     lag = props("DetectorLagAlarm")
     assert lag["TreatMissingData"] == "breaching" and lag["Statistic"] == "Maximum" and lag["Threshold"] == 60
+
+
+def test_principals_untracked_alarm_reads_the_detect_run_line():
+    """The filter matches the detect run's summary line and the field it logs (handler.rs), on the
+    detect function's log group; the alarm fires on any untracked principal-minute in an hour."""
+    f = props("PrincipalsUntrackedMetricFilter")
+    assert f["LogGroupName"] == {"Ref": "DetectLogGroup"}
+    source = DETECT_HANDLER_RS.read_text()
+    pattern = f["FilterPattern"]
+    message = re.search(r'\$\.fields\.message = "([^"]+)"', pattern).group(1)
+    assert f'"{message}"' in source, message
+    assert "$.fields.principals_untracked > 0" in pattern
+    assert "principals_untracked = self.principals_untracked" in source
+    assert f["MetricTransformations"][0]["MetricValue"] == "$.fields.principals_untracked"
+    alarm = props("PrincipalsUntrackedAlarm")
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    detect_env = RES["DetectFunction"]["Properties"]["Environment"]["Variables"]
+    assert detect_env["TRAILSIGHT_MAX_PRINCIPALS_PER_ACCOUNT"] == {"Ref": "MaxPrincipalsPerAccount"}
 
 
 def test_freshness_alarm_counts_stored_files_and_breaches_on_silence():

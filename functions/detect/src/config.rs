@@ -157,6 +157,10 @@ impl Config {
             1,
             "a whole number of hours, at least 1",
         )?;
+        let max_principals_per_account = env.positive(
+            "TRAILSIGHT_MAX_PRINCIPALS_PER_ACCOUNT",
+            defaults.max_principals_per_account as u64,
+        )?;
         let api_filter = ApiFilter::parse(
             &env.get("TRAILSIGHT_API_ALLOW").unwrap_or_default(),
             &env.get("TRAILSIGHT_API_DENY").unwrap_or_default(),
@@ -227,6 +231,8 @@ impl Config {
                 drop_hold_minutes,
                 adapt_after_minutes,
                 principal_insights,
+                max_principals_per_account: usize::try_from(max_principals_per_account)
+                    .unwrap_or(usize::MAX),
                 ..defaults
             }
             .with_principal_warmup_minutes(principal_warmup_hours.saturating_mul(60)),
@@ -372,9 +378,11 @@ mod tests {
             ("TRAILSIGHT_ADAPT_AFTER_MINUTES", "2880"),
             ("TRAILSIGHT_PRINCIPAL_INSIGHTS", "true"),
             ("TRAILSIGHT_PRINCIPAL_WARMUP_HOURS", "12"),
+            ("TRAILSIGHT_MAX_PRINCIPALS_PER_ACCOUNT", "1000"),
         ])
         .unwrap();
         assert!(c.detector.principal_insights);
+        assert_eq!(c.detector.max_principals_per_account, 1000);
         // The warm-up, and a principal series' minimum age with it (at most a day).
         assert_eq!(
             (
@@ -465,6 +473,7 @@ mod tests {
             ("TRAILSIGHT_ARCHIVE_BUCKET", "Archive"),
             ("TRAILSIGHT_ALERTS_TOPIC_ARN", "my-topic"),
             ("TRAILSIGHT_PRINCIPAL_WARMUP_HOURS", "0"),
+            ("TRAILSIGHT_MAX_PRINCIPALS_PER_ACCOUNT", "0"),
             ("TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN", "default"),
             (
                 "TRAILSIGHT_SECURITY_HUB_PRODUCT_ARN",

@@ -144,6 +144,8 @@ pub struct RunSummary {
     /// The run stopped at its deadline; the next run continues.
     pub stopped_at_deadline: bool,
     pub evicted: u64,
+    /// Principal insights: principal-minutes not tracked (the account at its cap of principals).
+    pub principals_untracked: u64,
     pub undelivered: usize,
     pub dead_lettered: usize,
 }
@@ -178,6 +180,7 @@ impl RunSummary {
             late_beyond_window: report.late_beyond_window,
             stopped_at_deadline: report.stopped_at_deadline,
             evicted: report.evicted,
+            principals_untracked: report.principals_untracked,
             undelivered: report.undelivered,
             dead_lettered: report.dead_lettered,
         }
@@ -213,6 +216,7 @@ impl RunSummary {
             late_beyond_window = self.late_beyond_window,
             stopped_at_deadline = self.stopped_at_deadline,
             evicted = self.evicted,
+            principals_untracked = self.principals_untracked,
             undelivered = self.undelivered,
             dead_lettered = self.dead_lettered,
             "Detect run done."
@@ -221,6 +225,12 @@ impl RunSummary {
             tracing::warn!(
                 hours = self.late_beyond_window,
                 "Log files arrived for hours older than the late window: counted, not judged."
+            );
+        }
+        if self.principals_untracked > 0 {
+            tracing::warn!(
+                principal_minutes = self.principals_untracked,
+                "Principals over the per-account cap were not tracked: their calls count in the account's series, but no principal insight judges them (TRAILSIGHT_MAX_PRINCIPALS_PER_ACCOUNT)."
             );
         }
         if self.stopped_at_deadline {
