@@ -156,13 +156,7 @@ impl EventBridgePublisher {
                     let Some(code) = result.error_code() else {
                         continue;
                     };
-                    let why = format!("{code}: {}", result.error_message().unwrap_or("no message"));
-                    if TRANSIENT_ENTRY_CODES.contains(&code) {
-                        outcome.transient.push(i);
-                        outcome.reason = why;
-                    } else {
-                        outcome.permanent.push((i, why));
-                    }
+                    outcome.add(i, code, result.error_message(), &TRANSIENT_ENTRY_CODES);
                 }
                 // An answer shorter than the request says nothing of this entry: try again.
                 None => {

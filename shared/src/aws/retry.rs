@@ -152,6 +152,20 @@ pub struct ItemFailures {
     pub permanent: Vec<(usize, String)>,
 }
 
+impl ItemFailures {
+    /// Notes item `i`'s failure as the service named it (`code: message`): transient when
+    /// `transient_codes` has its code, else for good.
+    pub fn add(&mut self, i: usize, code: &str, message: Option<&str>, transient_codes: &[&str]) {
+        let why = format!("{code}: {}", message.unwrap_or("no message"));
+        if transient_codes.contains(&code) {
+            self.transient.push(i);
+            self.reason = why;
+        } else {
+            self.permanent.push((i, why));
+        }
+    }
+}
+
 /// Sends the items of `batch` (indices into the caller's items) with `send`, then sends again
 /// the items a call reports as transient failures, after a backoff that doubles from `backoff`,
 /// `attempts` calls at most. Returns the items that still failed, with why. A call that fails

@@ -115,13 +115,7 @@ impl SecurityHubFindings {
                 continue;
             };
             let code = error.error_code().unwrap_or("no code");
-            let why = format!("{code}: {}", error.error_message().unwrap_or("no message"));
-            if TRANSIENT_CODES.contains(&code) {
-                outcome.transient.push(i);
-                outcome.reason = why;
-            } else {
-                outcome.permanent.push((i, why));
-            }
+            outcome.add(i, code, error.error_message(), &TRANSIENT_CODES);
         }
         // A failure count the list does not account for: the unnamed ones are unknown, so
         // every finding of the call is imported again (an import is idempotent).
