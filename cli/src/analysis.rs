@@ -40,8 +40,8 @@ pub struct Analysis {
     #[arg(long)]
     include_data_events: bool,
     /// Per-principal insights too (Trailsight's own types, read and write APIs): a principal's
-    /// call-rate spikes, and its first call of a sensitive API, in a new region or of 3 services
-    /// it never used within 15 minutes.
+    /// call-rate spikes, and its first call of a sensitive API, in a new region, of 3 services
+    /// or 6 read APIs it never used within 15 minutes, or of 2 roles it never assumed.
     #[arg(long)]
     principal_insights: bool,
     /// Hours of a principal's own history before its insights (principal insights); a series

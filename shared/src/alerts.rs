@@ -150,6 +150,26 @@ fn shown(value: &str, style: Style) -> String {
     }
 }
 
+/// A sweep's first-seen values as the end of a sentence: ` (a, b, c and 2 more)`; nothing for
+/// none. At most [`LISTED_VALUES`] are shown, each as [`shown`].
+fn listed(values: &[String], style: Style) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let mut parts: Vec<String> = values
+        .iter()
+        .take(LISTED_VALUES)
+        .map(|v| shown(v, style))
+        .collect();
+    if values.len() > LISTED_VALUES {
+        parts.push(format!("{} more", values.len() - LISTED_VALUES));
+    }
+    format!(": {}", parts.join(", "))
+}
+
+/// Values of a sweep named in an alert.
+const LISTED_VALUES: usize = 5;
+
 /// The sentence that explains the record, as plain text (values from the logs without control
 /// characters, cut): the e-mail's, and a Security Hub finding's description.
 pub fn plain_explanation(record: &InsightRecord) -> String {
@@ -193,7 +213,16 @@ fn explanation(record: &InsightRecord, style: Style) -> String {
                 shown(&record.aws_region, style)
             ),
             Some("services") => format!(
-                "; {whose} called services it never used before, several within 15 minutes (an enumeration's shape), this one among them"
+                "; {whose} called services it never used before, several within 15 minutes (an enumeration's shape), this one among them{}",
+                listed(&principal.first_seen_values, style)
+            ),
+            Some("reads") => format!(
+                "; {whose} called read APIs it never used before, several across services within 15 minutes (an enumeration's shape), this one among them{}",
+                listed(&principal.first_seen_values, style)
+            ),
+            Some("roles") => format!(
+                "; {whose} asked for roles it never assumed before, several within 15 minutes (role chaining's shape){}",
+                listed(&principal.first_seen_values, style)
             ),
             Some(_) => format!("; the first calls of {whose} to this sensitive API"),
             None => format!("; by {whose}, judged against its own history"),
@@ -514,6 +543,34 @@ mod tests {
         let alert = alert(&record(InsightState::Start, hostile));
         assert!(alert.subject.len() <= MAX_SUBJECT_CHARS);
         assert!(!alert.subject.contains('\n'));
+    }
+
+    #[test]
+    fn a_sweep_names_what_was_new_and_stays_short() {
+        let mut r = record(InsightState::Start, "aws-cli/2.15");
+        r.insight_details.insight_type = InsightType::PrincipalFirstSeenInsight;
+        r.insight_details.event_source = "sts.amazonaws.com".into();
+        r.insight_details.event_name = "AssumeRole".into();
+        let roles: Vec<String> = (1..=7)
+            .map(|i| format!("arn:aws:iam::111122223333:role/r{i}"))
+            .collect();
+        r.insight_details.insight_context.principal = Some(crate::insight::PrincipalContext {
+            user_identity_arn: "arn:aws:iam::111122223333:role/ci".into(),
+            scope: "api".into(),
+            first_seen: Some("roles".into()),
+            first_seen_values: roles,
+        });
+        let text = plain_explanation(&r);
+        assert!(
+            text.contains("asked for roles it never assumed before"),
+            "{text}"
+        );
+        assert!(
+            text.contains("arn:aws:iam::111122223333:role/r1, ")
+                && text.contains("role/r5, 2 more"),
+            "{text}"
+        );
+        assert!(!text.contains("role/r6"), "{text}");
     }
 
     #[test]

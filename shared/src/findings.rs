@@ -179,6 +179,8 @@ pub fn types(record: &InsightRecord) -> Vec<String> {
                 match principal.and_then(|p| p.first_seen.as_deref()) {
                     Some("region") => "Unusual Behaviors/User/First Seen Region",
                     Some("services") => "Unusual Behaviors/User/First Seen Services",
+                    Some("reads") => "Unusual Behaviors/User/First Seen APIs",
+                    Some("roles") => "Unusual Behaviors/User/First Seen Roles",
                     _ => "Unusual Behaviors/User/First Seen API",
                 }
             }
@@ -202,9 +204,12 @@ pub fn types(record: &InsightRecord) -> Vec<String> {
             _ => "TTPs/Discovery",
         };
         types.push(ttp.to_owned());
-    } else if principal
-        .is_some_and(|p| p.scope == SCOPE_SERVICE || p.first_seen.as_deref() == Some("services"))
-    {
+    } else if principal.is_some_and(|p| p.first_seen.as_deref() == Some("roles")) {
+        // Roles it never assumed, several within minutes: moving through the account.
+        types.push("TTPs/Lateral Movement".to_owned());
+    } else if principal.is_some_and(|p| {
+        p.scope == SCOPE_SERVICE || matches!(p.first_seen.as_deref(), Some("services" | "reads"))
+    }) {
         // A principal sweeping a service's APIs (List*, Describe*, Get*...), or moving on to
         // services it never used (what can these credentials reach?).
         types.push("TTPs/Discovery".to_owned());
@@ -557,6 +562,7 @@ mod tests {
             user_identity_arn: "arn:aws:iam::444455556666:role/ci".into(),
             scope: "api".into(),
             first_seen: None,
+            first_seen_values: Vec::new(),
         });
         let f = finding(&r, PRODUCT, "eu-west-1");
         assert_eq!(
@@ -579,6 +585,7 @@ mod tests {
             user_identity_arn: "arn:aws:iam::444455556666:user/alice".into(),
             scope: "service".into(),
             first_seen: None,
+            first_seen_values: Vec::new(),
         });
         let f = finding(&r, PRODUCT, "eu-west-1");
         assert_eq!(
@@ -592,6 +599,7 @@ mod tests {
             user_identity_arn: "arn:aws:iam::444455556666:root".into(),
             scope: "api".into(),
             first_seen: Some("region".into()),
+            first_seen_values: Vec::new(),
         });
         let f = finding(&r, PRODUCT, "eu-west-1");
         assert_eq!(f.types, ["Unusual Behaviors/User/First Seen Region"]);
@@ -602,6 +610,7 @@ mod tests {
             user_identity_arn: "arn:aws:iam::444455556666:user/alice".into(),
             scope: "api".into(),
             first_seen: Some("services".into()),
+            first_seen_values: Vec::new(),
         });
         let f = finding(&r, PRODUCT, "eu-west-1");
         assert_eq!(
@@ -609,6 +618,36 @@ mod tests {
             [
                 "Unusual Behaviors/User/First Seen Services",
                 "TTPs/Discovery"
+            ]
+        );
+
+        // Read APIs never used, across services: discovery too.
+        r.insight_details.insight_context.principal = Some(PrincipalContext {
+            user_identity_arn: "arn:aws:iam::444455556666:role/ci".into(),
+            scope: "api".into(),
+            first_seen: Some("reads".into()),
+            first_seen_values: vec!["iam.amazonaws.com:ListUsers".into()],
+        });
+        let f = finding(&r, PRODUCT, "eu-west-1");
+        assert_eq!(
+            f.types,
+            ["Unusual Behaviors/User/First Seen APIs", "TTPs/Discovery"]
+        );
+        // Roles never assumed: lateral movement.
+        r.insight_details.event_source = "sts.amazonaws.com".into();
+        r.insight_details.event_name = "AssumeRole".into();
+        r.insight_details.insight_context.principal = Some(PrincipalContext {
+            user_identity_arn: "arn:aws:iam::444455556666:role/ci".into(),
+            scope: "api".into(),
+            first_seen: Some("roles".into()),
+            first_seen_values: vec!["arn:aws:iam::444455556666:role/admin".into()],
+        });
+        let f = finding(&r, PRODUCT, "eu-west-1");
+        assert_eq!(
+            f.types,
+            [
+                "Unusual Behaviors/User/First Seen Roles",
+                "TTPs/Lateral Movement"
             ]
         );
 

@@ -60,6 +60,10 @@ pub struct Cell {
     /// counted in principal series only (a person clicking, docs/DETECTION.md).
     #[serde(rename = "o", default, skip_serializing_if = "is_zero")]
     pub console: u64,
+    /// The roles asked for (`requestParameters.roleArn`), in a principal's `AssumeRole` cells
+    /// only: what it assumed or tried to.
+    #[serde(rename = "r", default, skip_serializing_if = "TopK::is_empty")]
+    pub roles: TopK,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -84,6 +88,7 @@ impl Cell {
                 Box::new([0, 1, 2].map(|i| TopK::merge_exact(services.iter().map(|s| &s[i]))))
             }),
             console: cells.iter().map(|c| c.console).sum(),
+            roles: TopK::merge_exact(cells.iter().map(|c| &c.roles)),
         }
     }
 
@@ -94,6 +99,7 @@ impl Cell {
         self.arns.merge(&other.arns);
         self.agents.merge(&other.agents);
         self.errors.merge(&other.errors);
+        self.roles.merge(&other.roles);
         if let Some(theirs) = &other.service_values {
             let ours = self.service_values.get_or_insert_with(Box::default);
             for (ours, theirs) in ours.iter_mut().zip(theirs.iter()) {
@@ -112,6 +118,7 @@ impl Cell {
             errors: self.errors.clone(),
             service_values: None,
             console: self.console,
+            roles: self.roles.clone(),
         };
         if let Some(services) = &self.service_values {
             for (top, service) in [&mut out.arns, &mut out.agents, &mut out.errors]
@@ -131,6 +138,7 @@ impl Cell {
         self.arns.truncate(n);
         self.agents.truncate(n);
         self.errors.truncate(n);
+        self.roles.truncate(n);
         if let Some(services) = &mut self.service_values {
             services.iter_mut().for_each(|top| top.truncate(n));
         }
@@ -549,6 +557,13 @@ impl Folder {
         };
         let name = record.event_name.as_deref().unwrap_or_default();
         let console = u64::from(record.is_console_call());
+        // The role an `AssumeRole` asks for, when it reads as a role's ARN.
+        let asked_role = (name == "AssumeRole"
+            && record.event_source.as_deref() == Some("sts.amazonaws.com"))
+        .then_some(record.role_arn.as_deref())
+        .flatten()
+        .and_then(crate::principal::normalise)
+        .filter(|role| role.contains(":role/"));
         let mut over = false;
         let series = [
             (name, principal.as_str()),
@@ -562,7 +577,12 @@ impl Folder {
             };
             let cell = self.delta.cells.entry((index, minute)).or_default();
             match i {
-                0 => cell.add_event(false, arn, agent, Some(error_code.unwrap_or(NO_ERROR))),
+                0 => {
+                    cell.add_event(false, arn, agent, Some(error_code.unwrap_or(NO_ERROR)));
+                    if let Some(role) = &asked_role {
+                        cell.roles.add(role, 1);
+                    }
+                }
                 1 => cell.add_event(false, arn, agent, Some(name)),
                 _ => cell.add_event(false, None, None, None),
             }
@@ -884,6 +904,61 @@ mod tests {
         assert_eq!(
             cell.errors.sorted(),
             vec![("GetSecretValue", 2), ("PutSecretValue", 1)]
+        );
+    }
+
+    #[test]
+    fn a_principals_assume_role_cells_name_the_roles_asked_for() {
+        let event = |params: &str, error: &str| {
+            format!(
+                r#"{{"eventTime":"2026-03-02T14:07:12Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","awsRegion":"us-east-1","recipientAccountId":"111122223333","readOnly":true,"eventCategory":"Management","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/ci/run-1"}}{error},"requestParameters":{params}}}"#
+            )
+        };
+        let admin = "arn:aws:iam::111122223333:role/admin";
+        let lines = [
+            event(
+                &format!(r#"{{"roleSessionName":"x","roleArn":"{admin}","durationSeconds":900}}"#),
+                "",
+            ),
+            event(
+                &format!(r#"{{"roleArn":"{admin}"}}"#),
+                r#","errorCode":"AccessDenied""#,
+            ),
+            event(r#"{"roleArn":"arn:aws:iam::111122223333:role/deploy"}"#, ""),
+            // Not a role's ARN, a value that is not an object, no parameters: no role.
+            event(r#"{"roleArn":"arn:aws:iam::111122223333:user/bob"}"#, ""),
+            event(r#"{"roleArn":["x"]}"#, ""),
+            event(r#""roleArn""#, ""),
+            event("null", ""),
+        ];
+        let mut folder = Folder::new(ClassifyOptions {
+            principal_insights: true,
+            ..ClassifyOptions::default()
+        });
+        for line in &lines {
+            folder.add_json(line.as_bytes());
+        }
+        let (delta, stats) = folder.finish();
+        assert_eq!((stats.malformed, stats.unusable), (0, 0), "{stats:?}");
+        let with_roles: Vec<(&SeriesKey, &Cell)> = delta
+            .iter()
+            .filter(|(_, _, c)| !c.roles.is_empty())
+            .map(|(k, _, c)| (k, c))
+            .collect();
+        // Only the principal's API cell keeps them.
+        assert_eq!(with_roles.len(), 1, "{with_roles:?}");
+        let (key, cell) = with_roles[0];
+        assert_eq!(
+            (
+                key.event_name.as_str(),
+                key.principal.as_deref(),
+                cell.count
+            ),
+            ("AssumeRole", Some("arn:aws:iam::111122223333:role/ci"), 7)
+        );
+        assert_eq!(
+            cell.roles.sorted(),
+            vec![(admin, 2), ("arn:aws:iam::111122223333:role/deploy", 1)]
         );
     }
 

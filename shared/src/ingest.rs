@@ -142,6 +142,7 @@ pub fn delta_minus(new: &Delta, counted: &[Delta]) -> Delta {
                 arns: topk_minus(&cell.arns, &old.arns),
                 agents: topk_minus(&cell.agents, &old.agents),
                 errors: topk_minus(&cell.errors, &old.errors),
+                roles: topk_minus(&cell.roles, &old.roles),
                 service_values: cell.service_values.as_ref().map(|new| {
                     let old = old.service_values.as_deref().cloned().unwrap_or_default();
                     Box::new([0, 1, 2].map(|i| topk_minus(&new[i], &old[i])))

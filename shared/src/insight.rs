@@ -91,6 +91,11 @@ pub struct PrincipalContext {
     /// API of the last of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
+    /// A sweep's first-seen values, in the order they came: the services (`services`), the
+    /// read APIs as `eventSource:eventName` (`reads`) or the role ARNs (`roles`) the principal
+    /// never used before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_seen_values: Vec<String>,
 }
 
 /// [`PrincipalContext::scope`] of a record on one API.
@@ -307,6 +312,7 @@ fn assemble(parts: RecordParts<'_>) -> InsightRecord {
                         }
                         .to_owned(),
                         first_seen: None,
+                        first_seen_values: Vec::new(),
                     }),
             },
         },

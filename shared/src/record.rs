@@ -36,6 +36,9 @@ pub struct Record<'a> {
     pub session_credential_from_console: Option<bool>,
     pub recipient_account_id: Option<Cow<'a, str>>,
     pub user_identity: Option<UserIdentity<'a>>,
+    /// `requestParameters.roleArn`: the role an `AssumeRole` call asks for (the only request
+    /// parameter read; the rest of `requestParameters` is skipped).
+    pub role_arn: Option<Cow<'a, str>>,
 }
 
 /// The caller, as far as attribution and the "AWS service on your behalf" option need it.
@@ -79,6 +82,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
                             r.recipient_account_id = map.next_value_seed(Text)?
                         }
                         b"userIdentity" => r.user_identity = map.next_value()?,
+                        b"requestParameters" => r.role_arn = map.next_value_seed(RoleArn)?,
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -157,6 +161,66 @@ impl<'de> DeserializeSeed<'de> for Text {
     type Value = Option<Cow<'de, str>>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         text(deserializer)
+    }
+}
+
+/// Reads `roleArn` out of `requestParameters` (any other member, and any value that is not an
+/// object, is skipped; `roleArn` is read as [`text`]).
+struct RoleArn;
+
+impl<'de> DeserializeSeed<'de> for RoleArn {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        struct ParamsVisitor;
+        impl<'de> Visitor<'de> for ParamsVisitor {
+            type Value = Option<Cow<'de, str>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("requestParameters")
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut role = None;
+                while let Some(Name(name)) = map.next_key()? {
+                    if name.as_ref() == b"roleArn" {
+                        role = map.next_value_seed(Text)?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(role)
+            }
+        }
+        deserializer.deserialize_option(ParamsVisitor)
     }
 }
 

@@ -14,7 +14,8 @@ pub enum InsightType {
     /// A principal calling an API (or a service's APIs) far above its own usual rate.
     PrincipalApiCallRateInsight,
     /// A principal calling a sensitive API it never called, working in a region it never used,
-    /// or calling 3 services it never used within 15 minutes.
+    /// or sweeping within 15 minutes: 3 services or 6 read APIs it never used, 2 roles it never
+    /// assumed.
     PrincipalFirstSeenInsight,
 }
 

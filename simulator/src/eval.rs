@@ -30,6 +30,8 @@ pub struct Score {
     /// Distinct `Start` records.
     pub insights: usize,
     pub true_insights: usize,
+    /// Of which the account's side of a labelled principal attack (its errors, its writes).
+    pub on_principal_attacks: usize,
     /// Insights on a routine change's keys during its learning period: neither true nor false.
     pub learning_insights: usize,
     /// Insights on a routine change's keys after its learning period (false insights; target 0).
@@ -181,6 +183,23 @@ pub fn score(scenario: &Labels, insight_records: &[Value]) -> Score {
         }
     }
     let detected = onsets.len();
+    // The account's side of a principal attack (its writes' rate, its errors): true as well.
+    let mut on_principal_attacks = 0;
+    for (i, ins) in insights.iter().enumerate() {
+        if !is_true[i]
+            && scenario.principal_cases.iter().any(|c| {
+                c.attack
+                    && ins.region == c.region
+                    && ins.account == c.account
+                    && ins.t >= c.start.timestamp() - 600
+                    && ins.t <= c.end.timestamp() + 3600
+                    && c.keys.iter().any(|k| ins.is_on(k))
+            })
+        {
+            is_true[i] = true;
+            on_principal_attacks += 1;
+        }
+    }
     let true_insights = is_true.iter().filter(|t| **t).count();
 
     // Routine changes: insights not explained by an anomaly, on a change's keys.
@@ -269,6 +288,7 @@ pub fn score(scenario: &Labels, insight_records: &[Value]) -> Score {
         detected_labels: detected,
         insights: insights.len(),
         true_insights,
+        on_principal_attacks,
         learning_insights,
         false_on_learned,
         changes: changes.len(),
@@ -341,6 +361,7 @@ impl Score {
             detected_labels,
             insights,
             true_insights,
+            on_principal_attacks: sum(|s| s.on_principal_attacks),
             learning_insights,
             false_on_learned: sum(|s| s.false_on_learned),
             changes: sum(|s| s.changes),
@@ -382,6 +403,13 @@ impl Score {
             "{:<28} {:>8}   precision {:.3}",
             "true insights", self.true_insights, self.precision
         );
+        if self.on_principal_attacks > 0 {
+            let _ = writeln!(
+                t,
+                "{:<28} {:>8}   (the account's side of principal attacks)",
+                "  of which on attacks", self.on_principal_attacks
+            );
+        }
         if self.changes > 0 || self.learning_insights > 0 {
             let _ = writeln!(
                 t,
@@ -1078,6 +1106,47 @@ mod tests {
         );
         assert_eq!(t.per_kind[0], ("iam-burst".to_string(), 2, 1));
         assert!(t.to_table().contains("false on learned changes"));
+    }
+
+    #[test]
+    fn an_account_insight_on_a_principal_attacks_keys_is_true() {
+        let mut labels = labels();
+        labels.principal_cases = vec![
+            serde_json::from_value::<crate::labels::PrincipalCaseLabel>(json!({
+                "id": 1, "kind": "role-chaining", "attack": true, "region": "us-east-1",
+                "account": "111122223333", "principal": "arn:aws:iam::111122223333:role/ci",
+                "start": "2026-03-08T10:00:00Z", "end": "2026-03-08T10:04:00Z",
+                "description": "chain",
+                "keys": [{"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+                          "insightType": "ApiErrorRateInsight", "errorCode": "AccessDenied"}]
+            }))
+            .unwrap(),
+        ];
+        let denied = |shared: &str, time: &str, err: &str| {
+            insight(
+                "Start",
+                shared,
+                "us-east-1",
+                time,
+                "sts.amazonaws.com",
+                "AssumeRole",
+                "ApiErrorRateInsight",
+                Some(err),
+            )
+        };
+        let score = score(
+            &labels,
+            &[
+                denied("a", "2026-03-08T10:02:00Z", "AccessDenied"),
+                // Another error code, or outside the window: false.
+                denied("b", "2026-03-08T10:02:00Z", "ThrottlingException"),
+                denied("c", "2026-03-08T14:00:00Z", "AccessDenied"),
+            ],
+        );
+        assert_eq!((score.true_insights, score.on_principal_attacks), (1, 1));
+        assert_eq!(score.false_insights.len(), 2, "{:?}", score.false_insights);
+        assert_eq!(score.detected_labels, 0);
+        assert!(score.to_table().contains("of which on attacks"));
     }
 
     #[test]

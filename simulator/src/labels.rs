@@ -69,6 +69,11 @@ pub struct PrincipalCaseLabel {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub description: String,
+    /// An attack's account keys: its APIs' call-rate keys (writes) and error-rate keys (its
+    /// errors). An account insight on one of them, in its region and window, is the account's
+    /// side of the attack (true).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<LabelKey>,
 }
 
 /// Written in labels as its name (`secret-harvest`...).

@@ -13,11 +13,19 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::catalog::apis::api_index;
+use crate::catalog::errors::ErrorKind;
 use crate::catalog::principals::Principal;
 use crate::labels::PrincipalCaseKind;
 use crate::options::Injections;
 use crate::random::splitmix;
+use crate::render::{CI_ROLES, OTHER_ROLES, ROLES};
 use crate::world::{Ev, Via, World, at_local};
+
+/// The CI role's own role (it does not assume itself).
+const CI_OWN_ROLE: &str = "github-actions-deploy";
+
+/// The role a new environment brings to the CI role's deploys (a CI look-alike).
+const NEW_ENVIRONMENT_ROLE: &str = "orders-api-staging-deploy";
 
 /// A planned principal case: its events and its label.
 pub(crate) struct Case {
@@ -237,13 +245,34 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
             description: format!("{n} EC2 reads in {region_name} by {who:?}, never there before"),
         });
     }
-    // Role chaining: the CI role assumes roles in bulk.
+    // Role chaining: the CI role assumes roles in bulk, the roles it uses and 2-5 others of the
+    // account (found with ListRoles), most of which do not trust it (AccessDenied).
     {
         let who = Principal::Ci;
         let at = at_local(world, day(3), hour(&mut rng), &home_name).div_euclid(60) * 60;
         let minutes = rng.gen_range(2..=6);
         let n = rng.gen_range(30..=90);
-        let events = calls(
+        let mut others: Vec<&'static str> = ROLES
+            .iter()
+            .chain(OTHER_ROLES)
+            .copied()
+            .filter(|r| !CI_ROLES.contains(r) && *r != CI_OWN_ROLE)
+            .collect();
+        others.shuffle(&mut rng);
+        others.truncate(rng.gen_range(2..=5));
+        let tried: Vec<&'static str> = CI_ROLES.iter().copied().chain(others).collect();
+        let listed = rng.gen_range(1..=3);
+        let mut events = calls(
+            &mut rng,
+            who,
+            Via::Program,
+            "iam",
+            &["ListRoles"],
+            at,
+            1,
+            listed,
+        );
+        for ev in calls(
             &mut rng,
             who,
             Via::Program,
@@ -252,7 +281,14 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
             at,
             minutes,
             n,
-        );
+        ) {
+            let role = tried.choose(&mut rng).copied().unwrap_or(CI_ROLES[0]);
+            let mut ev = ev.role(role);
+            if !CI_ROLES.contains(&role) && rng.gen_bool(0.8) {
+                ev.err = Some(ErrorKind::Denied);
+            }
+            events.push(ev);
+        }
         cases.push(Case {
             id: 0,
             kind: PrincipalCaseKind::RoleChaining,
@@ -309,9 +345,11 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
             "console sessions on working days",
         ));
     }
-    // CI runs: every 3 hours on working days from 08:00, 20-80 reads across ECR, Lambda, IAM, STS.
+    // CI runs: every 3 hours on working days from 08:00, 20-80 reads across ECR, Lambda, IAM, STS;
+    // from a day between 3 and 6, a new environment's role too.
     {
         let who = Principal::Ci;
+        let new_environment = rng.gen_range(3..=6);
         let mut events = Vec::new();
         for d in 0..days {
             if !is_weekday(world, d, &home_name) {
@@ -345,6 +383,25 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
                         n / 4,
                     ));
                 }
+                // From a day between 3 and 6, the pipeline deploys to a new environment too:
+                // one role it never assumed, then in every run.
+                if d >= new_environment {
+                    let assumed = rng.gen_range(1..=3);
+                    events.extend(
+                        calls(
+                            &mut rng,
+                            who,
+                            Via::Program,
+                            "sts",
+                            &["AssumeRole"],
+                            at,
+                            minutes,
+                            assumed,
+                        )
+                        .into_iter()
+                        .map(|ev| ev.role(NEW_ENVIRONMENT_ROLE)),
+                    );
+                }
             }
         }
         cases.push(benign(
@@ -354,7 +411,7 @@ pub(crate) fn plan_principal_cases(world: &World) -> Vec<Case> {
             who,
             0,
             events,
-            "CI runs every 3 hours on working days",
+            "CI runs every 3 hours on working days, a new environment's role from a day",
         ));
     }
     // A new engineer: from a day between 3 and 5, console sessions across services, a few
@@ -486,6 +543,7 @@ fn benign(
 mod tests {
     use super::*;
     use crate::options::SimulateOptions;
+    use std::collections::BTreeSet;
 
     #[test]
     fn four_attacks_after_the_warm_up_and_four_look_alikes_only_when_asked() {
@@ -522,5 +580,51 @@ mod tests {
         // A quiet scenario has none.
         opts.injections = Injections::None;
         assert!(plan_principal_cases(&World::new(&opts)).is_empty());
+    }
+
+    #[test]
+    fn role_chaining_tries_roles_beyond_the_ci_roles_own_and_most_refuse_it() {
+        for seed in 1..=5 {
+            let mut opts = SimulateOptions::new(std::env::temp_dir());
+            opts.principals = true;
+            opts.seed = seed;
+            let world = World::new(&opts);
+            let cases = plan_principal_cases(&world);
+            let Some(chain) = cases
+                .iter()
+                .find(|c| c.kind == PrincipalCaseKind::RoleChaining)
+            else {
+                panic!("no role chaining for seed {seed}");
+            };
+            let assumed: Vec<&Ev> = chain.events.iter().filter(|e| e.role.is_some()).collect();
+            assert!(assumed.len() >= 30, "seed {seed}");
+            let others: BTreeSet<&str> = assumed
+                .iter()
+                .filter_map(|e| e.role)
+                .filter(|r| !CI_ROLES.contains(r))
+                .collect();
+            assert!((2..=5).contains(&others.len()), "seed {seed}: {others:?}");
+            assert!(!others.contains(CI_OWN_ROLE));
+            // Its own roles are granted; the others mostly refused.
+            assert!(
+                assumed
+                    .iter()
+                    .filter(|e| e.role.is_some_and(|r| CI_ROLES.contains(&r)))
+                    .all(|e| e.err.is_none())
+            );
+            let refused = assumed.iter().filter(|e| e.err.is_some()).count();
+            assert!(refused > 0, "seed {seed}");
+            // The CI runs' new environment: one role, never refused.
+            let runs = cases
+                .iter()
+                .find(|c| c.kind == PrincipalCaseKind::CiRun)
+                .map(|c| {
+                    c.events
+                        .iter()
+                        .filter_map(|e| e.role)
+                        .collect::<BTreeSet<_>>()
+                });
+            assert_eq!(runs, Some(BTreeSet::from([NEW_ENVIRONMENT_ROLE])));
+        }
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::catalog::Identity;
 use crate::catalog::apis::{APIS, ApiSpec, Pk};
 use crate::catalog::errors::ErrorKind;
-use crate::catalog::principals::PKind;
+use crate::catalog::principals::{PKind, Principal};
 use crate::random::{rand_alnum, rand_hex, rand_upper_alnum, splitmix, uuid_from};
 use crate::time::rfc3339;
 use crate::world::{Ev, Via, World};
@@ -116,7 +116,31 @@ const BUCKETS: &[&str] = &[
     "image-resize-uploads",
     "image-resize-thumbnails",
 ];
-const ROLES: &[&str] = &[
+/// The roles each caller assumes (`AssumeRole`'s `roleArn`); others draw from [`ROLES`].
+fn usual_roles(who: Principal) -> &'static [&'static str] {
+    match who {
+        Principal::Ci => CI_ROLES,
+        Principal::Datadog => &["DatadogIntegrationRole"],
+        Principal::EcsTasks => &["orders-api-task"],
+        Principal::LambdaService => &["image-resize-lambda-role", "ops-maintenance"],
+        _ => ROLES,
+    }
+}
+
+/// The roles the CI role assumes in its deploys.
+pub(crate) const CI_ROLES: &[&str] = &["terraform-runner", "ops-maintenance"];
+
+/// Roles of the account no background caller assumes: what role chaining tries beyond the
+/// stolen principal's usual ones, with [`ROLES`].
+pub(crate) const OTHER_ROLES: &[&str] = &[
+    "OrganizationAccountAccessRole",
+    "security-audit",
+    "break-glass-admin",
+    "billing-readonly",
+    "orders-db-admin",
+];
+
+pub(crate) const ROLES: &[&str] = &[
     "orders-api-task",
     "image-resize-lambda-role",
     "github-actions-deploy",
@@ -504,7 +528,7 @@ impl<'a> FileWriter<'a> {
         };
         let code = e.err.map(|k| k.code(a));
         let message = e.err.and_then(|k| error_message(k, a, p, rng));
-        let request_parameters = self.request_params(a, rng);
+        let request_parameters = self.request_params(a, e, rng);
         let response_elements = if e.err.is_none() {
             self.response(a, account, &event_time, rng)
         } else {
@@ -561,7 +585,7 @@ impl<'a> FileWriter<'a> {
         Ok(())
     }
 
-    fn request_params(&self, a: &ApiSpec, rng: &mut StdRng) -> Value {
+    fn request_params(&self, a: &ApiSpec, e: &Ev, rng: &mut StdRng) -> Value {
         let region = self.region;
         let account = self.world.opts.account.as_str();
         let res = &self.res;
@@ -645,7 +669,10 @@ impl<'a> FileWriter<'a> {
                 "attributeNames": ["All"]})
             }
             Pk::AssumeRole => json!({
-                "roleArn": format!("arn:aws:iam::{account}:role/{}", pick(rng, ROLES)),
+                "roleArn": format!("arn:aws:iam::{account}:role/{}", {
+                    let usual = pick(rng, usual_roles(e.who));
+                    e.role.unwrap_or(usual)
+                }),
                 "roleSessionName": rand_hex(rng, 32),
                 "durationSeconds": 3600}),
             Pk::RunInstances => json!({

@@ -16,7 +16,8 @@ use crate::labels::{
 use crate::options::{Injections, SimulateOptions};
 use crate::principal_cases::{Case, plan_principal_cases};
 use crate::time::utc;
-use crate::world::World;
+use crate::world::{Ev, World};
+use trailsight::series::InsightType;
 
 /// What `simulate` wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,9 +134,42 @@ fn principal_case_labels(world: &World, cases: &[Case]) -> Vec<PrincipalCaseLabe
                 start: utc(c.start),
                 end: utc(c.end),
                 description: c.description.clone(),
+                keys: if c.kind.is_attack() {
+                    attack_keys(world, &c.events)
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect()
+}
+
+/// The account keys an attack's events count in: the call rate of the writes it makes and the
+/// error rate of the errors it gets, each once, in order.
+fn attack_keys(world: &World, events: &[Ev]) -> Vec<LabelKey> {
+    let mut keys: Vec<LabelKey> = Vec::new();
+    for e in events {
+        let a = &APIS[e.api as usize];
+        let source = &world.catalog.sources[e.api as usize];
+        let mut add = |insight_type: InsightType, error_code: Option<&str>| {
+            let key = LabelKey {
+                event_source: source.clone(),
+                event_name: a.name.to_owned(),
+                insight_type,
+                error_code: error_code.map(str::to_owned),
+            };
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        };
+        if !a.ro {
+            add(InsightType::ApiCallRateInsight, None);
+        }
+        if let Some(err) = e.err {
+            add(InsightType::ApiErrorRateInsight, Some(err.code(a)));
+        }
+    }
+    keys
 }
 
 /// The labels of a planned scenario.

@@ -122,6 +122,8 @@ pub(crate) struct Ev {
     pub(crate) slot: u32,
     /// How the caller made it, among the ways its principal has.
     pub(crate) via: Via,
+    /// `AssumeRole`: the role asked for (`None`: one of the caller's usual roles).
+    pub(crate) role: Option<&'static str>,
 }
 
 /// How a call was made: any of the principal's user agents, or only its console (a browser,
@@ -142,11 +144,19 @@ impl Ev {
             err,
             slot: 0,
             via: Via::Any,
+            role: None,
         }
     }
 
     pub(crate) fn via(self, via: Via) -> Ev {
         Ev { via, ..self }
+    }
+
+    pub(crate) fn role(self, role: &'static str) -> Ev {
+        Ev {
+            role: Some(role),
+            ..self
+        }
     }
 }
 

@@ -42,7 +42,47 @@ pub struct PrincipalProfile {
     /// warm: a sweep across services it never used is an enumeration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_services: Vec<(Minute, String)>,
+    /// Read APIs (`source:name`) it called for the first time in the last
+    /// [`NEW_SERVICES_WINDOW_MINUTES`], once warm, outside console sessions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_reads: Vec<(Minute, String)>,
+    /// When it last had a sweep record (`services` or `reads`): one enumeration is one record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<Minute>,
+    /// Roles it assumed or tried to assume (`AssumeRole`'s `roleArn`), noted since `roles_from`
+    /// (a state saved before they were kept starts that history at the principal's next call),
+    /// at most [`MAX_ROLES_KEPT`].
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub roles: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_from: Option<Minute>,
+    /// Roles it asked for the first time in the last [`NEW_SERVICES_WINDOW_MINUTES`], once warm.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_roles: Vec<(Minute, String)>,
 }
+
+/// A warm principal asking for this many roles it never assumed (or tried to) within
+/// [`NEW_SERVICES_WINDOW_MINUTES`] is a `PrincipalFirstSeenInsight` (`roles`): lateral movement
+/// by role chaining, which tries the roles the stolen credentials might be trusted by. One new
+/// role is a pipeline given a new environment.
+const NEW_ROLES_FOR_INSIGHT: usize = 2;
+
+/// Roles kept per principal: past this many, a principal is a hub (an organisation's
+/// automation) and its new roles are not judged.
+const MAX_ROLES_KEPT: usize = 256;
+
+/// A warm principal calling this many read APIs it never called, of at least
+/// [`NEW_READS_SERVICES`] services, within [`NEW_SERVICES_WINDOW_MINUTES`] and not from the
+/// console, is a `PrincipalFirstSeenInsight` (`reads`): an enumeration of the services it
+/// already uses, by their APIs it never needed. A pipeline's and a script's reads are the same
+/// from run to run; a person's first visit to a console page is a session (not judged).
+const NEW_READS_FOR_INSIGHT: usize = 6;
+const NEW_READS_SERVICES: usize = 2;
+
+/// New values (services, read APIs, roles) a principal's sweep keeps within its window: enough
+/// to pass every threshold and to name the sweep; a larger sweep is bounded here, not in the
+/// state or the record.
+const MAX_SWEEP_VALUES: usize = 64;
 
 /// A warm principal calling this many services it never used within
 /// [`NEW_SERVICES_WINDOW_MINUTES`] is a `PrincipalFirstSeenInsight` (`services`): the shape of
@@ -122,6 +162,8 @@ pub type Principals = BTreeMap<String, BTreeMap<String, PrincipalProfile>>;
 pub const FIRST_SEEN_API: &str = "sensitiveApi";
 pub const FIRST_SEEN_REGION: &str = "region";
 pub const FIRST_SEEN_SERVICES: &str = "services";
+pub const FIRST_SEEN_READS: &str = "reads";
+pub const FIRST_SEEN_ROLES: &str = "roles";
 
 /// A principal idle this long may give its place to a new one when its account is at the cap.
 const REPLACEABLE_AFTER_MINUTES: i64 = MINUTES_PER_DAY;
@@ -201,6 +243,13 @@ impl DetectorState {
                 .and_then(|p| p.get_mut(principal))
             {
                 if let Some(record) = new_services(config, profile, minute, &keys, warm) {
+                    view.records.extend(record);
+                }
+                if let Some(record) = new_reads(config, &self.series, profile, minute, &keys, warm)
+                {
+                    view.records.extend(record);
+                }
+                if let Some(record) = new_roles(config, profile, minute, &keys, warm) {
                     view.records.extend(record);
                 }
                 profile.last_active = minute;
@@ -372,7 +421,13 @@ fn first_seen(
             if !profile.regions.contains(&key.region) {
                 regions_reported.insert(key.region.as_str());
             }
-            out.extend(first_seen_records(key, cell, minute, FIRST_SEEN_API));
+            out.extend(first_seen_records(
+                key,
+                cell,
+                minute,
+                FIRST_SEEN_API,
+                Vec::new(),
+            ));
         }
     }
     let mut busiest: BTreeMap<&str, (&SeriesKey, &Cell)> = BTreeMap::new();
@@ -390,7 +445,13 @@ fn first_seen(
         return out;
     }
     for (key, cell) in busiest.into_values() {
-        out.extend(first_seen_records(key, cell, minute, FIRST_SEEN_REGION));
+        out.extend(first_seen_records(
+            key,
+            cell,
+            minute,
+            FIRST_SEEN_REGION,
+            Vec::new(),
+        ));
     }
     out
 }
@@ -416,10 +477,11 @@ fn new_services(
             continue;
         }
         if judged && config.api_filter.admits(key) {
-            if !profile
-                .new_services
-                .iter()
-                .any(|(_, s)| *s == key.event_source)
+            if profile.new_services.len() < MAX_SWEEP_VALUES
+                && !profile
+                    .new_services
+                    .iter()
+                    .any(|(_, s)| *s == key.event_source)
             {
                 profile
                     .new_services
@@ -439,11 +501,165 @@ fn new_services(
         .new_services
         .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
     let (key, cell) = busiest?;
-    if profile.new_services.len() < NEW_SERVICES_FOR_INSIGHT {
+    if profile.new_services.len() < NEW_SERVICES_FOR_INSIGHT || recently_swept(profile, minute) {
         return None;
     }
-    profile.new_services.clear();
-    Some(first_seen_records(key, cell, minute, FIRST_SEEN_SERVICES))
+    let services = profile.new_services.drain(..).map(|(_, s)| s).collect();
+    profile.swept_at = Some(minute);
+    Some(first_seen_records(
+        key,
+        cell,
+        minute,
+        FIRST_SEEN_SERVICES,
+        services,
+    ))
+}
+
+/// A sweep record in the last [`NEW_SERVICES_WINDOW_MINUTES`]: the enumeration going on is
+/// reported already.
+fn recently_swept(profile: &PrincipalProfile, minute: Minute) -> bool {
+    profile
+        .swept_at
+        .is_some_and(|at| minute - at < NEW_SERVICES_WINDOW_MINUTES)
+}
+
+/// Whether the principal ever called this API (in any region it used): a series of it exists
+/// (series are evicted after `evict_idle_minutes` idle).
+fn called_before(
+    series: &BTreeMap<SeriesKey, SeriesState>,
+    profile: &PrincipalProfile,
+    key: &SeriesKey,
+) -> bool {
+    series.contains_key(key)
+        || profile.regions.iter().any(|region| {
+            *region != key.region
+                && series.contains_key(&SeriesKey {
+                    region: region.clone(),
+                    ..key.clone()
+                })
+        })
+}
+
+/// Notes the read APIs the principal calls for the first time this minute (not from the
+/// console); once it is warm, [`NEW_READS_FOR_INSIGHT`] of them from [`NEW_READS_SERVICES`]
+/// services within [`NEW_SERVICES_WINDOW_MINUTES`] are one `PrincipalFirstSeenInsight`
+/// (`reads`), on the busiest of the minute's new ones.
+fn new_reads(
+    config: &DetectorConfig,
+    series: &BTreeMap<SeriesKey, SeriesState>,
+    profile: &mut PrincipalProfile,
+    minute: Minute,
+    keys: &[(&SeriesKey, &Cell)],
+    warm: bool,
+) -> Option<[InsightRecord; 2]> {
+    if !(warm && minute - profile.first_seen >= config.principal_warmup_minutes) {
+        return None;
+    }
+    let mut busiest: Option<(&SeriesKey, &Cell)> = None;
+    for (key, cell) in keys {
+        if key.is_service_wide()
+            || !crate::classify::is_read_only_name(&key.event_name)
+            || is_console_browsing(key, cell)
+            || !config.api_filter.admits(key)
+            || called_before(series, profile, key)
+        {
+            continue;
+        }
+        let api = format!("{}:{}", key.event_source, key.event_name);
+        if profile.new_reads.len() < MAX_SWEEP_VALUES
+            && !profile.new_reads.iter().any(|(_, a)| *a == api)
+        {
+            profile.new_reads.push((minute, api));
+        }
+        if busiest.is_none_or(|(_, c)| cell.count > c.count) {
+            busiest = Some((key, cell));
+        }
+    }
+    profile
+        .new_reads
+        .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+    let (key, cell) = busiest?;
+    let services: BTreeSet<&str> = profile
+        .new_reads
+        .iter()
+        .filter_map(|(_, a)| a.split_once(':').map(|(s, _)| s))
+        .collect();
+    if profile.new_reads.len() < NEW_READS_FOR_INSIGHT
+        || services.len() < NEW_READS_SERVICES
+        || recently_swept(profile, minute)
+    {
+        return None;
+    }
+    let reads = profile.new_reads.drain(..).map(|(_, a)| a).collect();
+    profile.swept_at = Some(minute);
+    Some(first_seen_records(
+        key,
+        cell,
+        minute,
+        FIRST_SEEN_READS,
+        reads,
+    ))
+}
+
+/// Notes the roles the principal asks for this minute (`AssumeRole`); once it and its role
+/// history are warm, [`NEW_ROLES_FOR_INSIGHT`] roles it never asked for within
+/// [`NEW_SERVICES_WINDOW_MINUTES`] are one `PrincipalFirstSeenInsight` (`roles`), on its
+/// busiest `AssumeRole` series of the minute.
+fn new_roles(
+    config: &DetectorConfig,
+    profile: &mut PrincipalProfile,
+    minute: Minute,
+    keys: &[(&SeriesKey, &Cell)],
+    warm: bool,
+) -> Option<[InsightRecord; 2]> {
+    let asking: Vec<&(&SeriesKey, &Cell)> = keys
+        .iter()
+        .filter(|(_, cell)| !cell.roles.is_empty())
+        .collect();
+    if asking.is_empty() {
+        return None;
+    }
+    let from = *profile.roles_from.get_or_insert(minute);
+    let judged = warm
+        && minute - profile.first_seen >= config.principal_warmup_minutes
+        && minute - from >= config.principal_warmup_minutes
+        && profile.roles.len() < MAX_ROLES_KEPT;
+    let mut busiest: Option<(&SeriesKey, &Cell)> = None;
+    for (key, cell) in &asking {
+        for (role, _) in cell.roles.sorted() {
+            if profile.roles.contains(role) {
+                continue;
+            }
+            if judged && config.api_filter.admits(key) {
+                if profile.new_roles.len() < MAX_SWEEP_VALUES
+                    && !profile.new_roles.iter().any(|(_, r)| r == role)
+                {
+                    profile.new_roles.push((minute, role.to_owned()));
+                }
+                if busiest.is_none_or(|(_, c)| cell.count > c.count) {
+                    busiest = Some((key, cell));
+                }
+            }
+            if profile.roles.len() < MAX_ROLES_KEPT {
+                profile.roles.insert(role.to_owned());
+            }
+        }
+    }
+    profile
+        .new_roles
+        .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+    let (key, cell) = busiest?;
+    if profile.new_roles.len() < NEW_ROLES_FOR_INSIGHT {
+        return None;
+    }
+    let roles = profile.new_roles.drain(..).map(|(_, r)| r).collect();
+    Some(first_seen_records(
+        key,
+        cell,
+        minute,
+        FIRST_SEEN_ROLES,
+        roles,
+    ))
 }
 
 /// A first-seen insight: Start at the minute, End one minute later, the minute's calls as its
@@ -453,13 +669,15 @@ fn first_seen_records(
     cell: &Cell,
     minute: Minute,
     reason: &str,
+    values: Vec<String>,
 ) -> [InsightRecord; 2] {
     // A sweep's record may fall on a sensitive API's first call, in the same minute: its own
     // kind keeps their identifiers apart.
-    let kind = if reason == FIRST_SEEN_SERVICES {
-        "FirstSeenServices"
-    } else {
-        "FirstSeen"
+    let kind = match reason {
+        FIRST_SEEN_SERVICES => "FirstSeenServices",
+        FIRST_SEEN_READS => "FirstSeenReads",
+        FIRST_SEEN_ROLES => "FirstSeenRoles",
+        _ => "FirstSeen",
     };
     let shared = shared_event_id(key, kind, minute, 0);
     let duration = baseline_duration(minute);
@@ -495,6 +713,7 @@ fn first_seen_records(
                 user_identity_arn: principal.to_owned(),
                 scope: SCOPE_API.to_owned(),
                 first_seen: Some(reason.to_owned()),
+                first_seen_values: values.clone(),
             });
         }
         record
@@ -621,6 +840,7 @@ mod tests {
                 user_identity_arn: ALICE.into(),
                 scope: SCOPE_API.into(),
                 first_seen: Some(FIRST_SEEN_API.into()),
+                first_seen_values: Vec::new(),
             })
         );
         assert_eq!(
@@ -847,6 +1067,164 @@ mod tests {
         assert!(is_console_browsing(&service, &apis));
         apis.errors.add("RunInstances", 1);
         assert!(!is_console_browsing(&service, &apis));
+    }
+
+    fn first_seen_of(out: &[InsightRecord]) -> Option<(String, Vec<String>)> {
+        out.first()
+            .and_then(|r| r.insight_details.insight_context.principal.clone())
+            .and_then(|p| Some((p.first_seen?, p.first_seen_values)))
+    }
+
+    #[test]
+    fn reads_it_never_made_across_services_are_first_seen_once() {
+        let config = config();
+        let mut state = DetectorState::default();
+        routine(&mut state, &config, 4);
+        let now = T0 + 4 * DAY + 601;
+        let call =
+            |state: &mut DetectorState, offset: Minute, source: &str, name: &str, c: Cell| {
+                let cells = HashMap::from([(key(ALICE, "us-east-1", source, name), c)]);
+                state.evaluate_minute(&config, now + offset, &cells)
+            };
+        let ec2 = "ec2.amazonaws.com";
+        // Five new EC2 reads, then a write: no sweep (one service; a write is not a read).
+        for (i, name) in [
+            "DescribeVpcs",
+            "DescribeSubnets",
+            "DescribeVolumes",
+            "DescribeSecurityGroups",
+            "DescribeImages",
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(call(&mut state, i as Minute, ec2, name, cell(5, ALICE)).is_empty());
+        }
+        assert!(call(&mut state, 5, ec2, "RunInstances", cell(1, ALICE)).is_empty());
+        // The usual API is not new; a console page's reads are a session, never a sweep.
+        assert!(call(&mut state, 6, ec2, "DescribeInstances", cell(9, ALICE)).is_empty());
+        let mut console = cell(8, ALICE);
+        console.console = 8;
+        assert!(call(&mut state, 6, "iam.amazonaws.com", "ListRoles", console).is_empty());
+        // The sixth new read, of a second service: one record, naming the six.
+        let out = call(
+            &mut state,
+            7,
+            "iam.amazonaws.com",
+            "ListUsers",
+            cell(4, ALICE),
+        );
+        assert_eq!(out.len(), 2, "{:?}", types(&out));
+        assert_eq!(out[0].insight_details.event_name, "ListUsers");
+        let (why, values) = first_seen_of(&out).unwrap_or_default();
+        assert_eq!(why, FIRST_SEEN_READS);
+        assert_eq!(values.len(), 6, "{values:?}");
+        assert_eq!(values[0], "ec2.amazonaws.com:DescribeVpcs");
+        assert_eq!(values[5], "iam.amazonaws.com:ListUsers");
+        // One enumeration, one record: more new reads (and services) within 15 minutes add
+        // none.
+        for (i, (source, name)) in [
+            ("iam.amazonaws.com", "ListGroups"),
+            ("iam.amazonaws.com", "ListPolicies"),
+            ("s3.amazonaws.com", "ListBuckets"),
+            ("lambda.amazonaws.com", "ListFunctions20150331"),
+            ("logs.amazonaws.com", "DescribeLogGroups"),
+            ("dynamodb.amazonaws.com", "ListTables"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let out = call(&mut state, 8 + i as Minute, source, name, cell(3, ALICE));
+            assert!(out.is_empty(), "{:?}", types(&out));
+        }
+    }
+
+    #[test]
+    fn roles_it_never_asked_for_are_first_seen_once_two_are_new() {
+        const CI: &str = "arn:aws:iam::111122223333:role/ci";
+        let config = config();
+        let mut state = DetectorState::default();
+        let assume = key(CI, "us-east-1", "sts.amazonaws.com", "AssumeRole");
+        let asking = |roles: &[&str]| {
+            let mut c = cell(
+                roles.len() as u64,
+                "arn:aws:sts::111122223333:assumed-role/ci/run",
+            );
+            for role in roles {
+                c.roles
+                    .add(&format!("arn:aws:iam::111122223333:role/{role}"), 1);
+            }
+            c
+        };
+        // Four days of runs assuming its two deploy roles.
+        for minute in T0..T0 + 4 * DAY {
+            let mut cells = HashMap::new();
+            if minute % 180 == 0 {
+                cells.insert(assume.clone(), asking(&["deploy", "terraform"]));
+            }
+            state.evaluate_minute(&config, minute, &cells);
+        }
+        let now = T0 + 4 * DAY + 601;
+        // Its usual roles, and one new role (a pipeline given a new environment): nothing.
+        let out = state.evaluate_minute(
+            &config,
+            now,
+            &HashMap::from([(assume.clone(), asking(&["deploy", "staging-deploy"]))]),
+        );
+        assert!(out.is_empty(), "{:?}", types(&out));
+        let out = state.evaluate_minute(
+            &config,
+            now + 30,
+            &HashMap::from([(assume.clone(), asking(&["terraform", "staging-deploy"]))]),
+        );
+        assert!(out.is_empty(), "{:?}", types(&out));
+        // Two roles it never asked for within 15 minutes: role chaining.
+        let out = state.evaluate_minute(
+            &config,
+            now + 60,
+            &HashMap::from([(assume.clone(), asking(&["deploy", "admin", "admin"]))]),
+        );
+        assert!(out.is_empty(), "{:?}", types(&out));
+        let out = state.evaluate_minute(
+            &config,
+            now + 62,
+            &HashMap::from([(assume.clone(), asking(&["billing", "deploy"]))]),
+        );
+        assert_eq!(out.len(), 2, "{:?}", types(&out));
+        assert_eq!(out[0].insight_details.event_name, "AssumeRole");
+        assert_eq!(
+            first_seen_of(&out),
+            Some((
+                FIRST_SEEN_ROLES.into(),
+                vec![
+                    "arn:aws:iam::111122223333:role/admin".into(),
+                    "arn:aws:iam::111122223333:role/billing".into()
+                ]
+            ))
+        );
+        // Known now.
+        let out = state.evaluate_minute(
+            &config,
+            now + 63,
+            &HashMap::from([(assume.clone(), asking(&["admin", "billing"]))]),
+        );
+        assert!(out.is_empty(), "{:?}", types(&out));
+
+        // A state saved before roles were kept starts their history, and its warm-up, now.
+        let mut state = DetectorState::default();
+        for minute in T0..T0 + 4 * DAY {
+            let mut cells = HashMap::new();
+            if minute % 180 == 0 {
+                cells.insert(assume.clone(), cell(2, CI));
+            }
+            state.evaluate_minute(&config, minute, &cells);
+        }
+        let out = state.evaluate_minute(
+            &config,
+            now,
+            &HashMap::from([(assume.clone(), asking(&["deploy", "terraform"]))]),
+        );
+        assert!(out.is_empty(), "{:?}", types(&out));
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn shorten_values(part: &Delta) -> Delta {
         cell.arns = shorten(&cell.arns);
         cell.agents = shorten(&cell.agents);
         cell.errors = shorten(&cell.errors);
+        cell.roles = shorten(&cell.roles);
         if let Some(services) = &mut cell.service_values {
             services.iter_mut().for_each(|top| *top = shorten(top));
         }
