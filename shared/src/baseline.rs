@@ -69,6 +69,9 @@ pub struct DayRing {
     days: Vec<(i64, u64)>,
 }
 
+/// Days of peaks from which their spread alone is the margin of [`DayRing::peak_bar`].
+pub const FEW_PEAK_DAYS: usize = 7;
+
 impl DayRing {
     fn slot(&mut self, day: i64) -> &mut u64 {
         if let Some(i) = self.days.iter().position(|(d, _)| *d == day) {
@@ -107,7 +110,15 @@ impl DayRing {
     /// plus the gap between it and their median. Of eight daily maxima drawn alike, the next
     /// beats them all one day in nine: a key whose peaks vary (sessions of a few calls) needs
     /// the margin; a job whose peaks are all the same gets none.
-    pub fn peak_bar(&self, from: i64, to: i64) -> u64 {
+    ///
+    /// With fewer than [`FEW_PEAK_DAYS`] days of peaks, the largest of them is beaten far more
+    /// often (of 3, one day in 4) and their spread says little: the margin is then at least a
+    /// recurring burst's (half again, at least 2 more), as for a job being learnt. A newly
+    /// adopted API's fourth session of 9 calls after three of 7 is its routine, not a spike.
+    /// Not on a key's first day (`to` alone): today's peak so far is no day's peak yet, and a
+    /// new key's first burst is judged as before. Only when `few_days_margin` (account series:
+    /// a principal's series have their principal's usual burst for that).
+    pub fn peak_bar(&self, from: i64, to: i64, few_days_margin: bool) -> u64 {
         let mut peaks: Vec<u64> = self
             .days
             .iter()
@@ -120,7 +131,17 @@ impl DayRing {
         peaks.sort_unstable();
         let max = peaks[peaks.len() - 1];
         let median = peaks[(peaks.len() - 1) / 2];
-        max + (max - median)
+        let spread = max - median;
+        let past_days = self
+            .days
+            .iter()
+            .filter(|(d, v)| (from..to).contains(d) && *v > 0)
+            .count();
+        if few_days_margin && past_days > 0 && peaks.len() < FEW_PEAK_DAYS {
+            max + spread.max(max.div_ceil(2).max(2))
+        } else {
+            max + spread
+        }
     }
 
     pub fn sum_in(&self, from: i64, to: i64) -> u64 {
@@ -398,12 +419,13 @@ impl Baseline {
     }
 
     /// Largest usual 1-minute and 5-minute counts over the 7 days before `minute`'s day and today,
-    /// each raised by how much the key's daily peaks vary ([`DayRing::peak_bar`]).
-    pub fn peaks(&self, minute: Minute) -> (u64, u64) {
+    /// each raised by how much the key's daily peaks vary ([`DayRing::peak_bar`], with its
+    /// few-days margin when `few_days_margin`).
+    pub fn peaks(&self, minute: Minute, few_days_margin: bool) -> (u64, u64) {
         let day = minute.div_euclid(MINUTES_PER_DAY);
         (
-            self.daily_peak_1m.peak_bar(day - 7, day),
-            self.daily_peak_5m.peak_bar(day - 7, day),
+            self.daily_peak_1m.peak_bar(day - 7, day, few_days_margin),
+            self.daily_peak_5m.peak_bar(day - 7, day, few_days_margin),
         )
     }
 
@@ -489,6 +511,38 @@ mod tests {
     }
 
     #[test]
+    fn with_few_days_of_peaks_the_bar_has_a_routines_margin() {
+        let mut young = DayRing::default();
+        for (day, peak) in [7, 7, 6].into_iter().enumerate() {
+            young.set(day as i64, peak);
+        }
+        // Three sessions of 6-7 calls: 7 + 4; a fourth of 9 is not a spike.
+        assert_eq!(young.peak_bar(0, 7, true), 11);
+        // A job of 1 call a day, seen twice: at least 2 more.
+        let mut job = DayRing::default();
+        job.set(0, 1);
+        job.set(1, 1);
+        assert_eq!(job.peak_bar(0, 7, true), 3);
+        // Spread larger than the routine's margin: the spread.
+        let mut varied = DayRing::default();
+        for (day, peak) in [2, 3, 20].into_iter().enumerate() {
+            varied.set(day as i64, peak);
+        }
+        assert_eq!(varied.peak_bar(0, 7, true), 20 + 17);
+        // Without the few-days margin (a principal's series): the spread alone.
+        assert_eq!(job.peak_bar(0, 7, false), 1);
+        // A key's first day: its peak so far, and no margin.
+        let mut first = DayRing::default();
+        first.set(7, 2);
+        assert_eq!(first.peak_bar(0, 7, true), 2);
+        // From 7 days on, the spread alone.
+        for day in 3..7 {
+            young.set(day, 7);
+        }
+        assert_eq!(young.peak_bar(0, 7, true), 7);
+    }
+
+    #[test]
     fn the_peak_bar_grows_with_how_much_daily_peaks_vary() {
         let mut steady = DayRing::default();
         let mut sessions = DayRing::default();
@@ -497,10 +551,10 @@ mod tests {
             sessions.set(day as i64, peak);
         }
         // A job whose runs are all alike: its size is the bar.
-        assert_eq!(steady.peak_bar(0, 7), 10);
+        assert_eq!(steady.peak_bar(0, 7, true), 10);
         // Sessions of 2 to 6 calls: one more than the largest is not unusual (median 5).
-        assert_eq!(sessions.peak_bar(0, 7), 7);
-        assert_eq!(DayRing::default().peak_bar(0, 7), 0);
+        assert_eq!(sessions.peak_bar(0, 7, true), 7);
+        assert_eq!(DayRing::default().peak_bar(0, 7, true), 0);
     }
 
     #[test]

@@ -589,7 +589,7 @@ impl SeriesState {
             x5,
             expected,
             heat: {
-                let (bar1, bar5) = self.bar(minute);
+                let (bar1, bar5) = self.bar(key, minute);
                 let (floor1, floor5) = floor.unwrap_or_default();
                 let min_calls = if key.principal.is_some() {
                     config.principal_min_calls

@@ -120,7 +120,7 @@ pub fn explain_series(
                         minute,
                         count: cells.get(&minute).map_or(0, |c| counted(config, c)),
                         expected,
-                        spike_threshold: threshold(expected, series.bar(minute).0),
+                        spike_threshold: threshold(expected, series.bar(key, minute).0),
                         longest_gap,
                         drop_silence: drop_silence(config, longest_gap),
                     }

@@ -114,7 +114,7 @@ impl DetectorState {
                     x,
                     x5,
                     state.baseline.expect(minute),
-                    state.bar(minute),
+                    state.bar(&key, minute),
                 );
                 if warm
                     && admitted
@@ -228,7 +228,7 @@ fn late_spike(
             x,
             x5,
             state.baseline.expect(minute),
-            state.bar(minute),
+            state.bar(key, minute),
         );
         if heat.hot1 || heat.hot5 || heat.still_hot {
             last_hot = minute;

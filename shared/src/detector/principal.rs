@@ -275,7 +275,7 @@ impl DetectorState {
                 let mut floor = self
                     .series
                     .get(&account_key)
-                    .map_or((0, 0), |state| state.bar(minute));
+                    .map_or((0, 0), |state| state.bar(&account_key, minute));
                 let service_wide = key.is_service_wide();
                 if !is_sensitive(&key.event_source, &key.event_name) {
                     let usual = profile.usual_burst(minute, service_wide);

@@ -24,9 +24,11 @@ pub(super) fn routine_bar(size: u64) -> u64 {
 impl SeriesState {
     /// The bar a minute's 1- and 5-minute counts must clear: the week's usual peaks, and once
     /// the key's spikes recur, the second largest of them with the routine's margin
-    /// ([`Self::recurring`], [`routine_bar`]).
-    pub(super) fn bar(&self, minute: Minute) -> (u64, u64) {
-        let (peak1, peak5) = self.baseline.peaks(minute);
+    /// ([`Self::recurring`], [`routine_bar`]). An account series' peaks have the few-days
+    /// margin ([`crate::baseline::DayRing::peak_bar`]); a principal's series have their
+    /// principal's usual burst instead.
+    pub(super) fn bar(&self, key: &SeriesKey, minute: Minute) -> (u64, u64) {
+        let (peak1, peak5) = self.baseline.peaks(minute, key.principal.is_none());
         let week: Vec<&(Minute, u64, u64)> = self
             .recurring
             .iter()
@@ -453,24 +455,36 @@ mod tests {
         let now = DAY0 + 8 * MINUTES_PER_DAY;
         let day = now.div_euclid(MINUTES_PER_DAY);
         let mut state = SeriesState::default();
-        // Daily peaks 4, 6 and 5 (and a day outside the week): the bar is the largest plus its
-        // gap to the median, 6 + 1.
-        for (back, peak1, peak5) in [(1, 4, 9), (2, 6, 9), (3, 5, 9), (9, 50, 50)] {
+        // A week of daily peaks from 4 to 6 (and a day outside the week): the bar is the
+        // largest plus its gap to the median, 6 + 1.
+        for (back, peak1, peak5) in [
+            (1, 4, 9),
+            (2, 6, 9),
+            (3, 5, 9),
+            (4, 4, 9),
+            (5, 5, 9),
+            (6, 6, 9),
+            (7, 5, 9),
+            (9, 50, 50),
+        ] {
             state.baseline.daily_peak_1m.set(day - back, peak1);
             state.baseline.daily_peak_5m.set(day - back, peak5);
         }
-        assert_eq!(state.bar(now), (7, 9));
+        assert_eq!(state.bar(&call_key(), now), (7, 9));
         // One spike in the week: not yet a routine.
         state.recurring = vec![(now - 3 * MINUTES_PER_DAY, 20, 40)];
-        assert_eq!(state.bar(now), (7, 9));
+        assert_eq!(state.bar(&call_key(), now), (7, 9));
         // Ones older than a week, or not before the minute, do not count.
         state.recurring.push((now - MINUTES_PER_WEEK - 1, 30, 60));
         state.recurring.push((now, 30, 60));
-        assert_eq!(state.bar(now), (7, 9));
+        assert_eq!(state.bar(&call_key(), now), (7, 9));
         // Two: the second largest of each, with the routine's margin.
         state.recurring.push((now - MINUTES_PER_WEEK, 12, 50));
-        assert_eq!(state.bar(now), (routine_bar(12), routine_bar(40)));
-        assert_eq!(state.bar(now), (18, 60));
+        assert_eq!(
+            state.bar(&call_key(), now),
+            (routine_bar(12), routine_bar(40))
+        );
+        assert_eq!(state.bar(&call_key(), now), (18, 60));
         // A spike that ends is remembered; those older than a week are forgotten.
         let mut episode = open_spike(&call_key(), now + 1, now + 1, 0);
         episode.peak1 = 8;
