@@ -612,6 +612,10 @@ fn new_roles(
     keys: &[(&SeriesKey, &Cell)],
     warm: bool,
 ) -> Option<[InsightRecord; 2]> {
+    // The history starts at the principal's first minute (or, for a state saved before roles
+    // were kept, its next one), whether or not it asks for a role: a user that never assumed
+    // one and suddenly tries several is the case to catch.
+    let from = *profile.roles_from.get_or_insert(minute);
     let asking: Vec<&(&SeriesKey, &Cell)> = keys
         .iter()
         .filter(|(_, cell)| !cell.roles.is_empty())
@@ -619,7 +623,6 @@ fn new_roles(
     if asking.is_empty() {
         return None;
     }
-    let from = *profile.roles_from.get_or_insert(minute);
     let judged = warm
         && minute - profile.first_seen >= config.principal_warmup_minutes
         && minute - from >= config.principal_warmup_minutes
@@ -1210,7 +1213,23 @@ mod tests {
         );
         assert!(out.is_empty(), "{:?}", types(&out));
 
-        // A state saved before roles were kept starts their history, and its warm-up, now.
+        // A principal that never asked for a role, and after its warm-up tries two: role
+        // chaining with a user's key.
+        let mut state = DetectorState::default();
+        routine(&mut state, &config, 4);
+        let alices = key(ALICE, "us-east-1", "sts.amazonaws.com", "AssumeRole");
+        let out = state.evaluate_minute(
+            &config,
+            now,
+            &HashMap::from([(alices, asking(&["admin", "billing"]))]),
+        );
+        assert_eq!(
+            first_seen_of(&out).map(|(why, roles)| (why, roles.len())),
+            Some((FIRST_SEEN_ROLES.into(), 2))
+        );
+
+        // A state saved before roles were kept starts their history, and its warm-up, at the
+        // principal's next call.
         let mut state = DetectorState::default();
         for minute in T0..T0 + 4 * DAY {
             let mut cells = HashMap::new();
@@ -1218,6 +1237,9 @@ mod tests {
                 cells.insert(assume.clone(), cell(2, CI));
             }
             state.evaluate_minute(&config, minute, &cells);
+        }
+        for profile in state.principals.values_mut().flat_map(|p| p.values_mut()) {
+            profile.roles_from = None;
         }
         let out = state.evaluate_minute(
             &config,
