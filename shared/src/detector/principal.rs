@@ -477,19 +477,8 @@ fn new_services(
             continue;
         }
         if judged && config.api_filter.admits(key) {
-            if profile.new_services.len() < MAX_SWEEP_VALUES
-                && !profile
-                    .new_services
-                    .iter()
-                    .any(|(_, s)| *s == key.event_source)
-            {
-                profile
-                    .new_services
-                    .push((minute, key.event_source.clone()));
-            }
-            if busiest.is_none_or(|(_, c)| cell.count > c.count) {
-                busiest = Some((key, cell));
-            }
+            note_new(&mut profile.new_services, minute, &key.event_source);
+            keep_busiest(&mut busiest, key, cell);
         }
     }
     for (key, _) in keys {
@@ -497,14 +486,12 @@ fn new_services(
             profile.services.insert(key.event_source.clone());
         }
     }
-    profile
-        .new_services
-        .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+    forget_before_window(&mut profile.new_services, minute);
     let (key, cell) = busiest?;
     if profile.new_services.len() < NEW_SERVICES_FOR_INSIGHT || recently_swept(profile, minute) {
         return None;
     }
-    let services = profile.new_services.drain(..).map(|(_, s)| s).collect();
+    let services = take_values(&mut profile.new_services);
     profile.swept_at = Some(minute);
     Some(first_seen_records(
         key,
@@ -513,6 +500,34 @@ fn new_services(
         FIRST_SEEN_SERVICES,
         services,
     ))
+}
+
+/// Notes a sweep's new value at `minute`, once, and at most [`MAX_SWEEP_VALUES`] of them.
+fn note_new(values: &mut Vec<(Minute, String)>, minute: Minute, value: &str) {
+    if values.len() < MAX_SWEEP_VALUES && !values.iter().any(|(_, v)| v == value) {
+        values.push((minute, value.to_owned()));
+    }
+}
+
+/// Forgets a sweep's values older than [`NEW_SERVICES_WINDOW_MINUTES`].
+fn forget_before_window(values: &mut Vec<(Minute, String)>, minute: Minute) {
+    values.retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+}
+
+/// A reported sweep's values, in the order they came; its list starts again.
+fn take_values(values: &mut Vec<(Minute, String)>) -> Vec<String> {
+    values.drain(..).map(|(_, v)| v).collect()
+}
+
+/// Keeps the cell with the most calls (the first of equals): the one a sweep's record is on.
+fn keep_busiest<'a>(
+    busiest: &mut Option<(&'a SeriesKey, &'a Cell)>,
+    key: &'a SeriesKey,
+    cell: &'a Cell,
+) {
+    if busiest.is_none_or(|(_, c)| cell.count > c.count) {
+        *busiest = Some((key, cell));
+    }
 }
 
 /// A sweep record in the last [`NEW_SERVICES_WINDOW_MINUTES`]: the enumeration going on is
@@ -566,31 +581,23 @@ fn new_reads(
             continue;
         }
         let api = format!("{}:{}", key.event_source, key.event_name);
-        if profile.new_reads.len() < MAX_SWEEP_VALUES
-            && !profile.new_reads.iter().any(|(_, a)| *a == api)
-        {
-            profile.new_reads.push((minute, api));
-        }
-        if busiest.is_none_or(|(_, c)| cell.count > c.count) {
-            busiest = Some((key, cell));
-        }
+        note_new(&mut profile.new_reads, minute, &api);
+        keep_busiest(&mut busiest, key, cell);
     }
-    profile
-        .new_reads
-        .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+    forget_before_window(&mut profile.new_reads, minute);
     let (key, cell) = busiest?;
+    if profile.new_reads.len() < NEW_READS_FOR_INSIGHT || recently_swept(profile, minute) {
+        return None;
+    }
     let services: BTreeSet<&str> = profile
         .new_reads
         .iter()
         .filter_map(|(_, a)| a.split_once(':').map(|(s, _)| s))
         .collect();
-    if profile.new_reads.len() < NEW_READS_FOR_INSIGHT
-        || services.len() < NEW_READS_SERVICES
-        || recently_swept(profile, minute)
-    {
+    if services.len() < NEW_READS_SERVICES {
         return None;
     }
-    let reads = profile.new_reads.drain(..).map(|(_, a)| a).collect();
+    let reads = take_values(&mut profile.new_reads);
     profile.swept_at = Some(minute);
     Some(first_seen_records(
         key,
@@ -634,28 +641,20 @@ fn new_roles(
                 continue;
             }
             if judged && config.api_filter.admits(key) {
-                if profile.new_roles.len() < MAX_SWEEP_VALUES
-                    && !profile.new_roles.iter().any(|(_, r)| r == role)
-                {
-                    profile.new_roles.push((minute, role.to_owned()));
-                }
-                if busiest.is_none_or(|(_, c)| cell.count > c.count) {
-                    busiest = Some((key, cell));
-                }
+                note_new(&mut profile.new_roles, minute, role);
+                keep_busiest(&mut busiest, key, cell);
             }
             if profile.roles.len() < MAX_ROLES_KEPT {
                 profile.roles.insert(role.to_owned());
             }
         }
     }
-    profile
-        .new_roles
-        .retain(|(m, _)| minute - m < NEW_SERVICES_WINDOW_MINUTES);
+    forget_before_window(&mut profile.new_roles, minute);
     let (key, cell) = busiest?;
     if profile.new_roles.len() < NEW_ROLES_FOR_INSIGHT {
         return None;
     }
-    let roles = profile.new_roles.drain(..).map(|(_, r)| r).collect();
+    let roles = take_values(&mut profile.new_roles);
     Some(first_seen_records(
         key,
         cell,
